@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// version is set at link time with -ldflags "-X main.version=v1.2.3"; when
+// it is not, the module version from the build info is used.
+var version = ""
+
+func runVersion(_ context.Context, e env, args []string) int {
+	if len(args) != 0 {
+		fmt.Fprintln(e.stderr, "usage: tomkit version")
+		return exitUsage
+	}
+	v := version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+	}
+	fmt.Fprintf(e.stdout, "tomkit %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
