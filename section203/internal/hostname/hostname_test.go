@@ -56,7 +56,7 @@ func TestParse(t *testing.T) {
 		{"xn--bcher-kva.example.com", "xn--bcher-kva.example.com:443", nil},
 		{"faß.example.com", "xn--fa-hia.example.com:443", nil},
 		{"\u0435u.example.com", "xn--u-itb.example.com:443", nil}, // Cyrillic е: a look-alike, never eu.example.com
-		{"ｅｕ.example.com", "eu.example.com:443", nil},               // full width: what the resolver would look up
+		{"ｅｕ.example.com", "eu.example.com:443", nil},             // full width: what the resolver would look up
 		{"xn--.example.com", "", hostname.ErrInvalid},
 		{"xn--abc-.example.com", "", hostname.ErrInvalid},
 		{"xn--ab-.example.com", "", hostname.ErrInvalid},
