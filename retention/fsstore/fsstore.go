@@ -1,0 +1,393 @@
+// Package fsstore is the local-filesystem [retention.Backend], tomkit's
+// embedded default.
+//
+// Each object is one file holding a small header (a magic number and the
+// encoded metadata record) followed by the content. A write goes to a
+// temporary file that is synced and then renamed over the object, and the
+// directory is synced, so that the content and its record are committed
+// together and a crash leaves the old object or the new one, never a mix.
+// Keeping the record in the same file as the content, rather than in a
+// sidecar, is what makes that single rename possible.
+//
+// File names are the hex encoding of the key, in directories named after
+// the key's first byte, so that a directory walk yields keys in order.
+//
+// Threat model: the directory is trusted storage of this process; anyone
+// who can write it can change records. A corrupt record makes the object
+// unreadable ([retention.ErrCorruptMeta]), never live.
+package fsstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/tomkit/tomkit/retention"
+)
+
+const magic = "TKR1"
+
+// Store is a filesystem [retention.Backend] rooted at a directory.
+type Store struct {
+	dir   string
+	locks [64]sync.Mutex
+}
+
+var _ retention.Backend = (*Store)(nil)
+
+// Open returns a Store rooted at dir, creating it (mode 0700) if needed.
+func Open(dir string) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("fsstore: %w", err)
+		}
+	}
+	s := &Store{dir: dir}
+	if err := s.recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) lock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+}
+
+func (s *Store) path(key string) string {
+	return filepath.Join(s.dir, "objects", hex.EncodeToString([]byte(key[:1])), hex.EncodeToString([]byte(key))+".obj")
+}
+
+func (s *Store) tmpName(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return filepath.Join(s.dir, "tmp", prefix+hex.EncodeToString(b[:]))
+}
+
+// Put implements [retention.Backend].
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+	if err := retention.CheckKey(key); err != nil {
+		return err
+	}
+	l := s.lock(key)
+	l.Lock()
+	defer l.Unlock()
+	return s.write(ctx, key, r, m)
+}
+
+func (s *Store) write(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+	rec, err := retention.EncodeMeta(m)
+	if err != nil {
+		return err
+	}
+	tmp := s.tmpName("put-")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	var hdr [8]byte
+	copy(hdr[:4], magic)
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(rec)))
+	if _, err := f.Write(append(hdr[:], rec...)); err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+		return fmt.Errorf("fsstore: write %q: %w", key, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	p := s.path(key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	ok = true
+	return syncDir(filepath.Dir(p))
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func syncDir(d string) error {
+	f, err := os.Open(d)
+	if err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	return nil
+}
+
+// readHeader reads the header of f and leaves f positioned at the content.
+func readHeader(f io.Reader) (retention.Meta, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil || string(hdr[:4]) != magic {
+		return retention.Meta{}, fmt.Errorf("%w: bad object header", retention.ErrCorruptMeta)
+	}
+	n := binary.BigEndian.Uint32(hdr[4:])
+	if n > 4<<10 {
+		return retention.Meta{}, fmt.Errorf("%w: record of %d bytes", retention.ErrCorruptMeta, n)
+	}
+	rec := make([]byte, n)
+	if _, err := io.ReadFull(f, rec); err != nil {
+		return retention.Meta{}, fmt.Errorf("%w: short record", retention.ErrCorruptMeta)
+	}
+	return retention.ParseMeta(rec)
+}
+
+func (s *Store) open(key string) (*os.File, retention.Meta, error) {
+	if err := retention.CheckKey(key); err != nil {
+		return nil, retention.Meta{}, err
+	}
+	f, err := os.Open(s.path(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, retention.Meta{}, fmt.Errorf("%w: %q", retention.ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, retention.Meta{}, fmt.Errorf("fsstore: %w", err)
+	}
+	m, err := readHeader(f)
+	if err != nil {
+		f.Close()
+		return nil, retention.Meta{}, fmt.Errorf("fsstore: %q: %w", key, err)
+	}
+	return f, m, nil
+}
+
+// Get implements [retention.Backend]. The returned reader streams from the
+// open file; a concurrent Put does not change what it reads.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
+	return s.open(key)
+}
+
+// Stat implements [retention.Backend].
+func (s *Store) Stat(ctx context.Context, key string) (retention.Meta, error) {
+	f, m, err := s.open(key)
+	if err != nil {
+		return retention.Meta{}, err
+	}
+	f.Close()
+	return m, nil
+}
+
+// SetMeta implements [retention.Backend]. It rewrites the object.
+func (s *Store) SetMeta(ctx context.Context, key string, m retention.Meta) error {
+	l := s.lock(key)
+	l.Lock()
+	defer l.Unlock()
+	f, _, err := s.open(key)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return s.write(ctx, key, f, m)
+}
+
+// Delete implements [retention.Backend].
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := retention.CheckKey(key); err != nil {
+		return err
+	}
+	l := s.lock(key)
+	l.Lock()
+	defer l.Unlock()
+	p := s.path(key)
+	if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %q", retention.ErrNotFound, key)
+	} else if err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// List implements [retention.Backend].
+func (s *Store) List(ctx context.Context, after string, limit int) ([]retention.Entry, error) {
+	return s.list(ctx, after, limit, nil)
+}
+
+// ListExpired implements [retention.Backend].
+func (s *Store) ListExpired(ctx context.Context, cut retention.Cutoff, after string, limit int) ([]retention.Entry, error) {
+	return s.list(ctx, after, limit, cut.Expired)
+}
+
+func (s *Store) list(ctx context.Context, after string, limit int, keep func(retention.Meta) bool) ([]retention.Entry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	root := filepath.Join(s.dir, "objects")
+	shards, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	hexAfter := hex.EncodeToString([]byte(after))
+	var out []retention.Entry
+	for _, sh := range shards {
+		if after != "" && sh.Name() < hexAfter[:2] {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(root, sh.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("fsstore: %w", err)
+		}
+		names := make([]string, 0, len(files))
+		for _, f := range files {
+			n, ok := strings.CutSuffix(f.Name(), ".obj")
+			if ok && n > hexAfter {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			kb, err := hex.DecodeString(n)
+			if err != nil {
+				continue
+			}
+			key := string(kb)
+			m, err := s.Stat(ctx, key)
+			if errors.Is(err, retention.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if keep == nil || keep(m) {
+				out = append(out, retention.Entry{Key: key, Meta: m})
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// DeleteExpired implements [retention.Backend]. Each object is first
+// renamed aside atomically, then its record is checked; an object that is
+// no longer deletable is linked back (unless a newer object has taken its
+// place meanwhile, which then wins).
+func (s *Store) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
+	var deleted []string
+	dirs := map[string]bool{}
+	for _, key := range keys {
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		if retention.CheckKey(key) != nil {
+			continue
+		}
+		ok, err := s.deleteOne(key, cut)
+		if err != nil {
+			return deleted, err
+		}
+		if ok {
+			deleted = append(deleted, key)
+			dirs[filepath.Dir(s.path(key))] = true
+		}
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
+func (s *Store) deleteOne(key string, cut retention.Cutoff) (bool, error) {
+	l := s.lock(key)
+	l.Lock()
+	defer l.Unlock()
+	p := s.path(key)
+	tomb := s.tmpName("del-" + hex.EncodeToString([]byte(key)) + "-")
+	if err := os.Rename(p, tomb); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("fsstore: %w", err)
+	}
+	f, err := os.Open(tomb)
+	if err != nil {
+		return false, fmt.Errorf("fsstore: %w", err)
+	}
+	m, err := readHeader(f)
+	f.Close()
+	if err == nil && cut.Deletable(m) {
+		if err := os.Remove(tomb); err != nil {
+			return false, fmt.Errorf("fsstore: %w", err)
+		}
+		return true, nil
+	}
+	// Not deletable (or unreadable): put it back without clobbering a
+	// newer object written meanwhile.
+	if lerr := os.Link(tomb, p); lerr != nil && !errors.Is(lerr, fs.ErrExist) {
+		return false, fmt.Errorf("fsstore: restore %q: %w", key, lerr)
+	}
+	os.Remove(tomb)
+	return false, nil
+}
+
+// recover finishes what a crash interrupted: temporary writes are
+// discarded, and objects renamed aside for deletion are put back (the
+// purge re-checks them on its next run).
+func (s *Store) recover() error {
+	tmp := filepath.Join(s.dir, "tmp")
+	files, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	for _, f := range files {
+		p := filepath.Join(tmp, f.Name())
+		if rest, ok := strings.CutPrefix(f.Name(), "del-"); ok {
+			hk, _, _ := strings.Cut(rest, "-")
+			if kb, err := hex.DecodeString(hk); err == nil && retention.CheckKey(string(kb)) == nil {
+				dst := s.path(string(kb))
+				if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+					return fmt.Errorf("fsstore: %w", err)
+				}
+				if err := os.Link(p, dst); err != nil && !errors.Is(err, fs.ErrExist) {
+					return fmt.Errorf("fsstore: recover %q: %w", kb, err)
+				}
+			}
+		}
+		os.Remove(p)
+	}
+	return nil
+}
+
