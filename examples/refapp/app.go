@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tomkit/tomkit/audit"
+)
+
+// The seams. Each tomkit package is wired in by one small file that
+// implements one of these; see README.md for which file wires what.
+
+// docStore keeps documents. Implementations encrypt at rest with one KEK
+// per tenant and enforce the retention window.
+type docStore interface {
+	Put(ctx context.Context, tenant, id string, body []byte) error
+	// Get returns errNotFound for a missing, expired or erased document.
+	Get(ctx context.Context, tenant, id string) ([]byte, error)
+	Delete(ctx context.Context, tenant, id string) error
+	// EraseTenant destroys the tenant's key (crypto-shredding) and its
+	// documents. Copies elsewhere (backups) become unreadable.
+	EraseTenant(ctx context.Context, tenant string) error
+	Close() error
+}
+
+// authorizer decides deny-by-default whether the actor in ctx may perform
+// action in tenant. A nil error means allow.
+type authorizer interface {
+	Authorize(ctx context.Context, p principal, action, tenant string) error
+}
+
+// aiGuard enforces the § 203 rules on outbound AI traffic.
+type aiGuard interface {
+	ModelCall(ctx context.Context, tenant, model string) error
+	WebSearch(ctx context.Context, tenant string) error
+}
+
+// auditSink is the audit log: an audit.Logger that can be closed.
+type auditSink interface {
+	audit.Logger
+	Close() error
+}
+
+var (
+	errNotFound      = errors.New("refapp: document not found")
+	errDenied        = errors.New("refapp: access denied")
+	errMFARequired   = errors.New("refapp: multi-factor authentication required")
+	errSection203    = errors.New("refapp: refused in § 203 mode")
+	errUnknownTenant = errors.New("refapp: unknown tenant")
+)
+
+type app struct {
+	opts    options
+	data    dataDir
+	tenants map[string]tenantInfo
+	tokens  map[string]principal // by token hash
+	store   docStore
+	authz   authorizer
+	guard   aiGuard
+	audit   auditSink
+	tls     *tls.Config
+	mon     *monitor
+	limits  *limiter
+	approve *fourEyes
+	glass   *breakGlass
+	errLog  *log.Logger
+	now     func() time.Time
+
+	closers []io.Closer
+}
+
+func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, error) {
+	a := &app{opts: o, data: d, errLog: log.New(stderr, "refapp: ", log.LstdFlags|log.LUTC), now: time.Now}
+	var err error
+	if a.tenants, err = d.tenants(); err != nil {
+		return nil, err
+	}
+	ps, err := d.principals()
+	if err != nil {
+		return nil, err
+	}
+	a.tokens = make(map[string]principal, len(ps))
+	for _, p := range ps {
+		a.tokens[p.TokenSHA256] = p
+	}
+	fail := func(what string, err error) (*app, error) {
+		a.close()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if a.audit, err = openAudit(ctx, a); err != nil {
+		return fail("audit log", err)
+	}
+	a.mon, err = newMonitor(a.audit, stderr)
+	if err != nil {
+		return fail("monitoring", err)
+	}
+	if a.store, err = openStore(ctx, a); err != nil {
+		return fail("document store", err)
+	}
+	if a.authz, err = openAuthorizer(ctx, a); err != nil {
+		return fail("authorizer", err)
+	}
+	if a.guard, err = openGuard(ctx, a); err != nil {
+		return fail("section 203 guard", err)
+	}
+	if a.tls, err = serverTLS(ctx, a); err != nil {
+		return fail("tls", err)
+	}
+	a.limits = newLimiter(o.rate, o.burst)
+	a.approve = newFourEyes(a.now)
+	a.glass = newBreakGlass(o.breakTTL, a.now)
+	return a, nil
+}
+
+func (a *app) close() {
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i].Close()
+	}
+	if a.audit != nil {
+		_ = a.audit.Close()
+	}
+}
+
+// serve listens on the HTTPS and redirect addresses, prints the banner and
+// serves until ctx is done.
+func (a *app) serve(ctx context.Context, created bool, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", a.opts.addr)
+	if err != nil {
+		return err
+	}
+	tlsLn := tls.NewListener(ln, a.tls)
+	base := "https://" + hostPort(ln.Addr())
+	srv := &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          a.errLog,
+	}
+	servers := []*http.Server{srv}
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(1)
+	go func() { defer wg.Done(); errc <- srv.Serve(tlsLn) }()
+
+	var redirectURL string
+	if a.opts.httpAddr != "" {
+		hln, err := net.Listen("tcp", a.opts.httpAddr)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		redirectURL = "http://" + hostPort(hln.Addr())
+		rs := &http.Server{Handler: redirectHandler(ln.Addr()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: a.errLog}
+		servers = append(servers, rs)
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- rs.Serve(hln) }()
+	}
+	a.banner(stdout, base, redirectURL, created)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(sctx)
+	}
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func hostPort(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if host == "127.0.0.1" || host == "::1" || host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// redirectHandler answers every plain-HTTP request with a permanent
+// redirect to the same path over HTTPS. It serves nothing else.
+func redirectHandler(tlsAddr net.Addr) http.Handler {
+	_, port, _ := net.SplitHostPort(tlsAddr.String())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" {
+			host = "localhost"
+		}
+		target := "https://" + net.JoinHostPort(host, port) + r.URL.RequestURI()
+		http.Redirect(w, r, target, http.StatusPermanentRedirect)
+	})
+}
+
+func (a *app) banner(w io.Writer, base, redirect string, created bool) {
+	toks, _ := a.data.demoTokens()
+	ca := a.data.path(fileCA)
+	fmt.Fprintf(w, "refapp: listening on %s\n", base)
+	if redirect != "" {
+		fmt.Fprintf(w, "refapp: redirecting %s -> %s\n", redirect, base)
+	}
+	if created {
+		fmt.Fprintf(w, "refapp: created data directory %s\n", a.data.root)
+	} else {
+		fmt.Fprintf(w, "refapp: using data directory %s\n", a.data.root)
+	}
+	fmt.Fprintf(w, "refapp: integrations: %s\n", strings.Join(integrations(), ", "))
+	fmt.Fprintln(w, "\nDemo principals and tokens (development only):")
+	names := make([]string, 0, len(toks))
+	for n := range toks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-7s %s\n", n, toks[n])
+	}
+	c := fmt.Sprintf("curl --cacert %s", ca)
+	fmt.Fprintf(w, `
+Try it (copy and paste):
+
+  # health
+  %[1]s %[2]s/healthz
+  # store a document as alice (acme), read it back
+  ID=$(%[1]s -s -H "Authorization: Bearer %[3]s" --data-binary 'hello' %[2]s/v1/tenants/acme/documents | sed 's/.*"id":"\([^"]*\)".*/\1/')
+  %[1]s -H "Authorization: Bearer %[3]s" %[2]s/v1/tenants/acme/documents/$ID
+  # cross-tenant read: lena (law firm) is refused with 403
+  %[1]s -H "Authorization: Bearer %[4]s" %[2]s/v1/tenants/acme/documents/$ID
+  # no token: 401
+  %[1]s %[2]s/v1/tenants/acme/documents/$ID
+  # § 203: the law firm may not use web search, nor a non-EU model
+  %[1]s -H "Authorization: Bearer %[4]s" -d '{"query":"client name"}' %[2]s/v1/tenants/kanzlei-mueller/web-search
+  %[1]s -H "Authorization: Bearer %[4]s" -d '{"model":"gpt-4o","prompt":"summarise"}' %[2]s/v1/tenants/kanzlei-mueller/model-calls
+  %[1]s -H "Authorization: Bearer %[4]s" -d '{"model":"mistral-large-eu","prompt":"summarise"}' %[2]s/v1/tenants/kanzlei-mueller/model-calls
+  # break-glass: the on-call operator opens a grant for acme (raises an alert), then reads
+  %[1]s -H "Authorization: Bearer %[5]s" -d '{"tenant":"acme","reason":"INC-1234 outage"}' %[2]s/v1/break-glass
+  %[1]s -H "Authorization: Bearer %[5]s" %[2]s/v1/tenants/acme/documents/$ID
+  # four-eyes tenant erasure: carol requests, dave approves; documents are then unreadable
+  REQ=$(%[1]s -s -H "Authorization: Bearer %[6]s" -d '{"reason":"contract ended"}' %[2]s/v1/tenants/acme/erasure-requests | sed 's/.*"id":"\([^"]*\)".*/\1/')
+  %[1]s -H "Authorization: Bearer %[7]s" -X POST %[2]s/v1/tenants/acme/erasure-requests/$REQ/approve
+  # HSTS and TLS 1.3 only
+  %[1]s -sI %[2]s/healthz | grep -i strict-transport
+  %[1]s --tls-max 1.2 %[2]s/healthz   # fails: TLS 1.2 is refused
+  # the audit log
+  go run ./cmd/tomkit audit verify %[8]s
+
+`, c, base, toks["alice"], toks["lena"], toks["oncall"], toks["carol"], toks["dave"], auditVerifyArgs(a.data))
+	fmt.Fprintln(w, "refapp: ready")
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tomkit/tomkit/audit"
+)
+
+// maxBody bounds request bodies; a larger one is refused with 413.
+const maxBody = 1 << 20
+
+// Stable error codes of the HTTP contract (README.md). Codes are only
+// ever added.
+const (
+	codeUnauthenticated = "unauthenticated"         // 401: missing, malformed or unknown token
+	codeForbidden       = "forbidden"               // 403: not allowed (RBAC deny, cross-tenant)
+	codeMFARequired     = "mfa_required"            // 403: the action needs a principal with MFA
+	codeFourEyes        = "four_eyes_required"      // 403: the approver must differ from the requester
+	codeSection203      = "section203_refused"      // 403: refused by the § 203 guard
+	codeRateLimited     = "rate_limited"            // 429: too many requests for this principal
+	codeNotFound        = "not_found"               // 404: no such document or route
+	codeBadRequest      = "bad_request"             // 400: malformed request
+	codeTooLarge        = "too_large"               // 413: body over 1 MiB
+	codeMethod          = "method_not_allowed"      // 405
+	codeInternal        = "internal"                // 500: an internal error; nothing was released
+	codeAuditFailed     = "audit_unavailable"       // 503: the access could not be audited, so it was refused
+	codeUnknownTenant   = "unknown_tenant"          // 404: no such tenant
+	codeConflict        = "conflict"                // 409: e.g. an approval that is no longer pending
+	codeNotImplemented  = "integration_unavailable" // 501: the tomkit package behind this feature is not wired in
+)
+
+// apiError is the JSON body of every error response.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	RequestID string `json:"request_id"`
+}
+
+// reqState is what a handler tells the middleware about the request, for
+// its single audit event.
+type reqState struct {
+	p        *principal
+	action   string
+	tenant   string
+	resource string
+	outcome  audit.Outcome
+	reason   string
+	severity audit.Severity
+	attrs    []audit.Attr
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	s, _ := ctx.Value(stateKey{}).(*reqState)
+	return s
+}
+
+// bufferedWriter holds the response until the request's audit event is
+// durable: nothing reaches the client before its access is logged.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail writes an error response and records the outcome for the audit
+// event.
+func fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	var e apiError
+	e.Error.Code = code
+	e.Error.Message = msg
+	e.RequestID = audit.RequestIDFrom(r.Context())
+	if s := stateFrom(r.Context()); s != nil {
+		s.outcome = audit.OutcomeDeny
+		if status >= 500 {
+			s.outcome = audit.OutcomeError
+		}
+		if s.reason == "" {
+			s.reason = code
+		}
+		if status == http.StatusUnauthorized || status == http.StatusTooManyRequests {
+			s.severity = audit.SeverityWarning
+		}
+	}
+	writeJSON(w, status, e)
+}
+
+var tracer = otel.Tracer("github.com/tomkit/tomkit/examples/refapp")
+
+// routes is the HTTP contract. Every route but /healthz is authenticated,
+// rate limited, authorized and audited.
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	api := func(pattern, action string, h http.HandlerFunc) {
+		mux.Handle(pattern, a.protect(action, h))
+	}
+	api("POST /v1/tenants/{tenant}/documents", "document.create", a.createDocument)
+	api("GET /v1/tenants/{tenant}/documents/{id}", "document.read", a.readDocument)
+	api("DELETE /v1/tenants/{tenant}/documents/{id}", "document.delete", a.deleteDocument)
+	api("POST /v1/tenants/{tenant}/model-calls", "model.call", a.modelCall)
+	api("POST /v1/tenants/{tenant}/web-search", "web.search", a.webSearch)
+	api("POST /v1/tenants/{tenant}/erasure-requests", "tenant.erase", a.requestErasure)
+	api("POST /v1/tenants/{tenant}/erasure-requests/{id}/approve", "tenant.erase", a.approveErasure)
+	api("POST /v1/break-glass", "breakglass.open", a.openBreakGlass)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	// Everything else: audited 404 (or 405) with a JSON body.
+	mux.Handle("/", a.protect("request", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, r, http.StatusNotFound, codeNotFound, "no such route")
+	}))
+	return a.outer(mux)
+}
+
+// outer adds what every response carries: HSTS, a request id, no caching,
+// a trace span.
+func (a *app) outer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := tracer.Start(r.Context(), r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		id := newRequestID()
+		ctx = audit.WithRequestID(ctx, id)
+		h := w.Header()
+		h.Set("Strict-Transport-Security", hstsValue)
+		h.Set("X-Request-Id", id)
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// protect runs the per-request pipeline: authenticate, rate limit, run the
+// handler with a buffered response, write exactly one audit event, then
+// release the response. If the audit event cannot be written the response
+// is replaced by a 503: no access goes unlogged.
+func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		st := &reqState{action: action, tenant: r.PathValue("tenant"), resource: r.URL.Path, severity: audit.SeverityInfo}
+		ctx = context.WithValue(ctx, stateKey{}, st)
+		r = r.WithContext(ctx)
+		bw := &bufferedWriter{header: w.Header()}
+
+		a.pipeline(bw, r, st, h)
+
+		span := trace.SpanFromContext(ctx)
+		span.SetAttributes(attribute.String("refapp.action", action), attribute.Int("http.response.status_code", bw.status))
+		ev := audit.Event{
+			Action:     "refapp." + action,
+			Resource:   st.resource,
+			Outcome:    st.outcome,
+			Reason:     st.reason,
+			Severity:   st.severity,
+			Attributes: append(st.attrs, audit.String("http.method", r.Method), audit.String("http.status", strconv.Itoa(bw.status)), audit.Personal("client.address", clientIP(r))),
+		}
+		if ev.Outcome == "" {
+			ev.Outcome = audit.OutcomeAllow
+			if bw.status >= 400 {
+				ev.Outcome = audit.OutcomeDeny
+			}
+		}
+		if st.p != nil {
+			ev.Actor = audit.Actor{Subject: st.p.Subject, Tenant: st.p.Tenant}
+		} else {
+			// Unauthenticated: the event still needs an actor; the
+			// tenant is the one the caller asked for.
+			ev.Actor = audit.Actor{Subject: "anonymous", Tenant: orDash(st.tenant)}
+		}
+		if err := a.audit.Log(ctx, ev); err != nil {
+			span.SetStatus(codes.Error, "audit failed")
+			a.errLog.Printf("audit: %v (request %s refused)", err, audit.RequestIDFrom(ctx))
+			for k := range w.Header() {
+				if k != "Strict-Transport-Security" && k != "X-Request-Id" {
+					w.Header().Del(k)
+				}
+			}
+			var e apiError
+			e.Error.Code = codeAuditFailed
+			e.Error.Message = "the access could not be audited and was refused"
+			e.RequestID = audit.RequestIDFrom(ctx)
+			writeJSON(w, http.StatusServiceUnavailable, e)
+			return
+		}
+		if bw.status == 0 {
+			bw.status = http.StatusOK
+		}
+		w.WriteHeader(bw.status)
+		_, _ = w.Write(bw.body.Bytes())
+	})
+}
+
+func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h http.HandlerFunc) {
+	ctx := r.Context()
+	p, ok := a.authenticate(r)
+	if !ok {
+		a.mon.authFailure(ctx, clientIP(r))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="refapp"`)
+		fail(w, r, http.StatusUnauthorized, codeUnauthenticated, "missing or invalid bearer token")
+		return
+	}
+	st.p = &p
+	ctx = audit.WithActor(ctx, audit.Actor{Subject: p.Subject, Tenant: p.Tenant})
+	r = r.WithContext(ctx)
+	if !a.limits.allow(p.Subject) {
+		a.mon.rateLimited(ctx, p.Subject)
+		w.Header().Set("Retry-After", "1")
+		fail(w, r, http.StatusTooManyRequests, codeRateLimited, "rate limit exceeded")
+		return
+	}
+	if st.tenant != "" {
+		if _, ok := a.tenants[st.tenant]; !ok {
+			// Checked after authentication so that tenant names do not
+			// leak to anonymous callers.
+			fail(w, r, http.StatusNotFound, codeUnknownTenant, "no such tenant")
+			return
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	h(w, r)
+}
+
+// authenticate maps the bearer token to a principal. The comparison is on
+// the token's SHA-256, so the map lookup reveals nothing useful about the
+// stored tokens.
+func (a *app) authenticate(r *http.Request) (principal, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 512 {
+		return principal{}, false
+	}
+	p, ok := a.tokens[tokenHash(strings.TrimSpace(tok))]
+	return p, ok
+}
+
+// authorize runs the authorizer and writes the denial. It reports whether
+// the request may go on.
+func (a *app) authorize(w http.ResponseWriter, r *http.Request, action, tenant string) bool {
+	st := stateFrom(r.Context())
+	err := a.authz.Authorize(r.Context(), *st.p, action, tenant)
+	if err == nil {
+		return true
+	}
+	switch {
+	case errors.Is(err, errMFARequired):
+		fail(w, r, http.StatusForbidden, codeMFARequired, "this action requires a principal authenticated with MFA")
+	default:
+		fail(w, r, http.StatusForbidden, codeForbidden, "access denied")
+	}
+	st.reason = err.Error()
+	return false
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
