@@ -1,0 +1,55 @@
+package section203
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The errors of this package. Every refusal by a guard is a
+// [*DeniedError], which matches [ErrDenied] and the specific sentinel
+// below with [errors.Is].
+var (
+	// ErrDenied matches every refusal by a guard.
+	ErrDenied = errors.New("section203: denied")
+	// ErrNoTenant reports a ctx whose actor has no tenant.
+	ErrNoTenant = errors.New("section203: no tenant")
+	// ErrProvider reports a model provider, model or endpoint that is not
+	// registered or not permitted in the tenant's mode.
+	ErrProvider = errors.New("section203: provider not permitted")
+	// ErrTool reports a tool that is unknown, unclassified or not
+	// permitted in the tenant's mode.
+	ErrTool = errors.New("section203: tool not permitted")
+	// ErrEgress reports a destination that is not allowlisted, or a
+	// request that names its destination ambiguously.
+	ErrEgress = errors.New("section203: egress not permitted")
+	// ErrCrossTenant reports access to another tenant's knowledge base or
+	// storage.
+	ErrCrossTenant = errors.New("section203: cross-tenant access")
+	// ErrTraining reports an attempt to use customer content for training.
+	ErrTraining = errors.New("section203: training use refused")
+	// ErrLocked reports an attempt to turn § 203 mode off through
+	// configuration.
+	ErrLocked = errors.New("section203: mode is locked on")
+	// ErrNotPrivileged reports a refused [Modes.TurnOff].
+	ErrNotPrivileged = errors.New("section203: not privileged")
+	// ErrAudit reports that the audit Logger failed; the action it was to
+	// record did not happen.
+	ErrAudit = errors.New("section203: audit failed")
+	// ErrConfig reports an invalid configuration.
+	ErrConfig = errors.New("section203: invalid configuration")
+)
+
+// DeniedError is a guard's refusal. It matches [ErrDenied] and Err.
+type DeniedError struct {
+	Decision Decision
+	// Err is the specific sentinel, such as [ErrEgress], possibly joined
+	// with an [ErrAudit] when the refusal could not be recorded.
+	Err error
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("section203: %s denied (decision %s, mode %s): %s", e.Decision.Action, e.Decision.ID, e.Decision.Mode, e.Decision.Reason)
+}
+
+// Unwrap returns [ErrDenied] and Err.
+func (e *DeniedError) Unwrap() []error { return []error{ErrDenied, e.Err} }
