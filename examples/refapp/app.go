@@ -141,22 +141,14 @@ func (a *app) serve(ctx context.Context, created bool, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tlsLn := tls.NewListener(ln, a.tls)
 	base := "https://" + hostPort(ln.Addr())
-	srv := &http.Server{
-		Handler:           a.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          a.errLog,
-	}
+	srv := httpsServer(a.routes(), a.tls)
+	srv.ErrorLog = a.errLog
 	servers := []*http.Server{srv}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(1)
-	go func() { defer wg.Done(); errc <- srv.Serve(tlsLn) }()
+	go func() { defer wg.Done(); errc <- srv.ServeTLS(ln, "", "") }()
 
 	var redirectURL string
 	if a.opts.httpAddr != "" {
@@ -195,23 +187,6 @@ func hostPort(addr net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// redirectHandler answers every plain-HTTP request with a permanent
-// redirect to the same path over HTTPS. It serves nothing else.
-func redirectHandler(tlsAddr net.Addr) http.Handler {
-	_, port, _ := net.SplitHostPort(tlsAddr.String())
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if host == "" {
-			host = "localhost"
-		}
-		target := "https://" + net.JoinHostPort(host, port) + r.URL.RequestURI()
-		http.Redirect(w, r, target, http.StatusPermanentRedirect)
-	})
 }
 
 func (a *app) banner(w io.Writer, base, redirect string, created bool) {

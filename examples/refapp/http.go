@@ -154,21 +154,17 @@ func (a *app) routes() http.Handler {
 	return a.outer(mux)
 }
 
-// outer adds what every response carries: HSTS, a request id, no caching,
-// a trace span.
+// outer adds what every response carries: HSTS and the security headers,
+// a request id, a trace span.
 func (a *app) outer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return secureHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, span := tracer.Start(r.Context(), r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		id := newRequestID()
 		ctx = audit.WithRequestID(ctx, id)
-		h := w.Header()
-		h.Set("Strict-Transport-Security", hstsValue)
-		h.Set("X-Request-Id", id)
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+	}))
 }
 
 // protect runs the per-request pipeline: authenticate, rate limit, run the
