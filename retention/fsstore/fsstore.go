@@ -390,4 +390,3 @@ func (s *Store) recover() error {
 	}
 	return nil
 }
-

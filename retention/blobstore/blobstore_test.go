@@ -1,0 +1,73 @@
+package blobstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/blobstore"
+	"github.com/tomkit/tomkit/retention/internal/storetest"
+)
+
+func TestConformanceMemblob(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) retention.Backend {
+		b := memblob.OpenBucket(nil)
+		t.Cleanup(func() { b.Close() })
+		return blobstore.New(b)
+	})
+}
+
+func TestConformanceFileblob(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) retention.Backend {
+		b, err := fileblob.OpenBucket(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return blobstore.New(b)
+	})
+}
+
+func TestMetadataVisibleAndChecked(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	s := blobstore.New(b)
+	m := storetest.Meta(retention.ClassContent, time.Hour)
+	if err := s.Put(ctx, "k", strings.NewReader("x"), m); err != nil {
+		t.Fatal(err)
+	}
+	a, err := b.Attributes(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Metadata[blobstore.MetaClass] != "content" || a.Metadata[blobstore.MetaUntil] != m.RetainUntil.Format(time.RFC3339Nano) {
+		t.Fatalf("blob metadata = %v", a.Metadata)
+	}
+	// A blob whose plain metadata was edited to look longer-lived is
+	// corrupt, not live.
+	tampered := map[string]string{}
+	for k, v := range a.Metadata {
+		tampered[k] = v
+	}
+	tampered[blobstore.MetaUntil] = m.RetainUntil.Add(time.Hour).Format(time.RFC3339Nano)
+	if err := b.WriteAll(ctx, "k", []byte("x"), &blob.WriterOptions{Metadata: tampered}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, "k"); !errors.Is(err, retention.ErrCorruptMeta) {
+		t.Fatalf("tampered Stat = %v, want ErrCorruptMeta", err)
+	}
+	if err := b.WriteAll(ctx, "raw", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get(ctx, "raw"); !errors.Is(err, retention.ErrCorruptMeta) {
+		t.Fatalf("blob without record: %v, want ErrCorruptMeta", err)
+	}
+}
