@@ -1,0 +1,474 @@
+package envelope
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/internal/format"
+	"github.com/tomkit/tomkit/crypto/kms"
+)
+
+// Context is an encryption context: non-secret key-value pairs (tenant,
+// data class, object id, ...) that a ciphertext is bound to. Open and
+// Decrypt succeed only with exactly the context Seal or Encrypt was given;
+// it is not stored in the ciphertext. Keys must be non-empty, keys and
+// values valid UTF-8, and the whole context at most 64 KiB encoded, else
+// [ErrInvalidContext]. A nil Context equals an empty one.
+type Context map[string]string
+
+// Errors returned by the data path. They are matched with [errors.Is]. A
+// call that returns one of them returns no plaintext at all.
+var (
+	// ErrAuthentication reports a ciphertext that failed authentication:
+	// it was changed, its header was swapped with another's, or the
+	// encryption context differs from the one it was sealed with.
+	ErrAuthentication = errors.New("envelope: message authentication failed")
+	// ErrTruncated reports a ciphertext that ends early: empty, a cut
+	// header, or a stream cut at a segment boundary. A stream cut inside a
+	// segment fails with ErrAuthentication.
+	ErrTruncated = errors.New("envelope: truncated ciphertext")
+	// ErrMalformed reports bytes that are not a tomkit ciphertext or have
+	// a garbled header.
+	ErrMalformed = errors.New("envelope: malformed ciphertext")
+	// ErrUnsupportedVersion reports a ciphertext of an unknown format
+	// version.
+	ErrUnsupportedVersion = errors.New("envelope: unsupported format version")
+	// ErrTooLarge reports a plaintext or stream longer than the format
+	// allows, or a header whose fields exceed its limits.
+	ErrTooLarge = errors.New("envelope: too large")
+	// ErrInvalidContext reports an encryption context that cannot be
+	// encoded (see [Context]).
+	ErrInvalidContext = errors.New("envelope: invalid encryption context")
+	// ErrClosed reports a write to, or a second close of, a closed stream.
+	ErrClosed = errors.New("envelope: stream closed")
+	// ErrCacheLocal reports a DEK cache configured for a local KEK; the
+	// cache is meant for remote KMS only.
+	ErrCacheLocal = errors.New("envelope: DEK cache is only for remote KEKs")
+
+	// ErrKeyDestroyed is [kms.ErrKeyDestroyed]: the ciphertext's key was
+	// shredded and the ciphertext is unrecoverable.
+	ErrKeyDestroyed = kms.ErrKeyDestroyed
+	// ErrUnknownKey is [kms.ErrUnknownKey].
+	ErrUnknownKey = kms.ErrUnknownKey
+)
+
+// DefaultSegmentSize is the plaintext size of one authenticated segment
+// when [Config.SegmentSize] is zero.
+const DefaultSegmentSize = 64 << 10
+
+// Config configures an [Envelope]. Audit is required; every other zero
+// field has a safe meaning.
+type Config struct {
+	// Audit receives "crypto.decrypt" events for ciphertexts that fail to
+	// open and "crypto.rewrap" events. Nil is refused with
+	// [audit.ErrNoLogger]. Successful Seal and Open calls are not audited,
+	// one by one: a durable write per message would cap throughput at the
+	// audit log's fsync rate. Key loads, key operations and unwrap
+	// failures are audited by the KEK (see package kms).
+	Audit audit.Logger
+	// SegmentSize is the plaintext size of one authenticated segment,
+	// from 16 bytes to 4 MiB. Zero means [DefaultSegmentSize]. A reader
+	// holds one segment in memory; the size is recorded in every header,
+	// so any Envelope opens any ciphertext.
+	SegmentSize int
+	// Cache enables the DEK cache for a remote KMS. Nil, the default,
+	// means every message gets a fresh DEK and a KMS call. [New] refuses
+	// a cache with a local KEK ([ErrCacheLocal]).
+	Cache *Cache
+	// Now returns the current time, for the cache. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Envelope seals and opens messages and streams with a fresh AES-256 DEK
+// per message, wrapped by a [kms.KEK]. It is safe for concurrent use.
+type Envelope struct {
+	kek   kms.KEK
+	cfg   Config
+	seg   int
+	cache *dekCache
+}
+
+// New returns an Envelope that wraps DEKs with kek.
+func New(kek kms.KEK, cfg Config) (*Envelope, error) {
+	if cfg.Audit == nil {
+		return nil, audit.ErrNoLogger
+	}
+	if kek == nil {
+		return nil, fmt.Errorf("envelope: %w: nil KEK", kms.ErrUnknownKey)
+	}
+	e := &Envelope{kek: kek, cfg: cfg, seg: cfg.SegmentSize}
+	if e.seg == 0 {
+		e.seg = DefaultSegmentSize
+	}
+	if e.seg < format.MinSegmentSize || e.seg > format.MaxSegmentSize {
+		return nil, fmt.Errorf("envelope: segment size %d not in [%d, %d]", e.seg, format.MinSegmentSize, format.MaxSegmentSize)
+	}
+	if cfg.Cache != nil {
+		if _, ok := kek.(*kms.LocalKEK); ok {
+			return nil, ErrCacheLocal
+		}
+		e.cache = newDEKCache(*cfg.Cache, cfg.Now)
+	}
+	return e, nil
+}
+
+// Labels that separate the uses of the DEK and of the context encoding.
+const (
+	wrapLabel = "tomkit envelope v1 dek\x00"
+	kdfLabel  = "tomkit envelope v1 kdf\x00"
+	dekLen    = 32
+)
+
+// scratch is per-call working memory, pooled so that Seal and Open do not
+// allocate it.
+type scratch struct {
+	keys    []string
+	canon   []byte
+	wrapAD  []byte
+	segAD   []byte
+	info    []byte
+	wrapped []byte
+	dek     []byte
+	dekBuf  [64]byte
+	okm     [64]byte
+	nonce   [format.SegNonceLen]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch {
+	s := scratchPool.Get().(*scratch)
+	s.dek = s.dekBuf[:0]
+	return s
+}
+
+func putScratch(s *scratch) {
+	clear(s.dek[:cap(s.dek)])
+	clear(s.okm[:])
+	if cap(s.canon) > 1<<16 || cap(s.segAD) > 1<<17 {
+		return // do not pin huge contexts
+	}
+	scratchPool.Put(s)
+}
+
+// prepare encodes ec and builds the DEK-wrapping associated data.
+func (s *scratch) prepare(ec Context) error {
+	var err error
+	s.canon, s.keys, err = format.AppendContext(s.canon[:0], s.keys, ec)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidContext, err)
+	}
+	s.wrapAD = append(append(s.wrapAD[:0], wrapLabel...), s.canon...)
+	return nil
+}
+
+// derive computes the payload key and the key commitment from the DEK,
+// the header's bound prefix and the context: HKDF-SHA256 with the message
+// nonce as salt. It returns the GCM of the payload key.
+func (s *scratch) derive(dek, bound []byte, nonce *[format.NonceLen]byte) (cipher.AEAD, error) {
+	s.info = append(append(append(s.info[:0], kdfLabel...), bound[:10]...), s.canon...)
+	okm, err := hkdf.Key(sha256.New, dek, nonce[:], string(s.info), 64)
+	if err != nil {
+		return nil, err
+	}
+	copy(s.okm[:], okm)
+	clear(okm)
+	b, err := aes.NewCipher(s.okm[:32])
+	if err != nil {
+		return nil, err
+	}
+	s.segAD = append(append(s.segAD[:0], bound[:format.BoundLen]...), s.canon...)
+	return cipher.NewGCM(b)
+}
+
+// newDEK returns a DEK and its wrapping: a fresh one, or one from the cache.
+func (e *Envelope) newDEK(ctx context.Context, s *scratch, size int64) (kms.KeyID, error) {
+	if e.cache != nil {
+		if id, w, ok := e.cache.getSeal(s, size); ok {
+			s.wrapped = append(s.wrapped[:0], w...)
+			return id, nil
+		}
+	}
+	s.dek = append(s.dek[:0], make([]byte, dekLen)...)
+	if _, err := rand.Read(s.dek); err != nil {
+		return kms.KeyID{}, fmt.Errorf("envelope: %w", err)
+	}
+	id, w, err := e.kek.Wrap(ctx, s.wrapped[:0], s.dek, s.wrapAD)
+	if err != nil {
+		return kms.KeyID{}, fmt.Errorf("envelope: wrap: %w", err)
+	}
+	if len(w) == 0 || len(w) > format.MaxWrappedLen {
+		return kms.KeyID{}, fmt.Errorf("envelope: wrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
+	}
+	s.wrapped = w
+	if e.cache != nil {
+		e.cache.putSeal(s, id, size)
+	}
+	return id, nil
+}
+
+// Seal encrypts plaintext under a fresh DEK, bound to ec, and appends the
+// ciphertext to dst. dst and plaintext must not overlap. When dst has room
+// for len(plaintext) + [Overhead] bytes, Seal allocates only the AES-GCM
+// state of the new key.
+func (e *Envelope) Seal(ctx context.Context, dst, plaintext []byte, ec Context) ([]byte, error) {
+	segs := uint64(len(plaintext))/uint64(e.seg) + 1
+	if segs > 1<<32 {
+		return nil, fmt.Errorf("envelope: seal: %w: %d bytes", ErrTooLarge, len(plaintext))
+	}
+	s := getScratch()
+	defer putScratch(s)
+	if err := s.prepare(ec); err != nil {
+		return nil, err
+	}
+	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMHKDFCommit, SegmentSize: uint32(e.seg)}
+	id, err := e.newDEK(ctx, s, int64(len(plaintext)))
+	if err != nil {
+		return nil, err
+	}
+	h.Ring, h.Key, h.Wrapped = id.Ring, id.Key, s.wrapped
+	if _, err := rand.Read(h.Nonce[:]); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	start := len(dst)
+	dst = growFor(dst, h.Len()+int(segs)*format.TagLen+len(plaintext))
+	dst = h.Append(dst)
+	// The commitment is not known until the key is derived: derive over
+	// the bound prefix first, then fill it in.
+	aead, err := s.derive(s.dek, dst[start:], &h.Nonce)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	copy(dst[start+42:start+74], s.okm[32:])
+	copy(s.segAD[42:74], s.okm[32:])
+	for i := uint64(0); ; i++ {
+		last := len(plaintext) < e.seg
+		n := e.seg
+		if last {
+			n = len(plaintext)
+		}
+		format.SegmentNonce(&s.nonce, uint32(i), last)
+		dst = aead.Seal(dst, s.nonce[:], plaintext[:n], s.segAD)
+		plaintext = plaintext[n:]
+		if last {
+			return dst, nil
+		}
+	}
+}
+
+// Overhead returns how many bytes a sealed message of n plaintext bytes
+// adds with a local KEK: the header and one tag per segment.
+func (e *Envelope) Overhead(n int) int {
+	return format.FixedLen + 60 + (n/e.seg+1)*format.TagLen
+}
+
+func growFor(dst []byte, n int) []byte {
+	if cap(dst)-len(dst) < n {
+		nd := make([]byte, len(dst), len(dst)+n)
+		copy(nd, dst)
+		return nd
+	}
+	return dst
+}
+
+// Open authenticates and decrypts a ciphertext made by [Envelope.Seal] or
+// [Envelope.Encrypt] with the same encryption context, and appends the
+// plaintext to dst. On any error it returns nil and appends nothing.
+func (e *Envelope) Open(ctx context.Context, dst, ciphertext []byte, ec Context) ([]byte, error) {
+	out, err := e.open(ctx, dst, ciphertext, ec)
+	if err != nil {
+		return nil, e.fail(ctx, "crypto.decrypt", err)
+	}
+	return out, nil
+}
+
+func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context) ([]byte, error) {
+	s := getScratch()
+	defer putScratch(s)
+	h, n, err := parseHeader(ciphertext)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := e.unlock(ctx, s, &h, ciphertext[:n], ec)
+	if err != nil {
+		return nil, err
+	}
+	body := ciphertext[n:]
+	start := len(dst)
+	seg := int(h.SegmentSize) + format.TagLen
+	for i := uint64(0); ; i++ {
+		if i >= 1<<32 {
+			return nil, fmt.Errorf("envelope: open: %w: too many segments", ErrTooLarge)
+		}
+		last := len(body) < seg
+		if last && len(body) < format.TagLen {
+			clear(dst[start:cap(dst)])
+			return nil, fmt.Errorf("envelope: open: %w: segment %d", ErrTruncated, i)
+		}
+		m := seg
+		if last {
+			m = len(body)
+		}
+		format.SegmentNonce(&s.nonce, uint32(i), last)
+		dst, err = aead.Open(dst, s.nonce[:], body[:m], s.segAD)
+		if err != nil {
+			clear(dst[start:cap(dst)])
+			return nil, fmt.Errorf("envelope: open: %w: segment %d", ErrAuthentication, i)
+		}
+		body = body[m:]
+		if last {
+			return dst, nil
+		}
+	}
+}
+
+// parseHeader parses a header and maps parser errors to the package's.
+func parseHeader(b []byte) (format.Header, int, error) {
+	if len(b) == 0 {
+		return format.Header{}, 0, fmt.Errorf("envelope: %w: empty ciphertext", ErrTruncated)
+	}
+	h, n, err := format.Parse(b)
+	if err != nil {
+		return h, 0, mapFormatErr(err)
+	}
+	return h, n, nil
+}
+
+func mapFormatErr(err error) error {
+	switch {
+	case errors.Is(err, format.ErrShort):
+		return fmt.Errorf("envelope: %w: %v", ErrTruncated, err)
+	case errors.Is(err, format.ErrVersion):
+		return fmt.Errorf("envelope: %w: %v", ErrUnsupportedVersion, err)
+	case errors.Is(err, format.ErrTooLarge):
+		return fmt.Errorf("envelope: %w: %v", ErrTooLarge, err)
+	default:
+		return fmt.Errorf("envelope: %w: %v", ErrMalformed, err)
+	}
+}
+
+// unlock unwraps the DEK of h, checks the key commitment and returns the
+// payload AEAD; s.segAD is then the segments' associated data.
+func (e *Envelope) unlock(ctx context.Context, s *scratch, h *format.Header, hdr []byte, ec Context) (cipher.AEAD, error) {
+	if err := s.prepare(ec); err != nil {
+		return nil, err
+	}
+	id := kms.KeyID{Ring: h.Ring, Key: h.Key}
+	if err := e.unwrap(ctx, s, id, h.Wrapped); err != nil {
+		return nil, err
+	}
+	aead, err := s.derive(s.dek, hdr, &h.Nonce)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	if subtle.ConstantTimeCompare(s.okm[32:], h.Commitment[:]) != 1 {
+		return nil, fmt.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)
+	}
+	return aead, nil
+}
+
+func (e *Envelope) unwrap(ctx context.Context, s *scratch, id kms.KeyID, wrapped []byte) error {
+	if e.cache != nil && e.cache.getOpen(s, id, wrapped) {
+		return nil
+	}
+	dek, err := e.kek.Unwrap(ctx, s.dek[:0], id, wrapped, s.wrapAD)
+	if err != nil {
+		if errors.Is(err, kms.ErrUnwrap) {
+			return fmt.Errorf("envelope: %w: %w", ErrAuthentication, err)
+		}
+		return fmt.Errorf("envelope: %w", err)
+	}
+	if len(dek) != dekLen {
+		clear(dek)
+		return fmt.Errorf("envelope: %w: unwrapped key of %d bytes", ErrMalformed, len(dek))
+	}
+	s.dek = dek
+	if e.cache != nil {
+		e.cache.putOpen(s, id, wrapped)
+	}
+	return nil
+}
+
+// Rewrap moves a ciphertext's DEK under the KEK's current primary key, as
+// Vault Transit's rewrap does, and appends the new ciphertext to dst. The
+// payload is copied unchanged: it is neither decrypted nor exposed. The DEK
+// is unwrapped in memory and checked against the key commitment (with ec)
+// before it is wrapped again, so a wrong context or a damaged header fails
+// instead of producing an unreadable ciphertext.
+//
+// For an object too large to hold in memory, pass a prefix of it that
+// holds at least the header ([MaxHeaderLen] bytes, or the whole object if
+// shorter) and append the rest of the object to the result unchanged.
+//
+// Every call is audited as "crypto.rewrap".
+func (e *Envelope) Rewrap(ctx context.Context, dst, ciphertext []byte, ec Context) ([]byte, error) {
+	out, from, to, err := e.rewrap(ctx, dst, ciphertext, ec)
+	if err != nil {
+		return nil, e.fail(ctx, "crypto.rewrap", err)
+	}
+	ev := audit.Event{Action: "crypto.rewrap", Outcome: audit.OutcomeAllow, Resource: "kek/" + to.String(),
+		Attributes: []audit.Attr{audit.String("from_key", from.String()), audit.String("to_key", to.String())}}
+	if err := e.cfg.Audit.Log(ctx, ev); err != nil {
+		return nil, fmt.Errorf("envelope: audit rewrap: %w", err)
+	}
+	return out, nil
+}
+
+// MaxHeaderLen is the largest header a ciphertext can have.
+const MaxHeaderLen = format.MaxLen
+
+func (e *Envelope) rewrap(ctx context.Context, dst, ciphertext []byte, ec Context) ([]byte, kms.KeyID, kms.KeyID, error) {
+	s := getScratch()
+	defer putScratch(s)
+	h, n, err := parseHeader(ciphertext)
+	if err != nil {
+		return nil, kms.KeyID{}, kms.KeyID{}, err
+	}
+	from := kms.KeyID{Ring: h.Ring, Key: h.Key}
+	if _, err := e.unlock(ctx, s, &h, ciphertext[:n], ec); err != nil {
+		return nil, from, kms.KeyID{}, err
+	}
+	to, w, err := e.kek.Wrap(ctx, s.wrapped[:0], s.dek, s.wrapAD)
+	if err != nil {
+		return nil, from, to, fmt.Errorf("envelope: rewrap: %w", err)
+	}
+	if len(w) == 0 || len(w) > format.MaxWrappedLen {
+		return nil, from, to, fmt.Errorf("envelope: rewrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
+	}
+	s.wrapped = w
+	h.Ring, h.Key, h.Wrapped = to.Ring, to.Key, w
+	dst = growFor(dst, h.Len()+len(ciphertext)-n)
+	dst = h.Append(dst)
+	return append(dst, ciphertext[n:]...), from, to, nil
+}
+
+// KeyIDOf returns the id of the KEK version that a ciphertext's DEK is
+// wrapped under, without decrypting anything: use it to find ciphertexts
+// to [Envelope.Rewrap] after a rotation.
+func KeyIDOf(ciphertext []byte) (kms.KeyID, error) {
+	h, _, err := parseHeader(ciphertext)
+	if err != nil {
+		return kms.KeyID{}, err
+	}
+	return kms.KeyID{Ring: h.Ring, Key: h.Key}, nil
+}
+
+// fail audits a failed decryption or rewrap and returns err (joined with
+// the audit error, if any).
+func (e *Envelope) fail(ctx context.Context, action string, err error) error {
+	ev := audit.Event{Action: action, Outcome: audit.OutcomeDeny, Reason: err.Error(), Severity: audit.SeverityWarning, Resource: "envelope"}
+	if lerr := e.cfg.Audit.Log(ctx, ev); lerr != nil {
+		return errors.Join(err, fmt.Errorf("envelope: audit: %w", lerr))
+	}
+	return err
+}

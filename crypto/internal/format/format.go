@@ -1,0 +1,167 @@
+// Package format is the wire format of tomkit envelope ciphertexts,
+// documented in docs/FORMAT.md. It parses and encodes headers, encodes
+// encryption contexts canonically and computes segment nonces; it holds
+// no keys and does no cryptography.
+package format
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// Magic starts every ciphertext.
+const Magic = "tmke"
+
+// Header constants.
+const (
+	Version1 = 1
+	// SuiteAES256GCMHKDFCommit is AES-256-GCM segments, HKDF-SHA256 key
+	// derivation and a 256-bit key commitment.
+	SuiteAES256GCMHKDFCommit = 1
+
+	NonceLen      = 32
+	CommitLen     = 32
+	FixedLen      = 88   // header length without the wrapped key
+	BoundLen      = 74   // the prefix bound into every segment
+	MaxWrappedLen = 1024 // a remote KMS ciphertext of a 32-byte key fits
+	MaxLen        = FixedLen + MaxWrappedLen
+	TagLen        = 16
+	SegNonceLen   = 12
+
+	MinSegmentSize = 16
+	MaxSegmentSize = 4 << 20
+	// MaxContextLen bounds the canonical encoding of a context.
+	MaxContextLen = 64 << 10
+)
+
+// Errors of the parser. The envelope package maps them to its own.
+var (
+	ErrShort    = errors.New("format: truncated header")
+	ErrMagic    = errors.New("format: not a tomkit ciphertext")
+	ErrVersion  = errors.New("format: unsupported version")
+	ErrHeader   = errors.New("format: malformed header")
+	ErrContext  = errors.New("format: invalid context")
+	ErrTooLarge = errors.New("format: field exceeds limit")
+)
+
+// Header is a parsed ciphertext header.
+type Header struct {
+	Version     byte
+	Suite       byte
+	SegmentSize uint32
+	Nonce       [NonceLen]byte
+	Commitment  [CommitLen]byte
+	Ring        [8]byte
+	Key         uint32
+	// Wrapped is the wrapped DEK. After Parse it aliases the input.
+	Wrapped []byte
+}
+
+// Append encodes h and appends it to dst.
+func (h *Header) Append(dst []byte) []byte {
+	dst = append(dst, Magic...)
+	dst = append(dst, h.Version, h.Suite)
+	dst = binary.BigEndian.AppendUint32(dst, h.SegmentSize)
+	dst = append(dst, h.Nonce[:]...)
+	dst = append(dst, h.Commitment[:]...)
+	dst = append(dst, h.Ring[:]...)
+	dst = binary.BigEndian.AppendUint32(dst, h.Key)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.Wrapped)))
+	return append(dst, h.Wrapped...)
+}
+
+// Len returns the encoded length of h.
+func (h *Header) Len() int { return FixedLen + len(h.Wrapped) }
+
+// Parse parses the header at the start of b and returns it and its
+// length. It checks every field against the limits of the version.
+func Parse(b []byte) (Header, int, error) {
+	var h Header
+	if len(b) < 6 {
+		if len(b) < len(Magic) && string(b) != Magic[:len(b)] {
+			return h, 0, ErrMagic
+		}
+		return h, 0, ErrShort
+	}
+	if string(b[:4]) != Magic {
+		return h, 0, ErrMagic
+	}
+	h.Version, h.Suite = b[4], b[5]
+	if h.Version != Version1 {
+		return h, 0, fmt.Errorf("%w %d", ErrVersion, h.Version)
+	}
+	if h.Suite != SuiteAES256GCMHKDFCommit {
+		return h, 0, fmt.Errorf("%w: unknown suite %d", ErrHeader, h.Suite)
+	}
+	if len(b) < FixedLen {
+		return h, 0, ErrShort
+	}
+	h.SegmentSize = binary.BigEndian.Uint32(b[6:10])
+	if h.SegmentSize < MinSegmentSize {
+		return h, 0, fmt.Errorf("%w: segment size %d", ErrHeader, h.SegmentSize)
+	}
+	if h.SegmentSize > MaxSegmentSize {
+		return h, 0, fmt.Errorf("%w: segment size %d", ErrTooLarge, h.SegmentSize)
+	}
+	copy(h.Nonce[:], b[10:42])
+	copy(h.Commitment[:], b[42:74])
+	copy(h.Ring[:], b[74:82])
+	h.Key = binary.BigEndian.Uint32(b[82:86])
+	n := int(binary.BigEndian.Uint16(b[86:88]))
+	if n == 0 {
+		return h, 0, fmt.Errorf("%w: empty wrapped key", ErrHeader)
+	}
+	if n > MaxWrappedLen {
+		return h, 0, fmt.Errorf("%w: wrapped key length %d", ErrTooLarge, n)
+	}
+	if len(b) < FixedLen+n {
+		return h, 0, ErrShort
+	}
+	h.Wrapped = b[FixedLen : FixedLen+n : FixedLen+n]
+	return h, FixedLen + n, nil
+}
+
+// SegmentNonce returns the GCM nonce of segment i: seven zero bytes, i
+// big-endian, and 1 for the last segment or 0 otherwise. The zero prefix
+// is safe because every message has its own derived key.
+func SegmentNonce(n *[SegNonceLen]byte, i uint32, last bool) {
+	*n = [SegNonceLen]byte{}
+	binary.BigEndian.PutUint32(n[7:11], i)
+	if last {
+		n[11] = 1
+	}
+}
+
+// AppendContext appends the canonical encoding of ctx to dst: the number
+// of entries, then each key and value in ascending byte order of the keys,
+// each as a 4-byte big-endian length and the bytes. keys is scratch space
+// that is returned for reuse. Keys must be non-empty, keys and values valid
+// UTF-8, and the encoding at most MaxContextLen bytes, else ErrContext.
+func AppendContext(dst []byte, keys []string, ctx map[string]string) ([]byte, []string, error) {
+	keys = keys[:0]
+	size := 4
+	for k, v := range ctx {
+		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return dst, keys, fmt.Errorf("%w: empty or non-UTF-8 entry", ErrContext)
+		}
+		size += 8 + len(k) + len(v)
+		keys = append(keys, k)
+	}
+	if size > MaxContextLen {
+		return dst, keys, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrContext, size, MaxContextLen)
+	}
+	slices.Sort(keys)
+	dst = slices.Grow(dst, size)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(keys)))
+	for _, k := range keys {
+		v := ctx[k]
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(k)))
+		dst = append(dst, k...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst, keys, nil
+}

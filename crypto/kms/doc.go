@@ -1,0 +1,48 @@
+// Package kms manages tomkit's key-encryption keys (KEKs): per-tenant and
+// per-subject Tink keysets in a local keyring file, or keys in an external
+// KMS reached through any Tink registry.KMSClient (Vault Transit, AWS, GCP,
+// Scaleway). It implements the TOM clauses on key management: encryption
+// keys held in a KMS-integrated, Vault-compatible store, rotated regularly,
+// with bring-your-own-key, and crypto-shredding for erasure (Art. 17 GDPR).
+//
+// # Key management
+//
+// A [Keyring] holds one Tink keyset of AES256_GCM keys per scope. A scope
+// is a tenant, or one data subject of a tenant, named by an
+// [github.com/tomkit/tomkit/audit.Actor]. The keyring file is encrypted
+// under a master key, which comes from the TOMKIT_MASTER_KEY environment
+// variable ([MasterKeyFromEnv]), from a file only its owner may access
+// ([MasterKeyFromFile]), or from a remote KMS ([RemoteMasterKey]).
+//
+// Key operations follow Vault Transit:
+//
+//   - [Keyring.Rotate] adds a new primary key; older ciphertexts still
+//     decrypt.
+//   - envelope's Rewrap moves a ciphertext's DEK under the primary
+//     without touching its payload.
+//   - [Keyring.SetMinVersion] retires older keys ([ErrKeyRetired]).
+//   - [Keyring.Shred] destroys a scope's keys: its ciphertexts become
+//     unrecoverable and decrypting one fails with [ErrKeyDestroyed].
+//
+// # Threat model
+//
+// The keyring file may be stolen: without the master key it reveals only
+// scope names, key ids and times. Changing its metadata (to lower a
+// minimum version, or move a keyset to another tenant) makes it fail to
+// load with [ErrWrongMasterKey]. Someone who can write the file can still
+// replace it with an older copy; keep it on storage only the service can
+// write. Keys are in process memory while in use.
+//
+// # Auditing
+//
+// Every key operation emits an audit event: "crypto.keyring_create",
+// "crypto.keyring_open" (loading the keys), "crypto.key_create",
+// "crypto.key_rotate", "crypto.key_min_version", "crypto.key_shred",
+// "crypto.kek_load" (a remote key) and "crypto.unwrap" for every failure
+// to unwrap a DEK (destroyed, retired or unknown key, wrong context,
+// tampering). Successful per-message wraps and unwraps are not audited:
+// they happen once per message, and a durable audit write each would cap
+// throughput at the audit log's fsync rate. A failing audit write fails
+// the operation; for changes already written to the keyring file the
+// error says so.
+package kms

@@ -1,0 +1,761 @@
+package kms
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/aead/aesgcm"
+	"github.com/tink-crypto/tink-go/v2/insecuresecretdataaccess"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tomkit/tomkit/audit"
+)
+
+// Config configures a [Keyring]. Master and Audit are required; every
+// other zero field has a safe meaning.
+type Config struct {
+	// Master encrypts the keyring file. Use [MasterKeyFromEnv],
+	// [MasterKeyFromFile], [ParseMasterKey] or [RemoteMasterKey]. Nil is
+	// refused with [ErrNoMasterKey].
+	Master tink.AEAD
+	// Audit receives one event per key operation (see the package
+	// documentation). Nil is refused with [audit.ErrNoLogger].
+	Audit audit.Logger
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Keyring holds the KEKs of many scopes in one keyset file. A scope is a
+// tenant (audit.Actor{Tenant: t}) or one data subject of a tenant
+// (audit.Actor{Tenant: t, Subject: s}); each scope has a Tink keyset of its
+// own, of AES256_GCM keys, so that a tenant bound to professional secrecy
+// (§ 203 StGB) never shares a key with another, and a subject's data can be
+// crypto-shredded alone.
+//
+// A Keyring is safe for concurrent use by many goroutines. Only one process
+// may change a keyring file at a time.
+type Keyring struct {
+	cfg   Config
+	path  string
+	mu    sync.Mutex // serializes changes and file writes
+	state atomic.Pointer[ringState]
+}
+
+// scopeKey is the map key of a scope.
+type scopeKey struct{ tenant, subject string }
+
+type ringState struct {
+	scopes    map[scopeKey]*scopeState
+	rings     map[[8]byte]*scopeState
+	destroyed map[[8]byte]time.Time
+}
+
+type scopeState struct {
+	scope      audit.Actor
+	ring       [8]byte
+	created    time.Time
+	minVersion uint32
+	handle     *keyset.Handle
+	keys       []*keyVersion // by version
+	primary    *keyVersion
+}
+
+type keyVersion struct {
+	id      uint32
+	version uint32
+	created time.Time
+	aead    cipher.AEAD // AES-256-GCM of the Tink key, for the hot path
+}
+
+func (s *scopeState) key(id uint32) *keyVersion {
+	for _, k := range s.keys {
+		if k.id == id {
+			return k
+		}
+	}
+	return nil
+}
+
+// Create creates a new, empty keyring. With a non-empty path it creates
+// the keyset file with mode 0600 and refuses an existing one with
+// [ErrExist]; with an empty path the keyring lives in memory only and its
+// keys are lost when the process exits (useful for tests).
+func Create(ctx context.Context, path string, cfg Config) (*Keyring, error) {
+	r, err := newKeyring(path, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.state.Store(&ringState{scopes: map[scopeKey]*scopeState{}, rings: map[[8]byte]*scopeState{}, destroyed: map[[8]byte]time.Time{}})
+	if path != "" {
+		if _, err := os.Lstat(path); err == nil {
+			return nil, fmt.Errorf("%w: %s", ErrExist, path)
+		}
+		if err := r.save(r.state.Load(), true); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.log(ctx, "crypto.keyring_create", audit.OutcomeAllow, "", nil); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Open loads the keyring in the keyset file at path. A file that group or
+// others may access is refused with [ErrLoosePermissions]; a file that
+// does not decrypt under cfg.Master, or whose metadata was changed, with
+// [ErrWrongMasterKey]. Loading the keys is audited as "crypto.keyring_open".
+func Open(ctx context.Context, path string, cfg Config) (*Keyring, error) {
+	r, err := newKeyring(path, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, errors.New("kms: open: empty path")
+	}
+	if err := checkPerm(path); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kms: open: %w", err)
+	}
+	st, err := r.decode(b)
+	if err != nil {
+		_ = r.log(ctx, "crypto.keyring_open", audit.OutcomeError, err.Error(), nil)
+		return nil, err
+	}
+	r.state.Store(st)
+	if err := r.log(ctx, "crypto.keyring_open", audit.OutcomeAllow, "", nil); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func newKeyring(path string, cfg Config) (*Keyring, error) {
+	if cfg.Master == nil {
+		return nil, ErrNoMasterKey
+	}
+	if cfg.Audit == nil {
+		return nil, audit.ErrNoLogger
+	}
+	return &Keyring{cfg: cfg, path: path}, nil
+}
+
+func checkScope(s audit.Actor) (scopeKey, error) {
+	if s.Tenant == "" {
+		return scopeKey{}, fmt.Errorf("%w: empty tenant", ErrInvalidScope)
+	}
+	return scopeKey{s.Tenant, s.Subject}, nil
+}
+
+// KEK returns the KEK of scope. It reflects later rotations; it fails
+// with [ErrUnknownKey] at use while the scope has no key (see
+// [Keyring.Create]) and with [ErrKeyDestroyed] for ciphertexts of a
+// shredded scope.
+func (r *Keyring) KEK(scope audit.Actor) *LocalKEK {
+	return &LocalKEK{r: r, key: scopeKey{scope.Tenant, scope.Subject}}
+}
+
+// Create gives scope its first key. It does nothing when scope already has
+// a key, so it may be called before every first use. A scope created
+// again after [Keyring.Shred] gets new keys; the shredded ciphertexts stay
+// unrecoverable.
+func (r *Keyring) Create(ctx context.Context, scope audit.Actor) error {
+	k, err := checkScope(scope)
+	if err != nil {
+		return err
+	}
+	if r.state.Load().scopes[k] != nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.state.Load()
+	if old.scopes[k] != nil {
+		return nil
+	}
+	m := keyset.NewManager()
+	id, err := m.Add(aead.AES256GCMNoPrefixKeyTemplate())
+	if err != nil {
+		return fmt.Errorf("kms: create: %w", err)
+	}
+	if err := m.SetPrimary(id); err != nil {
+		return fmt.Errorf("kms: create: %w", err)
+	}
+	h, err := m.Handle()
+	if err != nil {
+		return fmt.Errorf("kms: create: %w", err)
+	}
+	s := &scopeState{scope: scope, created: r.cfg.now().UTC(), minVersion: 1, handle: h}
+	if _, err := rand.Read(s.ring[:]); err != nil {
+		return fmt.Errorf("kms: create: %w", err)
+	}
+	if err := s.load([]fileKey{{ID: id, Version: 1, Created: s.created}}); err != nil {
+		return err
+	}
+	if err := r.commit(old.with(k, s)); err != nil {
+		return err
+	}
+	return r.log(ctx, "crypto.key_create", audit.OutcomeAllow, "", s, audit.String("key_version", "1"))
+}
+
+// Rotate adds a new key to scope and makes it the primary: new messages
+// are wrapped under it, and ciphertexts under older versions still
+// decrypt until they are retired with [Keyring.SetMinVersion]. Use
+// envelope's Rewrap to move old ciphertexts to the new key. It returns the
+// new version.
+func (r *Keyring) Rotate(ctx context.Context, scope audit.Actor) (uint32, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.state.Load()
+	k, s, err := old.scope(scope)
+	if err != nil {
+		return 0, err
+	}
+	m := keyset.NewManagerFromHandle(s.handle)
+	id, err := m.Add(aead.AES256GCMNoPrefixKeyTemplate())
+	if err != nil {
+		return 0, fmt.Errorf("kms: rotate: %w", err)
+	}
+	if err := m.SetPrimary(id); err != nil {
+		return 0, fmt.Errorf("kms: rotate: %w", err)
+	}
+	h, err := m.Handle()
+	if err != nil {
+		return 0, fmt.Errorf("kms: rotate: %w", err)
+	}
+	ns := &scopeState{scope: s.scope, ring: s.ring, created: s.created, minVersion: s.minVersion, handle: h}
+	v := s.keys[len(s.keys)-1].version + 1
+	if err := ns.load(append(s.fileKeys(), fileKey{ID: id, Version: v, Created: r.cfg.now().UTC()})); err != nil {
+		return 0, err
+	}
+	if err := r.commit(old.with(k, ns)); err != nil {
+		return 0, err
+	}
+	return v, r.log(ctx, "crypto.key_rotate", audit.OutcomeAllow, "", ns, audit.String("key_version", fmt.Sprint(v)))
+}
+
+// SetMinVersion sets the minimum decryption version of scope, as Vault
+// Transit's min_decryption_version does: ciphertexts under older versions
+// fail with [ErrKeyRetired], and the older keys are disabled in the Tink
+// keyset. Lowering it again re-enables them. v must be between 1 and the
+// primary version, else [ErrInvalidVersion].
+func (r *Keyring) SetMinVersion(ctx context.Context, scope audit.Actor, v uint32) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.state.Load()
+	k, s, err := old.scope(scope)
+	if err != nil {
+		return err
+	}
+	if v < 1 || v > s.primary.version {
+		return fmt.Errorf("%w: %d not in [1, %d]", ErrInvalidVersion, v, s.primary.version)
+	}
+	m := keyset.NewManagerFromHandle(s.handle)
+	for _, kv := range s.keys {
+		if kv.version < v {
+			err = m.Disable(kv.id)
+		} else {
+			err = m.Enable(kv.id)
+		}
+		if err != nil {
+			return fmt.Errorf("kms: min version: %w", err)
+		}
+	}
+	h, err := m.Handle()
+	if err != nil {
+		return fmt.Errorf("kms: min version: %w", err)
+	}
+	ns := &scopeState{scope: s.scope, ring: s.ring, created: s.created, minVersion: v, handle: h}
+	if err := ns.load(s.fileKeys()); err != nil {
+		return err
+	}
+	if err := r.commit(old.with(k, ns)); err != nil {
+		return err
+	}
+	return r.log(ctx, "crypto.key_min_version", audit.OutcomeAllow, "", ns, audit.String("min_version", fmt.Sprint(v)))
+}
+
+// Shred destroys every key of scope (crypto-shredding). All ciphertexts
+// of the scope, wherever they are kept, backups included, become
+// unrecoverable, and decrypting one fails with [ErrKeyDestroyed]. Only
+// the scope's random ring id and the time are kept, so that the error can
+// be told apart; the tenant and subject names are removed from the file.
+//
+// Shredding reaches as far as the keyring file does: copies of the file
+// made before Shred (backups of the keyring itself) still hold the keys,
+// so keep keyring backups short-lived or use a remote KMS whose key
+// deletion is final.
+func (r *Keyring) Shred(ctx context.Context, scope audit.Actor) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.state.Load()
+	k, s, err := old.scope(scope)
+	if err != nil {
+		return err
+	}
+	ns := old.clone()
+	delete(ns.scopes, k)
+	delete(ns.rings, s.ring)
+	ns.destroyed[s.ring] = r.cfg.now().UTC()
+	if err := r.commit(ns); err != nil {
+		return err
+	}
+	return r.log(ctx, "crypto.key_shred", audit.OutcomeAllow, "", s)
+}
+
+// KeyInfo describes one key version. It never holds key material.
+type KeyInfo struct {
+	ID      KeyID
+	Version uint32
+	Created time.Time
+	Primary bool
+	// Retired is true for versions below the minimum decryption version.
+	Retired bool
+}
+
+// ScopeInfo describes one scope of a [Keyring].
+type ScopeInfo struct {
+	// Scope is the tenant and subject. It is zero for a shredded scope.
+	Scope      audit.Actor
+	Ring       [8]byte
+	Created    time.Time
+	MinVersion uint32
+	Keys       []KeyInfo
+	// Destroyed is when the scope was shredded; zero for a live scope.
+	Destroyed time.Time
+}
+
+// List describes every scope, live ones first (sorted by tenant and
+// subject), then shredded ones.
+func (r *Keyring) List() []ScopeInfo {
+	st := r.state.Load()
+	var out []ScopeInfo
+	for _, s := range st.scopes {
+		si := ScopeInfo{Scope: s.scope, Ring: s.ring, Created: s.created, MinVersion: s.minVersion}
+		for _, kv := range s.keys {
+			si.Keys = append(si.Keys, KeyInfo{ID: KeyID{s.ring, kv.id}, Version: kv.version, Created: kv.created,
+				Primary: kv == s.primary, Retired: kv.version < s.minVersion})
+		}
+		out = append(out, si)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Scope, out[j].Scope
+		return a.Tenant < b.Tenant || a.Tenant == b.Tenant && a.Subject < b.Subject
+	})
+	var dead []ScopeInfo
+	for ring, t := range st.destroyed {
+		dead = append(dead, ScopeInfo{Ring: ring, Destroyed: t})
+	}
+	sort.Slice(dead, func(i, j int) bool { return bytes.Compare(dead[i].Ring[:], dead[j].Ring[:]) < 0 })
+	return append(out, dead...)
+}
+
+// LocalKEK is the [KEK] of one scope of a [Keyring]. Its Wrap and Unwrap
+// run in process with the keys of the Tink keyset; Wrap does not allocate.
+// Per-message use is not audited (a durable audit write per message would
+// cap throughput at the log's fsync rate); failures to unwrap are.
+type LocalKEK struct {
+	r   *Keyring
+	key scopeKey
+}
+
+var _ KEK = (*LocalKEK)(nil)
+
+// wrappedLen is the length of a locally wrapped 32-byte DEK: the Tink
+// AES-GCM RAW ciphertext format, nonce || ciphertext || tag.
+const (
+	nonceLen = 12
+	tagLen   = 16
+)
+
+// Wrap implements [KEK].
+func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte, error) {
+	s := k.r.state.Load().scopes[k.key]
+	if s == nil {
+		if k.key.tenant == "" {
+			return KeyID{}, nil, fmt.Errorf("%w: empty tenant", ErrInvalidScope)
+		}
+		return KeyID{}, nil, fmt.Errorf("%w: scope has no key; create it first", ErrUnknownKey)
+	}
+	p := s.primary
+	n := len(dst)
+	dst = slices.Grow(dst, nonceLen+len(dek)+tagLen)[:n+nonceLen]
+	if _, err := rand.Read(dst[n:]); err != nil {
+		return KeyID{}, nil, fmt.Errorf("kms: wrap: %w", err)
+	}
+	dst = p.aead.Seal(dst, dst[n:n+nonceLen], dek, ad)
+	return KeyID{s.ring, p.id}, dst, nil
+}
+
+// Unwrap implements [KEK]. Failures are audited as "crypto.unwrap".
+func (k *LocalKEK) Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
+	out, err := k.unwrap(dst, id, wrapped, ad)
+	if err != nil {
+		reason := err.Error()
+		if lerr := k.r.log(ctx, "crypto.unwrap", audit.OutcomeDeny, reason, nil, audit.String("key_id", id.String())); lerr != nil {
+			return nil, errors.Join(err, lerr)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
+	st := k.r.state.Load()
+	if _, ok := st.destroyed[id.Ring]; ok {
+		return nil, fmt.Errorf("%w: key %s was shredded", ErrKeyDestroyed, id)
+	}
+	s := st.scopes[k.key]
+	if s == nil || s.ring != id.Ring {
+		return nil, fmt.Errorf("%w: key %s is not a key of this scope", ErrUnknownKey, id)
+	}
+	kv := s.key(id.Key)
+	if kv == nil {
+		return nil, fmt.Errorf("%w: key %s", ErrUnknownKey, id)
+	}
+	if kv.version < s.minVersion {
+		return nil, fmt.Errorf("%w: key %s is version %d, minimum is %d", ErrKeyRetired, id, kv.version, s.minVersion)
+	}
+	if len(wrapped) < nonceLen+tagLen {
+		return nil, fmt.Errorf("%w: wrapped key too short", ErrUnwrap)
+	}
+	out, err := kv.aead.Open(dst, wrapped[:nonceLen], wrapped[nonceLen:], ad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s", ErrUnwrap, id)
+	}
+	return out, nil
+}
+
+// --- state helpers ---
+
+func (st *ringState) clone() *ringState {
+	n := &ringState{
+		scopes:    make(map[scopeKey]*scopeState, len(st.scopes)+1),
+		rings:     make(map[[8]byte]*scopeState, len(st.rings)+1),
+		destroyed: make(map[[8]byte]time.Time, len(st.destroyed)+1),
+	}
+	for k, v := range st.scopes {
+		n.scopes[k] = v
+	}
+	for k, v := range st.rings {
+		n.rings[k] = v
+	}
+	for k, v := range st.destroyed {
+		n.destroyed[k] = v
+	}
+	return n
+}
+
+func (st *ringState) with(k scopeKey, s *scopeState) *ringState {
+	n := st.clone()
+	n.scopes[k] = s
+	n.rings[s.ring] = s
+	return n
+}
+
+func (st *ringState) scope(scope audit.Actor) (scopeKey, *scopeState, error) {
+	k, err := checkScope(scope)
+	if err != nil {
+		return k, nil, err
+	}
+	s := st.scopes[k]
+	if s == nil {
+		return k, nil, fmt.Errorf("%w: no key for tenant %q", ErrUnknownKey, scope.Tenant)
+	}
+	return k, s, nil
+}
+
+// load builds the hot-path AEADs from the Tink keyset and checks it
+// against the metadata.
+func (s *scopeState) load(meta []fileKey) error {
+	if s.handle.Len() != len(meta) {
+		return fmt.Errorf("%w: keyset has %d keys, metadata %d", ErrWrongMasterKey, s.handle.Len(), len(meta))
+	}
+	s.keys = nil
+	s.primary = nil
+	for _, fk := range meta {
+		kv := &keyVersion{id: fk.ID, version: fk.Version, created: fk.Created}
+		for i := 0; i < s.handle.Len(); i++ {
+			e, err := s.handle.Entry(i)
+			if err != nil {
+				return fmt.Errorf("kms: keyset: %w", err)
+			}
+			if e.KeyID() != fk.ID {
+				continue
+			}
+			gk, ok := e.Key().(*aesgcm.Key)
+			if !ok {
+				return fmt.Errorf("%w: key %d is not AES-GCM", ErrWrongMasterKey, fk.ID)
+			}
+			p := gk.Parameters().(*aesgcm.Parameters)
+			if p.KeySizeInBytes() != 32 || p.IVSizeInBytes() != nonceLen || p.TagSizeInBytes() != tagLen || p.Variant() != aesgcm.VariantNoPrefix {
+				return fmt.Errorf("%w: key %d is not AES256_GCM_RAW", ErrWrongMasterKey, fk.ID)
+			}
+			// The one place tomkit reads Tink key material: to run the
+			// same AES-256-GCM (Tink's RAW format) without allocating.
+			raw := gk.KeyBytes().Data(insecuresecretdataaccess.Token{})
+			b, err := aes.NewCipher(raw)
+			clear(raw)
+			if err != nil {
+				return fmt.Errorf("kms: keyset: %w", err)
+			}
+			if kv.aead, err = cipher.NewGCM(b); err != nil {
+				return fmt.Errorf("kms: keyset: %w", err)
+			}
+			if e.IsPrimary() {
+				s.primary = kv
+			}
+		}
+		if kv.aead == nil {
+			return fmt.Errorf("%w: key %d missing from keyset", ErrWrongMasterKey, fk.ID)
+		}
+		s.keys = append(s.keys, kv)
+	}
+	sort.Slice(s.keys, func(i, j int) bool { return s.keys[i].version < s.keys[j].version })
+	if s.primary == nil {
+		return fmt.Errorf("%w: keyset has no primary key", ErrWrongMasterKey)
+	}
+	return nil
+}
+
+func (s *scopeState) fileKeys() []fileKey {
+	out := make([]fileKey, len(s.keys))
+	for i, kv := range s.keys {
+		out[i] = fileKey{ID: kv.id, Version: kv.version, Created: kv.created}
+	}
+	return out
+}
+
+// --- file format ---
+
+// fileFormat names the keyring file format; see docs/FORMAT.md.
+const fileFormat = "tomkit-keyring-v1"
+
+type fileV1 struct {
+	Format    string          `json:"format"`
+	Scopes    []fileScope     `json:"scopes"`
+	Destroyed []fileTombstone `json:"destroyed,omitempty"`
+}
+
+// fileMeta is the part of a scope bound as associated data to its
+// encrypted keyset, so that changing it (lowering the minimum version,
+// moving a keyset to another tenant) fails to decrypt.
+type fileMeta struct {
+	Tenant     string    `json:"tenant"`
+	Subject    string    `json:"subject,omitempty"`
+	Ring       string    `json:"ring"`
+	Created    time.Time `json:"created"`
+	MinVersion uint32    `json:"min_version"`
+	Keys       []fileKey `json:"keys"`
+}
+
+type fileScope struct {
+	fileMeta
+	// Keyset is the Tink keyset, encrypted under the master key (Tink's
+	// binary EncryptedKeyset) with fileMeta as associated data.
+	Keyset []byte `json:"keyset"`
+}
+
+type fileKey struct {
+	ID      uint32    `json:"id"`
+	Version uint32    `json:"version"`
+	Created time.Time `json:"created"`
+}
+
+type fileTombstone struct {
+	Ring      string    `json:"ring"`
+	Destroyed time.Time `json:"destroyed"`
+}
+
+func metaAD(m fileMeta) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(fileFormat+"\n"), b...), nil
+}
+
+func (r *Keyring) encode(st *ringState) ([]byte, error) {
+	f := fileV1{Format: fileFormat, Scopes: []fileScope{}}
+	for _, s := range st.scopes {
+		m := fileMeta{Tenant: s.scope.Tenant, Subject: s.scope.Subject, Ring: hex.EncodeToString(s.ring[:]),
+			Created: s.created, MinVersion: s.minVersion, Keys: s.fileKeys()}
+		ad, err := metaAD(m)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := s.handle.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), r.cfg.Master, ad); err != nil {
+			return nil, fmt.Errorf("kms: encrypt keyset: %w", err)
+		}
+		f.Scopes = append(f.Scopes, fileScope{fileMeta: m, Keyset: buf.Bytes()})
+	}
+	sort.Slice(f.Scopes, func(i, j int) bool { return f.Scopes[i].Ring < f.Scopes[j].Ring })
+	for ring, t := range st.destroyed {
+		f.Destroyed = append(f.Destroyed, fileTombstone{Ring: hex.EncodeToString(ring[:]), Destroyed: t})
+	}
+	sort.Slice(f.Destroyed, func(i, j int) bool { return f.Destroyed[i].Ring < f.Destroyed[j].Ring })
+	return json.MarshalIndent(f, "", "  ")
+}
+
+func parseRing(s string) ([8]byte, error) {
+	var ring [8]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 8 {
+		return ring, fmt.Errorf("%w: bad ring id %q", ErrWrongMasterKey, s)
+	}
+	copy(ring[:], b)
+	return ring, nil
+}
+
+func (r *Keyring) decode(b []byte) (*ringState, error) {
+	var f fileV1
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWrongMasterKey, err)
+	}
+	if f.Format != fileFormat {
+		return nil, fmt.Errorf("%w: unknown format %q", ErrWrongMasterKey, f.Format)
+	}
+	st := &ringState{scopes: map[scopeKey]*scopeState{}, rings: map[[8]byte]*scopeState{}, destroyed: map[[8]byte]time.Time{}}
+	for _, fs := range f.Scopes {
+		ring, err := parseRing(fs.Ring)
+		if err != nil {
+			return nil, err
+		}
+		ad, err := metaAD(fs.fileMeta)
+		if err != nil {
+			return nil, err
+		}
+		h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(fs.Keyset)), r.cfg.Master, ad)
+		if err != nil {
+			return nil, fmt.Errorf("%w: scope %s: %v", ErrWrongMasterKey, fs.Ring, err)
+		}
+		s := &scopeState{scope: audit.Actor{Tenant: fs.Tenant, Subject: fs.Subject}, ring: ring, created: fs.Created, minVersion: fs.MinVersion, handle: h}
+		if err := s.load(fs.Keys); err != nil {
+			return nil, err
+		}
+		k := scopeKey{fs.Tenant, fs.Subject}
+		if fs.Tenant == "" || st.scopes[k] != nil || st.rings[ring] != nil {
+			return nil, fmt.Errorf("%w: duplicate or empty scope", ErrWrongMasterKey)
+		}
+		st.scopes[k] = s
+		st.rings[ring] = s
+	}
+	for _, t := range f.Destroyed {
+		ring, err := parseRing(t.Ring)
+		if err != nil {
+			return nil, err
+		}
+		st.destroyed[ring] = t.Destroyed
+	}
+	return st, nil
+}
+
+// commit persists st and makes it current. The caller holds r.mu.
+func (r *Keyring) commit(st *ringState) error {
+	if r.path != "" {
+		if err := r.save(st, false); err != nil {
+			return err
+		}
+	}
+	r.state.Store(st)
+	return nil
+}
+
+// save writes the keyring file atomically: a temporary file in the same
+// directory, fsync, rename, fsync of the directory.
+func (r *Keyring) save(st *ringState, create bool) error {
+	b, err := r.encode(st)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(r.path)
+	f, err := os.CreateTemp(dir, ".tomkit-keyring-*")
+	if err != nil {
+		return fmt.Errorf("kms: save: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("kms: save: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("kms: save: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("kms: save: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("kms: save: %w", err)
+	}
+	if create {
+		// Link fails if the file appeared meanwhile: never clobber a keyring.
+		if err := os.Link(tmp, r.path); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%w: %s", ErrExist, r.path)
+			}
+			return fmt.Errorf("kms: save: %w", err)
+		}
+	} else if err := os.Rename(tmp, r.path); err != nil {
+		return fmt.Errorf("kms: save: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// log emits one audit event about scope s (nil for the keyring itself).
+func (r *Keyring) log(ctx context.Context, action string, outcome audit.Outcome, reason string, s *scopeState, attrs ...audit.Attr) error {
+	e := audit.Event{Time: r.cfg.now(), Action: action, Outcome: outcome, Reason: reason, Resource: "keyring"}
+	if r.path != "" {
+		e.Attributes = append(e.Attributes, audit.String("keyring", r.path))
+	}
+	if s != nil {
+		e.Resource = "keyring/" + hex.EncodeToString(s.ring[:])
+		e.Attributes = append(e.Attributes, audit.String("scope_tenant", s.scope.Tenant))
+		if s.scope.Subject != "" {
+			e.Attributes = append(e.Attributes, audit.Personal("scope_subject", s.scope.Subject))
+		}
+	}
+	e.Attributes = append(e.Attributes, attrs...)
+	switch {
+	case action == "crypto.key_shred":
+		e.Severity = audit.SeverityNotice
+	case outcome != audit.OutcomeAllow:
+		e.Severity = audit.SeverityWarning
+	}
+	if err := r.cfg.Audit.Log(ctx, e); err != nil {
+		return fmt.Errorf("kms: audit %s: %w", action, err)
+	}
+	return nil
+}
