@@ -42,6 +42,7 @@ type command struct {
 // commands is the command table. Each command lives in its own file.
 var commands = map[string]command{
 	"version": {"print the tomkit version", runVersion},
+	"audit":   {"keygen, verify and prove tamper-evident audit logs", runAudit},
 }
 
 func main() {

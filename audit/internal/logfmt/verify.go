@@ -1,0 +1,252 @@
+package logfmt
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/tomkit/tomkit/audit/internal/frame"
+	"github.com/tomkit/tomkit/audit/internal/merkle"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Kind classifies a verification fault. Values are only ever added.
+type Kind int
+
+// The fault kinds.
+const (
+	KindModified Kind = 1 + iota
+	KindMissing
+	KindReordered
+	KindTruncated
+	KindBadSignature
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindModified:
+		return "modified"
+	case KindMissing:
+		return "missing"
+	case KindReordered:
+		return "reordered"
+	case KindTruncated:
+		return "truncated"
+	case KindBadSignature:
+		return "bad signature"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Fault is the first problem found, at record Index.
+type Fault struct {
+	Index int64
+	Kind  Kind
+	Err   error
+}
+
+func (f *Fault) Error() string {
+	if f.Err != nil {
+		return fmt.Sprintf("record %d: %s: %v", f.Index, f.Kind, f.Err)
+	}
+	return fmt.Sprintf("record %d: %s", f.Index, f.Kind)
+}
+
+func earlier(a, b *Fault) *Fault {
+	if a == nil || (b != nil && b.Index < a.Index) {
+		return b
+	}
+	return a
+}
+
+// ReadCheckpoints parses the framed checkpoints file. It returns the
+// verified checkpoints in file order, the first fault found among them
+// (indexed by the size of the last good checkpoint before it), and the
+// number of bytes of crash residue at the end (an incomplete last frame
+// or a zero tail), which starts at len(data)-residue. err is ErrWrongKey
+// when there are checkpoints and none verifies under v.
+func ReadCheckpoints(data []byte, v note.Verifier) (cps []Checkpoint, fault *Fault, residue int, err error) {
+	var good int64
+	wrong, frames := 0, 0
+	for off, seq := 0, uint64(0); off < len(data); seq++ {
+		s, msg, n, ferr := frame.Next(data[off:], MaxNote)
+		if ferr != nil {
+			if errors.Is(ferr, frame.ErrShort) || allZero(data[off:]) {
+				residue = len(data) - off
+				break
+			}
+			fault = earlier(fault, &Fault{Index: good, Kind: KindBadSignature, Err: fmt.Errorf("checkpoint %d: %w", seq, ferr)})
+			break
+		}
+		off += n
+		frames++
+		if s != seq {
+			k := KindMissing
+			if s < seq {
+				k = KindReordered
+			}
+			fault = earlier(fault, &Fault{Index: good, Kind: k, Err: fmt.Errorf("checkpoint %d found at position %d", s, seq)})
+			seq = s
+		}
+		c, cerr := OpenCheckpoint(msg, v)
+		if cerr != nil {
+			if cerr == ErrWrongKey {
+				wrong++
+			}
+			fault = earlier(fault, &Fault{Index: good, Kind: KindBadSignature, Err: fmt.Errorf("checkpoint %d: %w", seq, cerr)})
+			continue
+		}
+		if c.Size < good {
+			fault = earlier(fault, &Fault{Index: c.Size, Kind: KindReordered, Err: fmt.Errorf("checkpoint %d: size %d after size %d", seq, c.Size, good)})
+			continue
+		}
+		good = c.Size
+		cps = append(cps, c)
+	}
+	if frames > 0 && wrong == frames {
+		return nil, nil, residue, ErrWrongKey
+	}
+	return cps, fault, residue, nil
+}
+
+// State verifies records as they are fed, segment by segment. It stops
+// at the first fault.
+type State struct {
+	tree    *merkle.Tree
+	cps     []Checkpoint // sorted by size, all with Size >= the start
+	ci      int
+	signed  int64 // largest checkpoint size
+	matched int64 // size of the last checkpoint whose root matched
+	maxLen  int
+
+	fault   *Fault
+	pend    bool
+	pendIdx int64
+	cpFault *Fault
+
+	// ResidueOffset and Residue locate crash residue in the last
+	// segment fed: Residue bytes from ResidueOffset.
+	ResidueOffset int
+	Residue       int
+}
+
+// NewState starts verification at tree (empty, or started at a prune
+// point) against the checkpoints cps. cpFault is a fault already found
+// among the checkpoints. maxLen bounds a record.
+func NewState(tree *merkle.Tree, cps []Checkpoint, cpFault *Fault, maxLen int) *State {
+	s := &State{tree: tree, cpFault: cpFault, maxLen: maxLen, matched: tree.Size()}
+	for _, c := range cps {
+		if c.Size >= tree.Size() {
+			s.cps = append(s.cps, c)
+		}
+	}
+	sort.SliceStable(s.cps, func(i, j int) bool { return s.cps[i].Size < s.cps[j].Size })
+	if n := len(s.cps); n > 0 {
+		s.signed = s.cps[n-1].Size
+	}
+	s.check()
+	return s
+}
+
+// Clone returns an independent copy of s (without kept hashes).
+func (s *State) Clone() *State {
+	c := *s
+	c.tree = s.tree.Clone()
+	return &c
+}
+
+// Tree returns the tree built so far.
+func (s *State) Tree() *merkle.Tree { return s.tree }
+
+// Signed returns the largest checkpointed size.
+func (s *State) Signed() int64 { return s.signed }
+
+// Done reports whether a fault has been found.
+func (s *State) Done() bool { return s.fault != nil }
+
+// check compares the root with every checkpoint at the current size.
+func (s *State) check() {
+	n := s.tree.Size()
+	ok := false
+	for s.ci < len(s.cps) && s.cps[s.ci].Size == n {
+		root, err := s.tree.Root()
+		if err != nil {
+			s.fault = &Fault{Index: s.matched, Kind: KindModified, Err: err}
+			return
+		}
+		if root != s.cps[s.ci].Root {
+			s.fault = &Fault{Index: s.matched, Kind: KindModified, Err: fmt.Errorf("tree of size %d does not match its signed checkpoint", n)}
+			return
+		}
+		s.ci++
+		ok = true
+	}
+	if ok {
+		s.matched = n
+	}
+}
+
+// Feed verifies the frames of one segment. last reports whether it is the
+// last segment, where a bad frame beyond the last checkpoint is crash
+// residue rather than tampering.
+func (s *State) Feed(data []byte, last bool) {
+	off := 0
+	for off < len(data) && s.fault == nil {
+		seq, payload, n, err := frame.Next(data[off:], s.maxLen)
+		if err != nil {
+			if s.pend {
+				s.fault = &Fault{Index: s.pendIdx, Kind: KindMissing}
+				return
+			}
+			i := s.tree.Size()
+			if last && i >= s.signed {
+				s.ResidueOffset, s.Residue = off, len(data)-off
+				return
+			}
+			k := KindModified
+			if errors.Is(err, frame.ErrShort) {
+				k = KindTruncated
+			}
+			s.fault = &Fault{Index: i, Kind: k, Err: err}
+			return
+		}
+		off += n
+		if s.pend {
+			k := KindMissing
+			if int64(seq) == s.pendIdx {
+				k = KindReordered
+			}
+			s.fault = &Fault{Index: s.pendIdx, Kind: k}
+			return
+		}
+		i := s.tree.Size()
+		if int64(seq) != i || seq > 1<<62 {
+			switch {
+			case int64(seq) == i+1:
+				s.pend, s.pendIdx = true, i
+			case int64(seq) > i:
+				s.fault = &Fault{Index: i, Kind: KindMissing}
+			default:
+				s.fault = &Fault{Index: i, Kind: KindReordered}
+			}
+			continue
+		}
+		if err := s.tree.AppendHash(tlog.RecordHash(payload)); err != nil {
+			s.fault = &Fault{Index: i, Kind: KindModified, Err: err}
+			return
+		}
+		s.check()
+	}
+}
+
+// Finish ends verification and returns the first fault, or nil.
+func (s *State) Finish() *Fault {
+	if s.fault == nil && s.pend {
+		s.fault = &Fault{Index: s.pendIdx, Kind: KindMissing}
+	}
+	if s.fault == nil && s.tree.Size() < s.signed {
+		s.fault = &Fault{Index: s.tree.Size(), Kind: KindTruncated, Err: fmt.Errorf("log has %d records, checkpoint signs %d", s.tree.Size(), s.signed)}
+	}
+	return earlier(s.fault, s.cpFault)
+}

@@ -1,0 +1,136 @@
+// Package merkle keeps the state of an RFC 6962 tree as it grows, using
+// golang.org/x/mod/sumdb/tlog for every hash. It holds only the tree's
+// frontier (one hash per set bit of the size), unless asked to keep every
+// stored hash for proofs.
+package merkle
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Tree is a growing tree. The zero Tree is empty.
+type Tree struct {
+	n        int64
+	frontier [64]tlog.Hash // frontier[l] is valid when bit l of n is set
+
+	keep bool
+	base int64               // stored-hash index of all[0]
+	all  []tlog.Hash         // every stored hash since base, when keep
+	seed map[int64]tlog.Hash // frontier at a prune point, when keep
+}
+
+// ErrMissingHash is returned when a hash below the tree's start point is
+// needed.
+var ErrMissingHash = errors.New("merkle: hash not available")
+
+// New returns an empty tree. If keep is set, every stored hash is kept so
+// that proofs can be made.
+func New(keep bool) *Tree { return &Tree{keep: keep} }
+
+// Frontier returns the frontier hashes of t, highest level first.
+func (t *Tree) Frontier() []tlog.Hash {
+	var out []tlog.Hash
+	for l := 63; l >= 0; l-- {
+		if t.n&(1<<l) != 0 {
+			out = append(out, t.frontier[l])
+		}
+	}
+	return out
+}
+
+// Start returns a tree of size n whose records below n are known only by
+// the frontier hashes f (highest level first), as returned by Frontier.
+func Start(n int64, f []tlog.Hash, keep bool) (*Tree, error) {
+	t := &Tree{n: n, keep: keep}
+	i := 0
+	for l := 63; l >= 0; l-- {
+		if n&(1<<l) != 0 {
+			if i >= len(f) {
+				return nil, fmt.Errorf("merkle: %d frontier hashes for size %d", len(f), n)
+			}
+			t.frontier[l] = f[i]
+			i++
+		}
+	}
+	if i != len(f) {
+		return nil, fmt.Errorf("merkle: %d frontier hashes for size %d", len(f), n)
+	}
+	if keep {
+		t.base = tlog.StoredHashCount(n)
+		t.seed = make(map[int64]tlog.Hash)
+		for l := 0; l < 64; l++ {
+			if n&(1<<l) != 0 {
+				t.seed[tlog.StoredHashIndex(l, n>>l-1)] = t.frontier[l]
+			}
+		}
+	}
+	return t, nil
+}
+
+// Size returns the number of records in t.
+func (t *Tree) Size() int64 { return t.n }
+
+// Clone returns a copy of t that shares nothing mutable with it. A clone
+// does not keep stored hashes.
+func (t *Tree) Clone() *Tree {
+	return &Tree{n: t.n, frontier: t.frontier}
+}
+
+// Append adds a record with the given data.
+func (t *Tree) Append(data []byte) error {
+	return t.AppendHash(tlog.RecordHash(data))
+}
+
+// AppendHash adds a record whose tlog.RecordHash is h.
+func (t *Tree) AppendHash(h tlog.Hash) error {
+	hashes, err := tlog.StoredHashesForRecordHash(t.n, h, t)
+	if err != nil {
+		return err
+	}
+	m := len(hashes) - 1
+	if t.keep {
+		t.all = append(t.all, hashes...)
+	}
+	t.frontier[m] = hashes[m]
+	t.n++
+	return nil
+}
+
+// Root returns the tree hash of t.
+func (t *Tree) Root() (tlog.Hash, error) { return tlog.TreeHash(t.n, t) }
+
+// RootAt returns the tree hash at an earlier size n; only available when
+// t keeps its hashes, or when n is t's size.
+func (t *Tree) RootAt(n int64) (tlog.Hash, error) { return tlog.TreeHash(n, t) }
+
+// ReadHashes implements tlog.HashReader.
+func (t *Tree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		h, ok := t.read(idx)
+		if !ok {
+			return nil, fmt.Errorf("%w: stored hash %d", ErrMissingHash, idx)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (t *Tree) read(idx int64) (tlog.Hash, bool) {
+	if t.keep {
+		if idx >= t.base && idx-t.base < int64(len(t.all)) {
+			return t.all[idx-t.base], true
+		}
+		if h, ok := t.seed[idx]; ok {
+			return h, true
+		}
+	}
+	level, k := tlog.SplitStoredHashIndex(idx)
+	if level < 64 && t.n&(1<<level) != 0 && k == t.n>>level-1 {
+		return t.frontier[level], true
+	}
+	return tlog.Hash{}, false
+}
