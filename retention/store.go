@@ -225,6 +225,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, o PutOptions) 
 	if err := s.b.Put(ctx, key, r, m); err != nil {
 		return Meta{}, fmt.Errorf("retention: put %q: %w", key, err)
 	}
+	s.mu.Lock()
+	delete(s.mem, key) // the newer object wins
+	s.mu.Unlock()
 	return m, nil
 }
 
