@@ -1,0 +1,64 @@
+// Package tomtest is tomkit's compliance kit for downstream CI: checks that
+// a service and its configuration keep the technical promises of a TOM
+// document (Art. 32 GDPR), each naming the clause it covers, and an
+// evidence report that maps every clause to pass, fail or not covered.
+//
+// A check is a [Check]: a name, the clauses it covers and a function that
+// returns nil when the promise is kept. The constructors build the checks
+// tomkit knows:
+//
+//   - [TLS13Only]: real handshakes against an endpoint; TLS 1.3 must
+//     succeed and a TLS 1.2-only client must fail.
+//   - [HSTS]: the endpoint sends Strict-Transport-Security with a max-age
+//     of at least a year.
+//   - [EncryptedAtRest]: a random canary written through a store does not
+//     appear, in any common encoding, in the bytes the store keeps.
+//   - [DenyByDefault]: an enforcer refuses requests nobody was granted: no
+//     actor, no tenant, an unknown subject, an unknown action, another
+//     tenant.
+//   - [AuditIntegrity]: a log verifies, and still fails to verify after
+//     any single byte of it is flipped.
+//   - [RetentionWindow]: a store no longer holds an object once it is
+//     older than the promised maximum.
+//   - [Section203]: in § 203 mode web search is refused and only
+//     EU-controlled models are allowed.
+//
+// and [HTTPAuthRequired], [HTTPTenantSeparation] and [HTTPSection203],
+// which drive a service that speaks the reference service's HTTP contract
+// (examples/refapp/README.md).
+//
+// From go test, [Require] runs checks and fails the test for each broken
+// promise:
+//
+//	func TestTOM(t *testing.T) {
+//		tomtest.Require(t,
+//			tomtest.TLS13Only(srv.URL, roots),
+//			tomtest.HSTS(srv.URL+"/healthz", roots),
+//			tomtest.DenyByDefault(enforcer.Check),
+//		)
+//	}
+//
+// From code (and from `tomkit check`), [Run] returns a [Result] per check
+// and [NewReport] turns them into an evidence [Report] over [Clauses],
+// written as JSON, Markdown or JUnit XML.
+//
+// # Threat model
+//
+// The kit defends against configuration drift and silent regressions: a
+// deploy that re-enables TLS 1.2, a store that writes plaintext, a policy
+// that grows an "allow all", an audit log whose verifier accepts anything.
+// A check that cannot fail is worthless, so every check first proves that
+// it can see what it checks (the handshake works, the store wrote bytes,
+// the verifier rejects a tampered copy) before it reports a pass.
+//
+// It cannot prove what code cannot observe: physical security, contracts,
+// training, incident playbooks. Those clauses are reported as not covered,
+// with the reason.
+//
+// # TOM clauses
+//
+// The clauses are those of the two reference TOM documents, "000"
+// (ex-nihilo GmbH) and "004" (EZTO, Art. 32 GDPR); see [Clauses]. A check
+// names clause ids such as "000-3.1" (TLS 1.3, HSTS, strict ciphers) or
+// "004-6.2" (§ 203 mode).
+package tomtest
