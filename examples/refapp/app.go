@@ -238,8 +238,8 @@ Try it (copy and paste):
   %[1]s -sI %[2]s/healthz | grep -i strict-transport
   %[1]s --tls-max 1.2 %[2]s/healthz   # fails: TLS 1.2 is refused
   # the audit log
-  go run ./cmd/tomkit audit verify %[8]s
+  go run ./cmd/tomkit audit verify %[8]s   # (from the tomkit repository)
 
-`, c, base, toks["alice"], toks["lena"], toks["oncall"], toks["carol"], toks["dave"], auditVerifyArgs(a.data))
+`, c, base, toks["alice"], toks["lena"], toks["oncall"], toks["carol"], toks["dave"], a.auditVerifyArgs())
 	fmt.Fprintln(w, "refapp: ready")
 }

@@ -19,8 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 )
 
 // The demo tenants: one ordinary tenant and one law firm that runs in
@@ -159,19 +157,6 @@ func (d dataDir) createPKI() error {
 		return err
 	}
 	return writeSecret(d.path(fileKey), pemEncode("PRIVATE KEY", srvKeyDER))
-}
-
-// createAuditKey makes the signing key for the audit log's checkpoints, in
-// the signed-note format of golang.org/x/mod/sumdb/note.
-func (d dataDir) createAuditKey() error {
-	skey, vkey, err := note.GenerateKey(rand.Reader, "refapp-audit")
-	if err != nil {
-		return err
-	}
-	if err := writeSecret(d.path(fileAuditKey), []byte(skey+"\n")); err != nil {
-		return err
-	}
-	return os.WriteFile(d.path(fileAuditPub), []byte(vkey+"\n"), 0o644)
 }
 
 // defaultPolicy is the RBAC policy in casbin CSV form: p lines grant a
