@@ -256,7 +256,7 @@ func (t *Transport) check(req *http.Request, action string) (*http.Request, erro
 			d.Reason = err.Error()
 			break
 		}
-		resource = u.Scheme + "://" + a.String()
+		resource = origin(u.Scheme, a)
 		if req.Host != "" && req.Host != u.Host {
 			h, err := hostname.Parse(req.Host, a.Port)
 			if err != nil || h.Host() != a.Host() {
@@ -290,6 +290,25 @@ func (t *Transport) check(req *http.Request, action string) (*http.Request, erro
 	out.URL.Host = canon
 	out.Host = canon
 	return out, nil
+}
+
+// origin returns scheme://host:port with one allocation.
+func origin(scheme string, a hostname.Addr) string {
+	var buf [96]byte
+	b := append(buf[:0], scheme...)
+	b = append(b, "://"...)
+	if a.IP.Is6() {
+		b = append(b, '[')
+		b = a.IP.AppendTo(b)
+		b = append(b, ']')
+	} else if a.IP.IsValid() {
+		b = a.IP.AppendTo(b)
+	} else {
+		b = append(b, a.Name...)
+	}
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(a.Port), 10)
+	return string(b)
 }
 
 // guardDial checks every connection the base transport opens, and, when

@@ -41,7 +41,7 @@ type Config struct {
 type Guard struct {
 	log       audit.Logger
 	providers map[string]*provider
-	tools     map[string]ToolKind
+	tools     map[string]toolEntry
 	egress    egressPolicy
 
 	idPrefix string
@@ -135,9 +135,8 @@ func (g *Guard) decide(ctx context.Context, actor audit.Actor, d Decision, resou
 	return d, nil
 }
 
-// subject returns the actor and mode of ctx, and a refusal reason when the
-// actor has no tenant.
+// subject returns the actor and mode of ctx.
 func subject(ctx context.Context) (audit.Actor, Mode) {
 	a := audit.ActorFrom(ctx)
-	return a, ModeFrom(ctx)
+	return a, modeFor(ctx, a.Tenant)
 }

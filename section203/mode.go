@@ -143,8 +143,12 @@ func (m *Modes) Bind(ctx context.Context) context.Context {
 // actor in ctx belongs to another tenant than the one the mode was bound
 // for.
 func ModeFrom(ctx context.Context) Mode {
+	return modeFor(ctx, audit.ActorFrom(ctx).Tenant)
+}
+
+func modeFor(ctx context.Context, tenant string) Mode {
 	b, _ := ctx.Value(modeKey{}).(*binding)
-	if b == nil || b.state == nil || audit.ActorFrom(ctx).Tenant != b.tenant {
+	if b == nil || b.state == nil || tenant != b.tenant {
 		return On
 	}
 	return b.state.mode()

@@ -45,8 +45,13 @@ type Tool struct {
 	Kind ToolKind
 }
 
-func compileTools(ts []Tool) (map[string]ToolKind, error) {
-	out := make(map[string]ToolKind, len(ts))
+type toolEntry struct {
+	kind     ToolKind
+	resource string
+}
+
+func compileTools(ts []Tool) (map[string]toolEntry, error) {
+	out := make(map[string]toolEntry, len(ts))
 	for _, t := range ts {
 		if t.Name == "" {
 			return nil, fmt.Errorf("%w: tool without name", ErrConfig)
@@ -54,7 +59,7 @@ func compileTools(ts []Tool) (map[string]ToolKind, error) {
 		if _, dup := out[t.Name]; dup {
 			return nil, fmt.Errorf("%w: tool %q listed twice", ErrConfig, t.Name)
 		}
-		out[t.Name] = t.Kind
+		out[t.Name] = toolEntry{t.Kind, "tool/" + t.Name}
 	}
 	return out, nil
 }
@@ -66,7 +71,11 @@ func compileTools(ts []Tool) (map[string]ToolKind, error) {
 func (g *Guard) Tool(ctx context.Context, name string) (Decision, error) {
 	actor, mode := subject(ctx)
 	d := Decision{Action: "section203.tool", Mode: mode}
-	kind, known := g.tools[name]
+	entry, known := g.tools[name]
+	kind, resource := entry.kind, entry.resource
+	if !known {
+		resource = "tool/" + name
+	}
 	switch {
 	case actor.Tenant == "":
 		d.Reason = "no tenant"
@@ -81,5 +90,5 @@ func (g *Guard) Tool(ctx context.Context, name string) (Decision, error) {
 	default:
 		d.Reason = kind.String() + " is off in § 203 mode"
 	}
-	return g.decide(ctx, actor, d, "tool/"+name, ErrTool)
+	return g.decide(ctx, actor, d, resource, ErrTool)
 }

@@ -123,6 +123,52 @@ func Parse(hostport string, defaultPort uint16) (Addr, error) {
 // strict round trip through the Unicode form for every punycode label.
 func Name(host string) (string, error) {
 	host = strings.TrimSuffix(host, ".")
+	if a, ok := ldh(host); ok {
+		if numeric(a[strings.LastIndexByte(a, '.')+1:]) {
+			return "", fmt.Errorf("%w: %q", ErrNumeric, a)
+		}
+		return a, nil
+	}
+	return nameIDNA(host)
+}
+
+// ldh is the fast path of [Name] for plain ASCII letter-digit-hyphen names,
+// which IDNA processing maps only to lower case. It declines (ok false)
+// anything else, including every label with hyphens in the third and
+// fourth position ("xn--"), and leaves it to the IDNA path. FuzzParse
+// checks that both paths agree.
+func ldh(host string) (lower string, ok bool) {
+	if host == "" || len(host) > 253 {
+		return "", false
+	}
+	upper := false
+	start := 0
+	for i := 0; i <= len(host); i++ {
+		if i == len(host) || host[i] == '.' {
+			label := host[start:i]
+			if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' ||
+				len(label) >= 4 && label[2] == '-' && label[3] == '-' {
+				return "", false
+			}
+			start = i + 1
+			continue
+		}
+		switch c := host[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-':
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		default:
+			return "", false
+		}
+	}
+	if upper {
+		return strings.ToLower(host), true
+	}
+	return host, true
+}
+
+// nameIDNA is the general path of [Name].
+func nameIDNA(host string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%w: empty name", ErrInvalid)
 	}

@@ -82,7 +82,15 @@ func FuzzParse(f *testing.F) {
 		"bücher.example.com", "xn--bcher-kva.example", "a@b", "[::ffff:1.2.3.4]", "0x7f.1", "ｅｕ.example"} {
 		f.Add(s)
 	}
+	f.Add("ab--cd.example")
+	f.Add("A-1.B")
 	f.Fuzz(func(t *testing.T, in string) {
+		// The fast path for plain names agrees with full IDNA processing.
+		fast, ferr := hostname.Name(in)
+		slow, serr := hostname.NameIDNA(in)
+		if fast != slow || (ferr == nil) != (serr == nil) {
+			t.Fatalf("Name(%q) = %q, %v; IDNA path = %q, %v", in, fast, ferr, slow, serr)
+		}
 		a, err := hostname.Parse(in, 443)
 		if err != nil {
 			return

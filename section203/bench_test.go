@@ -1,0 +1,154 @@
+package section203_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/section203"
+)
+
+// BenchmarkDecision measures one guard decision, recorded by a Logger that
+// does nothing (the decision's own cost) and by one that normalises and
+// encodes every event like a real sink, then drops it (the least any sink
+// costs). The baseline is the bare lookup the guard wraps: a map access on
+// the tool list.
+func BenchmarkDecision(b *testing.B) {
+	ctxFor := func(log audit.Logger) (*section203.Guard, context.Context) {
+		g, modes := newGuard(b, log)
+		return g, bound(modes, "kanzlei")
+	}
+	b.Run("baseline=map-lookup", func(b *testing.B) {
+		tools := map[string]section203.ToolKind{}
+		for _, t := range testTools {
+			tools[t.Name] = t.Kind
+		}
+		ok := 0
+		for b.Loop() {
+			if tools["web_search"] == section203.ToolLocal {
+				ok++
+			}
+		}
+		_ = ok
+	})
+	for _, sink := range []struct {
+		name string
+		log  func() audit.Logger
+	}{
+		{"nop", func() audit.Logger { return nopLogger{} }},
+		{"encode", func() audit.Logger { return encodeLogger{} }},
+	} {
+		b.Run("tool/"+sink.name, func(b *testing.B) {
+			g, ctx := ctxFor(sink.log())
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = g.Tool(ctx, "web_search")
+			}
+		})
+		b.Run("model/"+sink.name, func(b *testing.B) {
+			g, ctx := ctxFor(sink.log())
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := g.Model(ctx, "mistral", "large", "https://api.eu.example.com/v1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("access/"+sink.name, func(b *testing.B) {
+			g, ctx := ctxFor(sink.log())
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := g.Access(ctx, section203.KnowledgeBase, "kanzlei", "doc-1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("egress/"+sink.name, func(b *testing.B) {
+			g, ctx := ctxFor(sink.log())
+			tr := g.Transport(nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://eu.example.com/v1/chat", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := tr.CheckRedirect(req, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// encodeLogger normalises and encodes each event, as every sink must, and
+// keeps nothing.
+type encodeLogger struct{}
+
+func (encodeLogger) Log(ctx context.Context, e audit.Event) error {
+	e, err := e.Normalize(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = e.Marshal()
+	return err
+}
+
+// BenchmarkRoundTrip measures a keep-alive HTTPS request over loopback to
+// one server, through the plain transport (the baseline) and through the
+// guarded copy of the same transport.
+func BenchmarkRoundTrip(b *testing.B) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	target := srv.Listener.Addr().String()
+	newBase := func() *http.Transport {
+		return &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, target)
+			},
+			TLSClientConfig:     &tls.Config{RootCAs: pool},
+			MaxIdleConnsPerHost: 4,
+		}
+	}
+	run := func(b *testing.B, rt http.RoundTripper, ctx context.Context) {
+		c := &http.Client{Transport: rt}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://eu.example.com/ok", nil)
+		do := func() {
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		do() // open the connection outside the timed loop
+		for b.Loop() {
+			do()
+		}
+		c.CloseIdleConnections()
+	}
+	b.Run("baseline=unguarded", func(b *testing.B) {
+		var rec audit.Recorder
+		run(b, newBase(), bound(mustModes(b, &rec, nil), "kanzlei"))
+	})
+	for _, sink := range []struct {
+		name string
+		log  audit.Logger
+	}{{"nop", nopLogger{}}, {"encode", encodeLogger{}}} {
+		b.Run("guarded/"+sink.name, func(b *testing.B) {
+			g, err := section203.New(section203.Config{Logger: sink.log, Egress: section203.EgressConfig{Allow: []string{"eu.example.com"}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			run(b, g.Transport(newBase()), bound(mustModes(b, sink.log, nil), "kanzlei"))
+		})
+	}
+}
