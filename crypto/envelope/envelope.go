@@ -4,8 +4,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
+		"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -173,16 +172,24 @@ func (s *scratch) prepare(ec Context) error {
 }
 
 // derive computes the payload key and the key commitment from the DEK,
-// the header's bound prefix and the context: HKDF-SHA256 with the message
-// nonce as salt. It returns the GCM of the payload key.
-func (s *scratch) derive(dek, bound []byte, nonce *[format.NonceLen]byte) (cipher.AEAD, error) {
-	s.info = append(append(append(s.info[:0], kdfLabel...), bound[:10]...), s.canon...)
-	okm, err := hkdf.Key(sha256.New, dek, nonce[:], string(s.info), 64)
-	if err != nil {
-		return nil, err
-	}
-	copy(s.okm[:], okm)
-	clear(okm)
+// the header's bound prefix (magic through nonce) and the context, with
+// the one-step key derivation of NIST SP 800-56C Rev. 2 (section 4.1, H =
+// SHA-256, 512 bits): K_enc = SHA-256(1 || DEK || FixedInfo), commitment =
+// SHA-256(2 || DEK || FixedInfo). It returns the GCM of the payload key and
+// builds s.segAD.
+func (s *scratch) derive(dek, bound []byte) (cipher.AEAD, error) {
+	s.info = append(s.info[:0], 0, 0, 0, 1)
+	s.info = append(s.info, dek...)
+	s.info = append(s.info, kdfLabel...)
+	s.info = append(s.info, bound[:42]...)
+	s.info = append(s.info, s.canon...)
+	k := sha256.Sum256(s.info)
+	copy(s.okm[:32], k[:])
+	s.info[3] = 2
+	c := sha256.Sum256(s.info)
+	copy(s.okm[32:], c[:])
+	clear(s.info[4 : 4+len(dek)])
+	clear(k[:])
 	b, err := aes.NewCipher(s.okm[:32])
 	if err != nil {
 		return nil, err
@@ -243,9 +250,9 @@ func (e *Envelope) Seal(ctx context.Context, dst, plaintext []byte, ec Context) 
 	start := len(dst)
 	dst = growFor(dst, h.Len()+int(segs)*format.TagLen+len(plaintext))
 	dst = h.Append(dst)
-	// The commitment is not known until the key is derived: derive over
-	// the bound prefix first, then fill it in.
-	aead, err := s.derive(s.dek, dst[start:], &h.Nonce)
+	// The commitment is not known until the key is derived from the
+	// prefix up to the nonce; fill it in afterwards.
+	aead, err := s.derive(s.dek, dst[start:])
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
@@ -367,7 +374,7 @@ func (e *Envelope) unlock(ctx context.Context, s *scratch, h *format.Header, hdr
 	if err := e.unwrap(ctx, s, id, h.Wrapped); err != nil {
 		return nil, err
 	}
-	aead, err := s.derive(s.dek, hdr, &h.Nonce)
+	aead, err := s.derive(s.dek, hdr)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}

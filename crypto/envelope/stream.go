@@ -33,7 +33,7 @@ func (e *Envelope) Encrypt(ctx context.Context, dst io.Writer, ec Context) (io.W
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
 	hdr := h.Append(make([]byte, 0, h.Len()))
-	aead, err := s.derive(s.dek, hdr, &h.Nonce)
+	aead, err := s.derive(s.dek, hdr)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}

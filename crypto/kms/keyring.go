@@ -602,7 +602,14 @@ func metaAD(m fileMeta) ([]byte, error) {
 
 func (r *Keyring) encode(st *ringState) ([]byte, error) {
 	f := fileV1{Format: fileFormat, Scopes: []fileScope{}}
+	// Encrypt in a fixed order, so that a seeded random source gives a
+	// reproducible file (the known-answer vectors depend on it).
+	scopes := make([]*scopeState, 0, len(st.scopes))
 	for _, s := range st.scopes {
+		scopes = append(scopes, s)
+	}
+	sort.Slice(scopes, func(i, j int) bool { return bytes.Compare(scopes[i].ring[:], scopes[j].ring[:]) < 0 })
+	for _, s := range scopes {
 		m := fileMeta{Tenant: s.scope.Tenant, Subject: s.scope.Subject, Ring: hex.EncodeToString(s.ring[:]),
 			Created: s.created, MinVersion: s.minVersion, Keys: s.fileKeys()}
 		ad, err := metaAD(m)
