@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-		"crypto/rand"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
