@@ -401,3 +401,70 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("extra deleted segment: %v", err)
 	}
 }
+
+func TestTornTailIsCrashResidue(t *testing.T) {
+	ctx := context.Background()
+	k := newKeys(t, "test.example/log")
+	dir := t.TempDir()
+	l := openLog(t, dir, k, audit.FileConfig{})
+	for i := 0; i < 10; i++ {
+		l.Log(ctx, testEvent(i))
+	}
+	l.Checkpoint(ctx)
+	for i := 10; i < 15; i++ {
+		l.Log(ctx, testEvent(i)) // acknowledged, not yet signed
+	}
+	// Simulate a crash: no Close. Copy the files as they are and add
+	// torn tails: half a record and half a checkpoint.
+	crashed := t.TempDir()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600)
+	}
+	l.Close()
+	seg := filepath.Join(crashed, "seg-00000000000000000000.log")
+	b, _ := os.ReadFile(seg)
+	whole := len(b)
+	b = append(b, b[:40]...) // header of record 0 again, cut short
+	os.WriteFile(seg, b, 0o600)
+	cpPath := filepath.Join(crashed, "checkpoints")
+	c, _ := os.ReadFile(cpPath)
+	os.WriteFile(cpPath, append(c, c[:30]...), 0o600)
+
+	rep, err := audit.Verify(ctx, crashed, k.verifier)
+	if err != nil || rep.Residue != 70 || rep.Size != 15 || rep.Checkpoint.Size != 10 {
+		t.Fatalf("torn tail: %+v %v", rep, err)
+	}
+	l = openLog(t, crashed, k, audit.FileConfig{})
+	if l.Recovered() != 70 {
+		t.Fatalf("recovered %d, want 70", l.Recovered())
+	}
+	l.Close()
+	rep, err = audit.Verify(ctx, crashed, k.verifier)
+	if err != nil || rep.Residue != 0 || rep.Size != 16 {
+		t.Fatalf("after recovery: %+v %v", rep, err)
+	}
+	have := readResources(t, crashed)
+	for i := 0; i < 15; i++ {
+		if !have[fmt.Sprintf("doc/%d", i)] {
+			t.Fatalf("acknowledged record %d lost", i)
+		}
+	}
+	p, err := audit.Prove(ctx, crashed, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _, err := audit.CheckInclusion(k.verifier, p)
+	if err != nil || e.Action != "audit.recover" || e.Attributes[0].Value != "70" {
+		t.Fatalf("recovery event: %+v %v", e, err)
+	}
+
+	// The same torn bytes inside the signed range are tampering.
+	b, _ = os.ReadFile(seg)
+	os.WriteFile(seg, b[:whole-5], 0o600)
+	var ve *audit.VerifyError
+	if _, err := audit.Verify(ctx, crashed, k.verifier); !errors.As(err, &ve) || ve.Kind != audit.KindTruncated {
+		t.Fatalf("cut inside signed range: %v", err)
+	}
+}
