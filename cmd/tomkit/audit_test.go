@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tomkit/tomkit/audit"
+)
+
+func auditFixture(t *testing.T) (dir, signerPath, verifierPath string) {
+	t.Helper()
+	keys := t.TempDir()
+	prefix := filepath.Join(keys, "k")
+	if code, _, errOut := runCLI(t, "", "audit", "keygen", "--name", "cli.example/log", "--out", prefix); code != exitOK {
+		t.Fatalf("keygen: %d %s", code, errOut)
+	}
+	signerPath, verifierPath = prefix+".signer", prefix+".verifier"
+	skey, err := os.ReadFile(signerPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.NewSigner(string(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	l, err := audit.Open(context.Background(), dir, audit.FileConfig{Signer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"doc/1", "doc/2", "doc/3"} {
+		if err := l.Log(context.Background(), audit.Event{Action: "doc.read", Resource: r, Outcome: audit.OutcomeAllow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, signerPath, verifierPath
+}
+
+func TestAuditKeygen(t *testing.T) {
+	_, signer, verifier := auditFixture(t)
+	fi, err := os.Stat(signer)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signer key mode %v, %v", fi.Mode(), err)
+	}
+	v, _ := os.ReadFile(verifier)
+	if !strings.HasPrefix(string(v), "cli.example/log+") {
+		t.Fatalf("verifier key %q", v)
+	}
+	// Never overwrites a key.
+	prefix := strings.TrimSuffix(signer, ".signer")
+	if code, _, _ := runCLI(t, "", "audit", "keygen", "--out", prefix); code != exitFailure {
+		t.Fatalf("keygen over existing key: code %d", code)
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	dir, _, verifier := auditFixture(t)
+	code, out, _ := runCLI(t, "", "audit", "verify", "--key", verifier, dir)
+	if code != exitOK || !strings.Contains(out, "OK: 3 records") {
+		t.Fatalf("intact: code %d, %q", code, out)
+	}
+
+	seg := filepath.Join(dir, "seg-00000000000000000000.log")
+	b, _ := os.ReadFile(seg)
+	i := strings.Index(string(b), "doc/2")
+	b[i+4] = '9'
+	os.WriteFile(seg, b, 0o600)
+	code, out, _ = runCLI(t, "", "audit", "verify", "--key", verifier, dir)
+	if code != exitFailure || !strings.Contains(out, "first bad record 1: modified") {
+		t.Fatalf("tampered: code %d, %q", code, out)
+	}
+
+	other := filepath.Join(t.TempDir(), "o")
+	runCLI(t, "", "audit", "keygen", "--name", "cli.example/log", "--out", other)
+	if code, out, _ := runCLI(t, "", "audit", "verify", "--key", other+".verifier", dir); code != exitFailure || !strings.Contains(out, "verifier key") {
+		t.Fatalf("wrong key: code %d, %q", code, out)
+	}
+
+	usage := [][]string{
+		{"audit"},
+		{"audit", "nope"},
+		{"audit", "verify", dir},
+		{"audit", "verify", "--key", verifier},
+		{"audit", "verify", "--key", verifier, dir, "extra"},
+		{"audit", "verify", "--bogus"},
+		{"audit", "verify", "--key", filepath.Join(dir, "missing"), dir},
+		{"audit", "prove", dir},
+		{"audit", "prove", dir, "minus-one"},
+		{"audit", "check-proof", "x"},
+		{"audit", "keygen", "extra"},
+	}
+	for _, args := range usage {
+		if code, _, _ := runCLI(t, "", args...); code != exitUsage {
+			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestAuditProveAndCheck(t *testing.T) {
+	dir, _, verifier := auditFixture(t)
+	code, proof, errOut := runCLI(t, "", "audit", "prove", dir, "2")
+	if code != exitOK {
+		t.Fatalf("prove: %d %s", code, errOut)
+	}
+	// check-proof needs only the proof and the key: remove the log.
+	os.RemoveAll(dir)
+	code, out, _ := runCLI(t, proof, "audit", "check-proof", "--key", verifier, "-")
+	if code != exitOK || !strings.Contains(out, "OK: record 2") {
+		t.Fatalf("check-proof: %d %q", code, out)
+	}
+	forged := strings.Replace(proof, `doc/3`, `doc/4`, 1)
+	if code, out, _ := runCLI(t, forged, "audit", "check-proof", "--key", verifier, "-"); code != exitFailure {
+		t.Fatalf("forged proof: %d %q", code, out)
+	}
+	if code, _, _ := runCLI(t, "{", "audit", "check-proof", "--key", verifier, "-"); code != exitFailure {
+		t.Fatalf("malformed proof: %d", code)
+	}
+	if code, _, _ := runCLI(t, "", "audit", "prove", dir, "0"); code != exitFailure {
+		t.Fatalf("prove on missing log: %d", code)
+	}
+}
