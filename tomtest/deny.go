@@ -41,11 +41,11 @@ func DenyByDefault(decide Decider, probes ...Probe) Check {
 			}
 			r := randomName()
 			all := append([]Probe{
-				{Action: "document.read", Resource: "tomtest/" + r, Why: "no actor"},
-				{Actor: audit.Actor{Subject: "tomtest-" + r}, Action: "document.read", Resource: "tomtest/" + r, Why: "subject without tenant"},
-				{Actor: audit.Actor{Tenant: "tomtest-" + r}, Action: "document.read", Resource: "tomtest/" + r, Why: "tenant without subject"},
-				{Actor: audit.Actor{Subject: "tomtest-unknown-" + r, Tenant: "tomtest-" + r}, Action: "document.read", Resource: "tomtest/" + r, Why: "unknown subject"},
-				{Actor: audit.Actor{Subject: "tomtest-unknown-" + r, Tenant: "tomtest-" + r}, Action: "tomtest.unknown-" + r, Resource: "tomtest/" + r, Why: "unknown action"},
+				{Action: "document.read", Resource: "/tomtest/" + r, Why: "no actor"},
+				{Actor: audit.Actor{Subject: "tomtest-" + r}, Action: "document.read", Resource: "/tomtest/" + r, Why: "subject without tenant"},
+				{Actor: audit.Actor{Tenant: "tomtest-" + r}, Action: "document.read", Resource: "/tomtest/" + r, Why: "tenant without subject"},
+				{Actor: audit.Actor{Subject: "tomtest-unknown-" + r, Tenant: "tomtest-" + r}, Action: "document.read", Resource: "/tomtest/" + r, Why: "unknown subject"},
+				{Actor: audit.Actor{Subject: "tomtest-unknown-" + r, Tenant: "tomtest-" + r}, Action: "tomtest.unknown-" + r, Resource: "/tomtest/" + r, Why: "unknown action"},
 			}, probes...)
 			for _, p := range all {
 				ctx := ctx
@@ -65,4 +65,32 @@ func randomName() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// MFARequired checks that privileged permissions need MFA: each probe names
+// a request the actor is granted only with MFA, so decide must deny it as
+// it is and allow it once withMFA has marked ctx as MFA-verified (the
+// allow proves the denial was for want of MFA). It covers TOM 000 §2 and
+// 004 §1 (MFA for administrative access).
+func MFARequired(decide Decider, withMFA func(context.Context) context.Context, probes ...Probe) Check {
+	return Check{
+		Name:        "mfa-for-privileged",
+		Clauses:     []string{"000-2.2", "004-1.2"},
+		Description: "privileged permissions are refused without MFA and granted with it",
+		Run: func(ctx context.Context) error {
+			if decide == nil || withMFA == nil || len(probes) == 0 {
+				return fmt.Errorf("%w: no enforcer or no privileged permission to probe", ErrNotCovered)
+			}
+			for _, p := range probes {
+				actx := audit.WithActor(ctx, p.Actor)
+				if err := decide(actx, p.Action, p.Resource); err == nil {
+					return failf("allowed privileged %s on %q for %+v without MFA", p.Action, p.Resource, p.Actor)
+				}
+				if err := decide(withMFA(actx), p.Action, p.Resource); err != nil {
+					return failf("refused %s on %q for %+v even with MFA (%v): the probe is not a granted privileged permission", p.Action, p.Resource, p.Actor, err)
+				}
+			}
+			return nil
+		},
+	}
 }

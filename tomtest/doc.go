@@ -16,6 +16,8 @@
 //   - [DenyByDefault]: an enforcer refuses requests nobody was granted: no
 //     actor, no tenant, an unknown subject, an unknown action, another
 //     tenant.
+//   - [MFARequired]: privileged permissions are refused without MFA and
+//     granted with it.
 //   - [AuditIntegrity]: a log verifies, and still fails to verify after
 //     any single byte of it is flipped.
 //   - [RetentionWindow]: a store no longer holds an object once it is

@@ -91,7 +91,7 @@ func NewReport(target string, results []Result) *Report {
 func checksFor(id string) string {
 	var names []string
 	for _, c := range []Check{
-		TLS13Only("", nil), HSTS("", nil), EncryptedAtRest(nil, nil), DenyByDefault(nil),
+		TLS13Only("", nil), HSTS("", nil), EncryptedAtRest(nil, nil), DenyByDefault(nil), MFARequired(nil, nil),
 		AuditIntegrity("", nil), RetentionWindow(MaxRetention000, nil), Section203(Guard203{}),
 		Service{}.HTTPAuthRequired(), Service{}.HTTPTenantSeparation("", "", ""),
 	} {

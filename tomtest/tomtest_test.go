@@ -435,3 +435,34 @@ func TestRequire(t *testing.T) {
 		t.Fatalf("Require reported %q", tb.errs)
 	}
 }
+
+type mfaKey struct{}
+
+func TestMFARequired(t *testing.T) {
+	withMFA := func(ctx context.Context) context.Context { return context.WithValue(ctx, mfaKey{}, true) }
+	probe := tomtest.Probe{Actor: audit.Actor{Subject: "carol", Tenant: "acme"}, Action: "erase", Resource: "/tenant"}
+	tests := []struct {
+		name   string
+		decide tomtest.Decider
+		want   tomtest.Status
+	}{
+		{"needs mfa", func(ctx context.Context, a, r string) error {
+			if ctx.Value(mfaKey{}) == true {
+				return nil
+			}
+			return errors.New("mfa required")
+		}, tomtest.StatusPass},
+		{"ignores mfa", func(context.Context, string, string) error { return nil }, tomtest.StatusFail},
+		{"denies always", func(context.Context, string, string) error { return errors.New("no") }, tomtest.StatusFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := run1(t, tomtest.MFARequired(tt.decide, withMFA, probe)); got.Status != tt.want {
+				t.Fatalf("status %s (%s), want %s", got.Status, got.Detail, tt.want)
+			}
+		})
+	}
+	if got := run1(t, tomtest.MFARequired(nil, withMFA)); got.Status != tomtest.StatusNotCovered {
+		t.Fatalf("no probes: %s, want not covered", got.Status)
+	}
+}
