@@ -1,0 +1,196 @@
+package rbac_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/rbac"
+)
+
+// nopLogger accepts and drops events.
+type nopLogger struct{}
+
+func (nopLogger) Log(context.Context, audit.Event) error { return nil }
+
+// plainCasbin builds a plain casbin.Enforcer on tomkit's model, the
+// baseline of the differential test and the benchmarks.
+func plainCasbin(tb testing.TB, rules, links [][]string) *casbin.Enforcer {
+	tb.Helper()
+	m, err := model.NewModelFromString(rbac.Model())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ce, err := casbin.NewEnforcer(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(rules) > 0 {
+		if _, err := ce.AddPolicies(rules); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if len(links) > 0 {
+		if _, err := ce.AddGroupingPolicies(links); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return ce
+}
+
+// policyText renders rules and links in the policy file format.
+func policyText(rules, links [][]string) string {
+	var b strings.Builder
+	for _, r := range rules {
+		f := r
+		if f[5] == "none" {
+			f = f[:5]
+		}
+		b.WriteString("p, " + strings.Join(f, ", ") + "\n")
+	}
+	for _, g := range links {
+		b.WriteString("g, " + strings.Join(g, ", ") + "\n")
+	}
+	return b.String()
+}
+
+// nonCanonical reports the request objects tomkit denies before
+// consulting the policy (documented stricter case 1).
+func nonCanonical(obj string) bool {
+	return obj == "" || strings.ContainsAny(obj, "%*") ||
+		strings.HasPrefix(obj, "/") && path.Clean(obj) != obj
+}
+
+// TestDifferential compares tomkit's decisions with plain casbin.Enforcer
+// on the same model over random policies and requests. They must agree,
+// except in the stricter cases documented in the package overview, which
+// are counted.
+func TestDifferential(t *testing.T) {
+	const policies, requestsPer = 500, 24
+	rng := rand.New(rand.NewPCG(1, 2))
+	tenants := []string{"t1", "t2", "t3"}
+	users := []string{"u1", "u2", "u3", "u4", "u5", "u6"}
+	roles := []string{"r1", "r2", "r3", "r4", "admin"}
+	ruleObjs := []string{"/a", "/a/b", "/a/*", "/a/b/*", "/*", "/c/d", "doc", "/a/b/c", "/c/*"}
+	reqObjs := []string{"/a", "/a/b", "/a/b/c", "/a/x", "/c/d", "/c/e/f", "doc", "/", "/ab", "/abc/d", "docs",
+		"/a/../c/d", "/a//b", "/a/b/", "/a/./b", "", "/a/*", "/a/%2e%2e/c"}
+	actions := []string{"read", "write", "del"}
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	var compared, stricter, allows, refused int
+	for p := 0; p < policies; p++ {
+		var rules, links [][]string
+		for i, n := 0, 3+rng.IntN(14); i < n; i++ {
+			sub := pick(roles)
+			if rng.IntN(5) == 0 {
+				sub = pick(users)
+			}
+			eft, auth := "allow", "none"
+			if rng.IntN(5) == 0 {
+				eft = "deny"
+			}
+			if rng.IntN(4) == 0 {
+				auth = "mfa"
+			}
+			rules = append(rules, []string{sub, pick(tenants), pick(ruleObjs), pick(actions), eft, auth})
+		}
+		for i, n := 0, rng.IntN(10); i < n; i++ {
+			// Users get roles; roles inherit from higher-numbered roles
+			// only, so the hierarchy is acyclic and at most 4 deep.
+			ri := rng.IntN(len(roles))
+			if rng.IntN(3) == 0 && ri < len(roles)-1 {
+				links = append(links, []string{roles[ri], roles[ri+1+rng.IntN(len(roles)-ri-1)], pick(tenants)})
+			} else {
+				links = append(links, []string{pick(users), roles[ri], pick(tenants)})
+			}
+		}
+		caseVariant := rng.IntN(50) == 0
+		if caseVariant {
+			rules = append(rules, []string{"r1", "t1", "/a", "read", "allow", "none"}, []string{"R1", "t1", "/a", "read", "allow", "none"})
+		}
+		text := policyText(rules, links)
+		e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Policy: []byte(text), Now: func() time.Time { return now }})
+		if caseVariant {
+			if !errors.Is(err, rbac.ErrCase) {
+				t.Fatalf("policy %d with case variants: New = %v", p, err)
+			}
+			refused++ // documented: the loader refuses case variants
+			continue
+		}
+		if err != nil {
+			t.Fatalf("policy %d: %v\n%s", p, err, text)
+		}
+		ce := plainCasbin(t, rules, links)
+		for q := 0; q < requestsPer; q++ {
+			sub := pick(append(users, "r1", "U1"))
+			dom := pick(append(tenants, "T1"))
+			obj, act := pick(reqObjs), pick(append(actions, "nope"))
+			if rng.IntN(2) == 0 {
+				// Aim at a rule, through a user holding its role when
+				// there is one, so that allows are frequent.
+				r := rules[rng.IntN(len(rules))]
+				sub, dom, act = r[0], r[1], r[3]
+				for _, g := range links {
+					if g[1] == r[0] && g[2] == r[1] && rng.IntN(2) == 0 {
+						sub = g[0]
+					}
+				}
+				obj = r[2]
+				if strings.HasSuffix(obj, "*") {
+					obj = strings.TrimSuffix(obj, "*") + pick([]string{"x", "b", "b/c", "", "../c/d", "/y"})
+				}
+			}
+			var mfaAt time.Time
+			mfa := ""
+			switch rng.IntN(3) {
+			case 1:
+				mfaAt, mfa = now.Add(-time.Hour), "fresh"
+			case 2:
+				mfaAt = now.Add(-13 * time.Hour)
+			}
+			want, err := ce.Enforce(sub, dom, obj, act, mfa)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := e.Decide(context.Background(), rbac.Request{Actor: audit.Actor{Subject: sub, Tenant: dom}, Object: obj, Action: act, MFAVerifiedAt: mfaAt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compared++
+			if d.Allow && !want {
+				t.Fatalf("policy %d: tomkit allows what casbin denies: %s %s %s %s mfa=%q: %+v\n%s", p, sub, dom, obj, act, mfa, d, text)
+			}
+			if d.Allow != want {
+				if nonCanonical(obj) && !d.Allow {
+					stricter++
+					continue
+				}
+				t.Fatalf("policy %d: tomkit %+v, casbin %v: %s %s %s %s mfa=%q\n%s", p, d, want, sub, dom, obj, act, mfa, text)
+			}
+			if d.Allow {
+				allows++
+				if !strings.Contains(text, strings.TrimSuffix(strings.TrimPrefix(d.Rule, "p, "), ", mfa")) || !strings.Contains(d.Rule, "allow") {
+					t.Fatalf("allow explained by %q, not an allow rule of the policy", d.Rule)
+				}
+			}
+		}
+		e.Close()
+	}
+	if compared < 10000 {
+		t.Fatalf("only %d comparisons", compared)
+	}
+	if allows < compared/20 {
+		t.Fatalf("only %d of %d comparisons allow: the generator is too weak", allows, compared)
+	}
+	t.Logf("%d requests over %d policies: %d allows; tomkit stricter on %d (non-canonical objects); %d policies refused at load (case variants)",
+		compared, policies, allows, stricter, refused)
+}

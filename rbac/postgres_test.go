@@ -1,0 +1,157 @@
+package rbac_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/testpg"
+	"github.com/tomkit/tomkit/rbac"
+)
+
+func pgPool(t *testing.T, dsn string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func pgEnforcer(t *testing.T, dsn string, c *clock, seed string) (*rbac.Enforcer, *audit.Recorder) {
+	t.Helper()
+	rec := &audit.Recorder{}
+	cfg := rbac.Config{Logger: rec, Postgres: pgPool(t, dsn), Now: c.Now,
+		Alert: func(context.Context, audit.Event) error { return nil }}
+	if seed != "" {
+		cfg.Policy = []byte(seed)
+	}
+	e, err := rbac.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e, rec
+}
+
+// eventually polls cond until it holds or 10 s pass. It waits for a
+// notification to arrive from PostgreSQL, not for time to pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func allowed(e *rbac.Enforcer, ctx context.Context, obj, act string) bool {
+	return e.Check(ctx, obj, act) == nil
+}
+
+// TestPostgresTwoInstances runs two enforcers on one database: each sees
+// the other's changes (rules, role removals, added denies, grants)
+// through LISTEN/NOTIFY, with no stale decision left behind.
+func TestPostgresTwoInstances(t *testing.T) {
+	dsn := testpg.Schema(t)
+	c := newClock()
+	a, _ := pgEnforcer(t, dsn, c, testPolicy)
+	b, _ := pgEnforcer(t, dsn, c, "p, ignored, x, /y, read, allow") // table not empty: seed ignored
+	alice := actx("alice", "acme")
+	admin := actx("root", "acme")
+
+	if !allowed(a, alice, "/data/x", "write") || !allowed(b, alice, "/data/x", "write") {
+		t.Fatal("seeded policy not visible on both instances")
+	}
+	if allowed(b, actx("ignored", "x"), "/y", "read") {
+		t.Fatal("second seed was applied to a non-empty table")
+	}
+
+	// Revoke on A: B stops allowing.
+	if err := a.UnassignRole(admin, "alice", "editor", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if allowed(a, alice, "/data/x", "write") {
+		t.Fatal("A allows after its own revoke")
+	}
+	eventually(t, "B to see the revoke", func() bool { return !allowed(b, alice, "/data/x", "write") })
+
+	// Grant on B: A starts allowing.
+	if err := b.AssignRole(admin, "alice", "editor", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "A to see the assignment", func() bool { return allowed(a, alice, "/data/x", "write") })
+
+	// An added deny on A reaches B.
+	if err := a.AddRule(admin, rbac.Rule{Subject: "editor", Tenant: "acme", Object: "/data/x", Action: "write", Deny: true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B to see the deny", func() bool { return !allowed(b, alice, "/data/x", "write") })
+
+	// A four-eyes grant approved on A is usable on B and expires on both,
+	// after a reload too.
+	bob := rbac.WithMFA(actx("bob", "acme"), c.Now())
+	q, err := b.RequestAccess(bob, "admin", "INC-9 user cleanup with a long reason that is longer than one hundred bytes, to check the text columns of the table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "A to see the request", func() bool { p, _ := a.Pending("acme"); return len(p) == 1 })
+	if _, err := a.Approve(rbac.WithMFA(actx("dave", "acme"), c.Now()), q.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B to see the grant", func() bool { return allowed(b, bob, "/admin/users", "manage") })
+	c.Advance(time.Hour)
+	bob = rbac.WithMFA(actx("bob", "acme"), c.Now())
+	if err := b.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if allowed(a, bob, "/admin/users", "manage") || allowed(b, bob, "/admin/users", "manage") {
+		t.Fatal("expired grant allows")
+	}
+}
+
+// TestPostgresInvalidRowFailsClosed writes a wildcard rule straight into
+// the table: the reload refuses it and every decision denies.
+func TestPostgresInvalidRowFailsClosed(t *testing.T) {
+	dsn := testpg.Schema(t)
+	c := newClock()
+	e, rec := pgEnforcer(t, dsn, c, testPolicy)
+	alice := actx("alice", "acme")
+	if !allowed(e, alice, "/data/x", "write") {
+		t.Fatal("setup")
+	}
+	pool := pgPool(t, dsn)
+	if _, err := pool.Exec(context.Background(), "INSERT INTO tomkit_rbac_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('p', '*', 'acme', '/data/*', 'write', 'allow', 'none')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(context.Background()); !errors.Is(err, rbac.ErrWildcard) {
+		t.Fatalf("Reload = %v, want ErrWildcard", err)
+	}
+	d, _ := e.Decide(alice, rbac.Request{Object: "/data/x", Action: "write"})
+	if d.Allow || d.Reason != "policy unavailable" {
+		t.Fatalf("decision with an invalid stored policy: %+v", d)
+	}
+	var critical bool
+	for _, ev := range rec.Events() {
+		critical = critical || ev.Action == "rbac.policy.reload" && ev.Severity == audit.SeverityCritical
+	}
+	if !critical {
+		t.Fatal("failed reload not audited as critical")
+	}
+	if _, err := pool.Exec(context.Background(), "DELETE FROM tomkit_rbac_rule WHERE v0 = '*'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !allowed(e, alice, "/data/x", "write") {
+		t.Fatal("not recovered after the bad row was removed")
+	}
+}
