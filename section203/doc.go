@@ -53,6 +53,16 @@
 //		// refused in § 203 mode, and recorded
 //	}
 //
+// # Isolation
+//
+// [Guard.Isolation] composes the packages that keep a tenant apart: each
+// tenant gets its own KEK (a scope of a crypto/kms Keyring, used through
+// crypto/envelope) and its own storage namespace ([Namespace], a
+// retention.Backend only it uses), with zero data retention for content
+// forced in § 203 mode (retention.ZDRRefuse unless the configuration asks
+// for retention.ZDRMemory). [Guard.Access] refuses knowledge-base and
+// storage access across tenants in every mode.
+//
 // # Telemetry
 //
 // Audit events and span events carry decision ids, modes, reasons and

@@ -253,7 +253,7 @@ func (t *Transport) check(req *http.Request, action string) (*http.Request, erro
 	default:
 		a, err = hostname.Parse(u.Host, defaultPort(u.Scheme))
 		if err != nil {
-			d.Reason = err.Error()
+			d.Reason = strings.TrimPrefix(err.Error(), "section203: ")
 			break
 		}
 		resource = origin(u.Scheme, a)
@@ -326,7 +326,7 @@ func (t *Transport) guardDial(next dialFunc) dialFunc {
 		case actor.Tenant == "":
 			d.Reason = "no tenant"
 		case err != nil:
-			d.Reason = err.Error()
+			d.Reason = strings.TrimPrefix(err.Error(), "section203: ")
 		case !p.set(mode).dial[destKey{"", a.Host(), a.Port}]:
 			resource = a.String()
 			d.Reason = "destination not allowlisted"

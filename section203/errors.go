@@ -3,6 +3,7 @@ package section203
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The errors of this package. Every refusal by a guard is a
@@ -48,7 +49,7 @@ type DeniedError struct {
 }
 
 func (e *DeniedError) Error() string {
-	return fmt.Sprintf("section203: %s denied (decision %s, mode %s): %s", e.Decision.Action, e.Decision.ID, e.Decision.Mode, e.Decision.Reason)
+	return fmt.Sprintf("section203: %s denied (decision %s, mode %s): %s", strings.TrimPrefix(e.Decision.Action, "section203."), e.Decision.ID, e.Decision.Mode, e.Decision.Reason)
 }
 
 // Unwrap returns [ErrDenied] and Err.

@@ -80,7 +80,7 @@ func ExampleGuard_Transport() {
 	}
 	// Output:
 	// section203.egress: userinfo in URL
-	// section203.egress: section203: numeric host name: "2130706433"
+	// section203.egress: numeric host name: "2130706433"
 	// section203.egress: destination not allowlisted
 }
 
