@@ -288,10 +288,11 @@ func (s *Store) Stat(ctx context.Context, key string) (Meta, error) {
 }
 
 func (s *Store) readable(ctx context.Context, key string, m Meta, now time.Time) error {
-	if _, err := s.policy.MaxAgeOf(m.Class); err != nil {
+	max, err := s.policy.MaxAgeOf(m.Class)
+	if err != nil {
 		return s.deny(ctx, "retention.read", key, err)
 	}
-	if !s.policy.Cutoff(now).Expired(m) {
+	if m.RetainUntil.After(now) && m.Created.After(now.Add(-max)) {
 		return nil
 	}
 	if m.LegalHold {

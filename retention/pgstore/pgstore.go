@@ -6,11 +6,11 @@
 // the table and indexes if they are missing.
 //
 // Deletions by the purge are one statement per batch that re-checks
-// expiry, legal hold and lock inside the DELETE and skips rows locked by a
-// concurrent writer (FOR UPDATE SKIP LOCKED), after River's JobCleaner: a
-// batch commits on its own, so a purge killed part-way has lost nothing
-// and the next run carries on, and readers (plain MVCC SELECTs) are never
-// blocked.
+// expiry, legal hold and lock inside the DELETE, after River's JobCleaner:
+// a batch is a small transaction of its own, so a purge killed part-way
+// has lost nothing and the next run carries on, and readers (plain MVCC
+// SELECTs) are never blocked. (A FOR UPDATE SKIP LOCKED sub-select was
+// measured five times slower, as it writes every row twice.)
 //
 // Content is held in a bytea column, so Put reads the whole object into
 // memory before writing it and Get returns an in-memory reader. Use the
@@ -253,19 +253,20 @@ type rowScanner struct {
 
 func (r rowScanner) Scan(dst ...any) error { return r.rows.Scan(append([]any{r.key}, dst...)...) }
 
-// DeleteExpired implements [retention.Backend] in one statement: the
-// expiry, hold and lock conditions are evaluated on the rows as they are
-// locked for deletion, and rows locked by a concurrent writer are skipped
-// (the next purge sees them again).
+// DeleteExpired implements [retention.Backend] in one statement, so that
+// the expiry, hold and lock conditions are evaluated on each row as it is
+// deleted: under READ COMMITTED a row changed by a concurrent transaction
+// is re-checked in its new version (and survives if it is live now).
+// Readers are never blocked; a writer holding one of the rows delays the
+// batch until it commits.
 func (s *Store) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
 	pred, a := expiredPred(cut, 2)
-	rows, err := s.pool.Query(ctx, `DELETE FROM retention_objects WHERE key IN (
-		SELECT key FROM retention_objects
+	rows, err := s.pool.Query(ctx, `DELETE FROM retention_objects
 		WHERE key = ANY($1) AND `+pred+` AND NOT legal_hold AND (lock_until IS NULL OR lock_until <= $2)
-		FOR UPDATE SKIP LOCKED) RETURNING key`, append([]any{keys}, a...)...)
+		RETURNING key`, append([]any{keys}, a...)...)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: delete expired: %w", err)
 	}
