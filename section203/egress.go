@@ -51,8 +51,8 @@ type destKey struct {
 }
 
 type allowSet struct {
-	dests map[destKey]bool // scheme, host, port
-	dial  map[destKey]bool // host, port (scheme empty)
+	dests map[destKey]string // scheme, host, port -> scheme://host:port
+	dial  map[destKey]bool   // host, port (scheme empty)
 }
 
 type egressPolicy struct {
@@ -62,7 +62,7 @@ type egressPolicy struct {
 }
 
 func compileAllow(entries []string) (allowSet, error) {
-	s := allowSet{dests: map[destKey]bool{}, dial: map[destKey]bool{}}
+	s := allowSet{dests: map[destKey]string{}, dial: map[destKey]bool{}}
 	for _, e := range entries {
 		scheme, hostport := "https", e
 		if i := strings.Index(e, "://"); i >= 0 {
@@ -75,7 +75,7 @@ func compileAllow(entries []string) (allowSet, error) {
 		if err != nil {
 			return allowSet{}, fmt.Errorf("%w: egress entry %q: %w", ErrConfig, e, err)
 		}
-		s.dests[destKey{scheme, a.Host(), a.Port}] = true
+		s.dests[destKey{scheme, a.Host(), a.Port}] = origin(scheme, a)
 		s.dial[destKey{"", a.Host(), a.Port}] = true
 	}
 	return s, nil
@@ -256,7 +256,12 @@ func (t *Transport) check(req *http.Request, action string) (*http.Request, erro
 			d.Reason = strings.TrimPrefix(err.Error(), "section203: ")
 			break
 		}
-		resource = origin(u.Scheme, a)
+		o, ok := p.set(mode).dests[destKey{u.Scheme, a.Host(), a.Port}]
+		if ok {
+			resource = o
+		} else {
+			resource = origin(u.Scheme, a)
+		}
 		if req.Host != "" && req.Host != u.Host {
 			h, err := hostname.Parse(req.Host, a.Port)
 			if err != nil || h.Host() != a.Host() {
@@ -265,7 +270,7 @@ func (t *Transport) check(req *http.Request, action string) (*http.Request, erro
 			}
 		}
 		switch {
-		case !p.set(mode).dests[destKey{u.Scheme, a.Host(), a.Port}]:
+		case !ok:
 			d.Reason = "destination not allowlisted"
 		case a.IP.IsValid() && len(p.cidrs) > 0 && !p.inCIDRs(a.IP):
 			d.Reason = "address outside the allowed CIDRs"

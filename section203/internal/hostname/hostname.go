@@ -105,7 +105,9 @@ func Parse(hostport string, defaultPort uint16) (Addr, error) {
 		}
 		return Addr{IP: ip.Unmap(), Port: port}, nil
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if !dotted(host) {
+		// Not an IPv4 literal: skip ParseAddr and its error allocation.
+	} else if ip, err := netip.ParseAddr(host); err == nil {
 		if !ip.Is4() {
 			return Addr{}, fmt.Errorf("%w: bad IP literal", ErrInvalid)
 		}
@@ -208,6 +210,16 @@ func nameIDNA(host string) (string, error) {
 		return "", fmt.Errorf("%w: %q", ErrNumeric, a)
 	}
 	return a, nil
+}
+
+// dotted reports whether s consists of digits and dots only.
+func dotted(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && s[i] != '.' {
+			return false
+		}
+	}
+	return true
 }
 
 // numeric reports whether a final label could be read as (part of) an
