@@ -33,12 +33,6 @@ type docStore interface {
 	Close() error
 }
 
-// authorizer decides deny-by-default whether the actor in ctx may perform
-// action in tenant. A nil error means allow.
-type authorizer interface {
-	Authorize(ctx context.Context, p principal, action, tenant string) error
-}
-
 // aiGuard enforces the § 203 rules on outbound AI traffic.
 type aiGuard interface {
 	ModelCall(ctx context.Context, tenant, model string) error
@@ -65,14 +59,12 @@ type app struct {
 	tenants map[string]tenantInfo
 	tokens  map[string]principal // by token hash
 	store   docStore
-	authz   authorizer
+	authz   *rbacAuthz
 	guard   aiGuard
 	audit   auditSink
 	tls     *tls.Config
 	mon     *monitor
 	limits  *limiter
-	approve *fourEyes
-	glass   *breakGlass
 	errLog  *log.Logger
 	now     func() time.Time
 
@@ -117,14 +109,15 @@ func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, 
 		return fail("tls", err)
 	}
 	a.limits = newLimiter(o.rate, o.burst)
-	a.approve = newFourEyes(a.now)
-	a.glass = newBreakGlass(o.breakTTL, a.now)
 	return a, nil
 }
 
 func (a *app) close() {
 	if a.store != nil {
 		_ = a.store.Close()
+	}
+	if a.authz != nil {
+		_ = a.authz.Close()
 	}
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		_ = a.closers[i].Close()
@@ -228,12 +221,15 @@ Try it (copy and paste):
   %[1]s -H "Authorization: Bearer %[4]s" -d '{"query":"client name"}' %[2]s/v1/tenants/kanzlei-mueller/web-search
   %[1]s -H "Authorization: Bearer %[4]s" -d '{"model":"gpt-4o","prompt":"summarise"}' %[2]s/v1/tenants/kanzlei-mueller/model-calls
   %[1]s -H "Authorization: Bearer %[4]s" -d '{"model":"mistral-large-eu","prompt":"summarise"}' %[2]s/v1/tenants/kanzlei-mueller/model-calls
-  # break-glass: the on-call operator opens a grant for acme (raises an alert), then reads
+  # break-glass: the on-call operator (no standing access) elevates to "reader" in acme; an alert fires
+  %[1]s -H "Authorization: Bearer %[5]s" %[2]s/v1/tenants/acme/documents/$ID     # 403 before
   %[1]s -H "Authorization: Bearer %[5]s" -d '{"tenant":"acme","reason":"INC-1234 outage"}' %[2]s/v1/break-glass
-  %[1]s -H "Authorization: Bearer %[5]s" %[2]s/v1/tenants/acme/documents/$ID
-  # four-eyes tenant erasure: carol requests, dave approves; documents are then unreadable
-  REQ=$(%[1]s -s -H "Authorization: Bearer %[6]s" -d '{"reason":"contract ended"}' %[2]s/v1/tenants/acme/erasure-requests | sed 's/.*"id":"\([^"]*\)".*/\1/')
-  %[1]s -H "Authorization: Bearer %[7]s" -X POST %[2]s/v1/tenants/acme/erasure-requests/$REQ/approve
+  %[1]s -H "Authorization: Bearer %[5]s" %[2]s/v1/tenants/acme/documents/$ID     # 200 now, audited
+  # four-eyes tenant erasure: carol asks for the eraser role, dave approves, carol erases
+  REQ=$(%[1]s -s -H "Authorization: Bearer %[6]s" -d '{"role":"eraser","reason":"contract ended"}' %[2]s/v1/tenants/acme/access-requests | sed 's/.*"id":"\([^"]*\)".*/\1/')
+  %[1]s -H "Authorization: Bearer %[7]s" -X POST %[2]s/v1/tenants/acme/access-requests/$REQ/approve
+  %[1]s -H "Authorization: Bearer %[6]s" -X POST %[2]s/v1/tenants/acme/erase
+  %[1]s -H "Authorization: Bearer %[3]s" %[2]s/v1/tenants/acme/documents/$ID     # 404: erased
   # HSTS and TLS 1.3 only
   %[1]s -sI %[2]s/healthz | grep -i strict-transport
   %[1]s --tls-max 1.2 %[2]s/healthz   # fails: TLS 1.2 is refused

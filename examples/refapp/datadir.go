@@ -159,32 +159,37 @@ func (d dataDir) createPKI() error {
 	return writeSecret(d.path(fileKey), pemEncode("PRIVATE KEY", srvKeyDER))
 }
 
-// defaultPolicy is the RBAC policy in casbin CSV form: p lines grant a
-// role an action in a tenant; g lines put a subject in a role in a tenant.
-// Anything not granted is denied.
-const defaultPolicy = `# tomkit refapp RBAC policy. Anything not granted here is denied.
-# p, role, tenant, action
-p, editor, acme, document.create
-p, editor, acme, document.read
-p, editor, acme, document.delete
-p, editor, acme, model.call
-p, editor, acme, web.search
-p, viewer, acme, document.read
-p, admin, acme, tenant.erase
-p, editor, kanzlei-mueller, document.create
-p, editor, kanzlei-mueller, document.read
-p, editor, kanzlei-mueller, document.delete
-p, editor, kanzlei-mueller, model.call
-p, editor, kanzlei-mueller, web.search
-p, admin, kanzlei-mueller, tenant.erase
+// defaultPolicy is the RBAC policy in rbac's CSV form: p lines grant a
+// role an action on an object in a tenant ("mfa" marks a privileged
+// permission that needs fresh MFA); g lines put a subject in a role in a
+// tenant. Anything not granted is denied.
+const defaultPolicy = `# tomkit refapp RBAC policy (see go doc github.com/tomkit/tomkit/rbac).
+# Anything not granted here is denied.
+# p, role, tenant, object, action, effect[, mfa]
+p, editor, acme, /documents/*, create, allow
+p, editor, acme, /documents/*, read, allow
+p, editor, acme, /documents/*, delete, allow, mfa
+p, editor, acme, /ai/models/*, call, allow
+p, editor, acme, /ai/web-search, search, allow
+p, viewer, acme, /documents/*, read, allow
+p, eraser, acme, /tenant, erase, allow, mfa
+p, reader, acme, /documents/*, read, allow, mfa
+p, editor, kanzlei-mueller, /documents/*, create, allow
+p, editor, kanzlei-mueller, /documents/*, read, allow
+p, editor, kanzlei-mueller, /documents/*, delete, allow, mfa
+p, editor, kanzlei-mueller, /ai/models/*, call, allow
+p, editor, kanzlei-mueller, /ai/web-search, search, allow
+p, eraser, kanzlei-mueller, /tenant, erase, allow, mfa
 # g, subject, role, tenant
 g, alice, editor, acme
 g, bob, viewer, acme
-g, carol, admin, acme
-g, dave, admin, acme
+g, carol, approver, acme
+g, dave, approver, acme
+g, erin, approver, acme
+g, oncall, breakglass, acme
 g, lena, editor, kanzlei-mueller
-g, max, admin, kanzlei-mueller
-g, olga, admin, kanzlei-mueller
+g, max, approver, kanzlei-mueller
+g, olga, approver, kanzlei-mueller
 `
 
 func (d dataDir) createPolicy() error {
@@ -230,9 +235,6 @@ type principal struct {
 	// second factor. Administrative actions require it (TOM 000 §2,
 	// 004 §1).
 	MFA bool `json:"mfa"`
-	// BreakGlass marks an on-call operator who may open a break-glass
-	// grant (TOM 000 §2).
-	BreakGlass bool `json:"break_glass,omitempty"`
 	// TokenSHA256 is the hex SHA-256 of the bearer token. The token
 	// itself is not stored here.
 	TokenSHA256 string `json:"token_sha256"`
@@ -253,13 +255,13 @@ func (d dataDir) createPrincipals() error {
 	specs := []principal{
 		{Subject: "alice", Tenant: tenantOrdinary, MFA: true, Description: "editor at acme"},
 		{Subject: "bob", Tenant: tenantOrdinary, Description: "viewer at acme, no MFA"},
-		{Subject: "carol", Tenant: tenantOrdinary, MFA: true, Description: "admin at acme"},
-		{Subject: "dave", Tenant: tenantOrdinary, MFA: true, Description: "second admin at acme (four-eyes)"},
-		{Subject: "erin", Tenant: tenantOrdinary, Description: "admin without MFA (refused for admin actions)"},
+		{Subject: "carol", Tenant: tenantOrdinary, MFA: true, Description: "approver at acme (four-eyes)"},
+		{Subject: "dave", Tenant: tenantOrdinary, MFA: true, Description: "second approver at acme (four-eyes)"},
+		{Subject: "erin", Tenant: tenantOrdinary, Description: "approver at acme without MFA (refused for privileged actions)"},
 		{Subject: "lena", Tenant: tenantLawFirm, MFA: true, Description: "lawyer (editor) at the § 203 law firm"},
-		{Subject: "max", Tenant: tenantLawFirm, MFA: true, Description: "admin at the law firm"},
-		{Subject: "olga", Tenant: tenantLawFirm, MFA: true, Description: "second admin at the law firm (four-eyes)"},
-		{Subject: "oncall", Tenant: "ops", MFA: true, BreakGlass: true, Description: "on-call operator (break-glass)"},
+		{Subject: "max", Tenant: tenantLawFirm, MFA: true, Description: "approver at the law firm"},
+		{Subject: "olga", Tenant: tenantLawFirm, MFA: true, Description: "second approver at the law firm (four-eyes)"},
+		{Subject: "oncall", Tenant: tenantOrdinary, MFA: true, Description: "on-call operator for acme (break-glass only)"},
 	}
 	var toks []demoToken
 	for i := range specs {

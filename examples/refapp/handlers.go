@@ -8,27 +8,18 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
 )
 
-// authorizeOrBreakGlass is authorize, except that a read denied by policy
-// is allowed while the caller holds an open break-glass grant for the
-// tenant. Such an access is audited as critical and raises an alert.
-func (a *app) authorizeOrBreakGlass(w http.ResponseWriter, r *http.Request, action, tenant string) bool {
-	st := stateFrom(r.Context())
-	if err := a.authz.Authorize(r.Context(), *st.p, action, tenant); err == nil {
-		return true
-	} else if action == "document.read" && a.glass.active(st.p.Subject, tenant) {
-		st.severity = audit.SeverityCritical
-		st.attrs = append(st.attrs, audit.String("break_glass", "true"))
-		a.mon.alert(r.Context(), "break-glass access", st.p.Subject+" read "+r.URL.Path+" under break-glass")
-		return true
-	}
-	return a.authorize(w, r, action, tenant)
-}
+// validID matches the ids the service hands out.
+var validID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// validModel matches model names the simulated model endpoint accepts.
+var validModel = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}$`)
 
 func newID() string {
 	var b [16]byte
@@ -52,16 +43,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 
 func (a *app) createDocument(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !a.authorize(w, r, "document.create", tenant) {
+	id := newID()
+	st := stateFrom(r.Context())
+	st.resource = "/v1/tenants/" + tenant + "/documents/" + id
+	if !a.authorize(w, r, "/documents/"+id, "create") {
 		return
 	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return
 	}
-	id := newID()
-	st := stateFrom(r.Context())
-	st.resource = "/v1/tenants/" + tenant + "/documents/" + id
 	if err := a.store.Put(r.Context(), tenant, id, body); err != nil {
 		a.internal(w, r, err)
 		return
@@ -72,7 +63,11 @@ func (a *app) createDocument(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) readDocument(w http.ResponseWriter, r *http.Request) {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
-	if !a.authorizeOrBreakGlass(w, r, "document.read", tenant) {
+	if !a.authorize(w, r, "/documents/"+id, "read") {
+		return
+	}
+	if !validID.MatchString(id) {
+		fail(w, r, http.StatusNotFound, codeNotFound, "no such document")
 		return
 	}
 	body, err := a.store.Get(r.Context(), tenant, id)
@@ -90,7 +85,11 @@ func (a *app) readDocument(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) deleteDocument(w http.ResponseWriter, r *http.Request) {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
-	if !a.authorize(w, r, "document.delete", tenant) {
+	if !a.authorize(w, r, "/documents/"+id, "delete") {
+		return
+	}
+	if !validID.MatchString(id) {
+		fail(w, r, http.StatusNotFound, codeNotFound, "no such document")
 		return
 	}
 	err := a.store.Delete(r.Context(), tenant, id)
@@ -130,9 +129,6 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 // whether the model may be used for this tenant.
 func (a *app) modelCall(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !a.authorize(w, r, "model.call", tenant) {
-		return
-	}
 	var req struct {
 		Model  string `json:"model"`
 		Prompt string `json:"prompt"`
@@ -140,8 +136,15 @@ func (a *app) modelCall(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
+	if !validModel.MatchString(req.Model) {
+		fail(w, r, http.StatusBadRequest, codeBadRequest, "invalid model name")
+		return
+	}
 	st := stateFrom(r.Context())
 	st.attrs = append(st.attrs, audit.String("model", req.Model))
+	if !a.authorize(w, r, "/ai/models/"+req.Model, "call") {
+		return
+	}
 	if err := a.guard.ModelCall(r.Context(), tenant, req.Model); err != nil {
 		st.reason = err.Error()
 		fail(w, r, http.StatusForbidden, codeSection203, err.Error())
@@ -153,7 +156,7 @@ func (a *app) modelCall(w http.ResponseWriter, r *http.Request) {
 // webSearch simulates a web search. In § 203 mode web search is off.
 func (a *app) webSearch(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !a.authorize(w, r, "web.search", tenant) {
+	if !a.authorize(w, r, "/ai/web-search", "search") {
 		return
 	}
 	var req struct {
@@ -177,97 +180,107 @@ func summarize(s string) string {
 	return s
 }
 
-// requestErasure opens a four-eyes request to erase the tenant. A second
-// admin must approve it.
-func (a *app) requestErasure(w http.ResponseWriter, r *http.Request) {
+// requestAccess asks for a privileged role in the caller's tenant
+// (four-eyes, step 1). Another approver of the tenant must approve it.
+func (a *app) requestAccess(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PathValue("tenant")
-	if !a.authorize(w, r, "tenant.erase", tenant) {
+	if !a.sameTenant(w, r, tenant) {
 		return
 	}
 	var req struct {
+		Role   string `json:"role"`
 		Reason string `json:"reason"`
 	}
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if req.Reason == "" {
-		fail(w, r, http.StatusBadRequest, codeBadRequest, "a reason is required")
-		return
-	}
 	st := stateFrom(r.Context())
-	id, err := a.approve.request(r.Context(), st.p.Subject, tenant, "tenant.erase", req.Reason)
+	st.severity = audit.SeverityNotice
+	st.attrs = append(st.attrs, audit.String("role", req.Role), audit.String("reason", req.Reason))
+	ar, err := a.authz.enf.RequestAccess(r.Context(), req.Role, req.Reason)
 	if err != nil {
-		a.internal(w, r, err)
+		a.rbacFail(w, r, err)
 		return
 	}
-	st.resource = "/v1/tenants/" + tenant + "/erasure-requests/" + id
-	st.severity = audit.SeverityNotice
-	st.attrs = append(st.attrs, audit.String("four_eyes", "requested"), audit.String("reason", req.Reason))
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "status": "pending", "requested_by": st.p.Subject})
+	st.resource = "/v1/tenants/" + tenant + "/access-requests/" + ar.ID
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": ar.ID, "role": ar.Role, "status": "pending", "requested_by": ar.Actor.Subject, "expires": ar.Expires.UTC().Format(time.RFC3339)})
 }
 
-// approveErasure is the second pair of eyes. The approver must be a
-// different admin of the same tenant; then the tenant is erased.
-func (a *app) approveErasure(w http.ResponseWriter, r *http.Request) {
+// approveAccess is the second pair of eyes (four-eyes, step 2): a
+// different approver of the same tenant, with MFA, approves the request.
+// The requester then holds the role for an hour.
+func (a *app) approveAccess(w http.ResponseWriter, r *http.Request) {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
-	if !a.authorize(w, r, "tenant.erase", tenant) {
+	if !a.sameTenant(w, r, tenant) {
 		return
 	}
 	st := stateFrom(r.Context())
-	req, err := a.approve.approve(r.Context(), id, st.p.Subject, tenant)
-	switch {
-	case errors.Is(err, errSameApprover):
-		fail(w, r, http.StatusForbidden, codeFourEyes, "the approver must not be the requester")
-		return
-	case errors.Is(err, errNoRequest):
-		fail(w, r, http.StatusNotFound, codeNotFound, "no such pending request")
-		return
-	case err != nil:
-		a.internal(w, r, err)
+	st.severity = audit.SeverityWarning
+	g, err := a.authz.enf.Approve(r.Context(), id, 0)
+	if err != nil {
+		a.rbacFail(w, r, err)
 		return
 	}
+	st.attrs = append(st.attrs, audit.String("grant", g.ID), audit.String("role", g.Role), audit.String("grantee", g.Actor.Subject))
+	writeJSON(w, http.StatusOK, map[string]any{"grant": g.ID, "role": g.Role, "grantee": g.Actor.Subject, "approved_by": st.p.Subject, "expires": g.Expires.UTC().Format(time.RFC3339)})
+}
+
+// eraseTenant erases the tenant: its key is destroyed (crypto-shredding)
+// and its documents deleted. It needs the privileged eraser role, which
+// only a four-eyes grant gives.
+func (a *app) eraseTenant(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PathValue("tenant")
+	if !a.authorize(w, r, "/tenant", "erase") {
+		return
+	}
+	st := stateFrom(r.Context())
 	st.severity = audit.SeverityWarning
-	st.attrs = append(st.attrs, audit.String("four_eyes", "approved"), audit.String("requested_by", req.requester), audit.String("reason", req.reason))
 	if err := a.store.EraseTenant(r.Context(), tenant); err != nil {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": "executed", "requested_by": req.requester, "approved_by": st.p.Subject})
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "status": "erased"})
 }
 
-// openBreakGlass grants the on-call operator time-limited read access to
-// one tenant. It needs MFA and a reason, is audited as critical and raises
-// an alert.
+// openBreakGlass elevates the on-call operator at once to a privileged
+// role (default "reader") in its tenant, for 15 minutes. It needs the
+// breakglass role, MFA and a reason; rbac writes a critical audit event
+// and the alert hook fires.
 func (a *app) openBreakGlass(w http.ResponseWriter, r *http.Request) {
 	st := stateFrom(r.Context())
 	var req struct {
 		Tenant string `json:"tenant"`
+		Role   string `json:"role"`
 		Reason string `json:"reason"`
 	}
 	if !decodeJSON(w, r, &req) {
 		return
 	}
+	if req.Role == "" {
+		req.Role = "reader"
+	}
 	st.tenant = req.Tenant
 	st.resource = "/v1/break-glass/" + req.Tenant
-	if _, ok := a.tenants[req.Tenant]; !ok {
-		fail(w, r, http.StatusNotFound, codeUnknownTenant, "no such tenant")
-		return
-	}
-	if req.Reason == "" {
-		fail(w, r, http.StatusBadRequest, codeBadRequest, "a reason is required")
-		return
-	}
-	if !st.p.BreakGlass {
-		fail(w, r, http.StatusForbidden, codeForbidden, "not a break-glass operator")
-		return
-	}
-	if !st.p.MFA {
-		fail(w, r, http.StatusForbidden, codeMFARequired, "break-glass requires MFA")
-		return
-	}
-	until := a.glass.open(st.p.Subject, req.Tenant)
 	st.severity = audit.SeverityCritical
-	st.attrs = append(st.attrs, audit.String("break_glass", "opened"), audit.String("reason", req.Reason), audit.String("until", until.UTC().Format(time.RFC3339)))
-	a.mon.alert(r.Context(), "break-glass opened", st.p.Subject+" opened break-glass on tenant "+req.Tenant+": "+req.Reason)
-	writeJSON(w, http.StatusCreated, map[string]any{"tenant": req.Tenant, "until": until.UTC().Format(time.RFC3339)})
+	st.attrs = append(st.attrs, audit.String("role", req.Role), audit.String("reason", req.Reason))
+	if !a.sameTenant(w, r, req.Tenant) {
+		return
+	}
+	g, err := a.authz.enf.BreakGlass(r.Context(), req.Role, req.Reason)
+	if err != nil {
+		a.rbacFail(w, r, err)
+		return
+	}
+	st.attrs = append(st.attrs, audit.String("grant", g.ID))
+	writeJSON(w, http.StatusCreated, map[string]any{"grant": g.ID, "tenant": g.Actor.Tenant, "role": g.Role, "until": g.Expires.UTC().Format(time.RFC3339)})
+}
+
+func (a *app) rbacFail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := rbacErr(err)
+	if status >= 500 {
+		a.internal(w, r, err)
+		return
+	}
+	stateFrom(r.Context()).reason = err.Error()
+	fail(w, r, status, code, err.Error())
 }

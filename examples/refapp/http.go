@@ -141,8 +141,9 @@ func (a *app) routes() http.Handler {
 	api("DELETE /v1/tenants/{tenant}/documents/{id}", "document.delete", a.deleteDocument)
 	api("POST /v1/tenants/{tenant}/model-calls", "model.call", a.modelCall)
 	api("POST /v1/tenants/{tenant}/web-search", "web.search", a.webSearch)
-	api("POST /v1/tenants/{tenant}/erasure-requests", "tenant.erase", a.requestErasure)
-	api("POST /v1/tenants/{tenant}/erasure-requests/{id}/approve", "tenant.erase", a.approveErasure)
+	api("POST /v1/tenants/{tenant}/access-requests", "access.request", a.requestAccess)
+	api("POST /v1/tenants/{tenant}/access-requests/{id}/approve", "access.approve", a.approveAccess)
+	api("POST /v1/tenants/{tenant}/erase", "tenant.erase", a.eraseTenant)
 	api("POST /v1/break-glass", "breakglass.open", a.openBreakGlass)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -237,7 +238,7 @@ func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h h
 		return
 	}
 	st.p = &p
-	ctx = audit.WithActor(ctx, audit.Actor{Subject: p.Subject, Tenant: p.Tenant})
+	ctx = withMFA(audit.WithActor(ctx, audit.Actor{Subject: p.Subject, Tenant: p.Tenant}), p)
 	r = r.WithContext(ctx)
 	if !a.limits.allow(p.Subject) {
 		a.mon.rateLimited(ctx, p.Subject)
@@ -270,21 +271,44 @@ func (a *app) authenticate(r *http.Request) (principal, bool) {
 	return p, ok
 }
 
-// authorize runs the authorizer and writes the denial. It reports whether
-// the request may go on.
-func (a *app) authorize(w http.ResponseWriter, r *http.Request, action, tenant string) bool {
+// sameTenant refuses, with 403, a request for a tenant other than the
+// principal's own: principals belong to exactly one tenant.
+func (a *app) sameTenant(w http.ResponseWriter, r *http.Request, tenant string) bool {
 	st := stateFrom(r.Context())
-	err := a.authz.Authorize(r.Context(), *st.p, action, tenant)
-	if err == nil {
-		return true
-	}
-	switch {
-	case errors.Is(err, errMFARequired):
-		fail(w, r, http.StatusForbidden, codeMFARequired, "this action requires a principal authenticated with MFA")
-	default:
+	if tenant != st.p.Tenant {
+		st.reason = "cross-tenant: a principal of " + st.p.Tenant + " asked for " + orDash(tenant)
 		fail(w, r, http.StatusForbidden, codeForbidden, "access denied")
+		return false
 	}
-	st.reason = err.Error()
+	return true
+}
+
+// authorize checks the tenant, then asks rbac whether the actor may
+// perform action on object, and writes the denial. It reports whether the
+// request may go on. An allow through a grant (four-eyes or break-glass)
+// is recorded on the request's audit event.
+func (a *app) authorize(w http.ResponseWriter, r *http.Request, object, action string) bool {
+	st := stateFrom(r.Context())
+	if !a.sameTenant(w, r, r.PathValue("tenant")) {
+		return false
+	}
+	d, err := a.authz.decide(r.Context(), object, action)
+	switch {
+	case err == nil:
+		if d.GrantID != "" {
+			st.severity = audit.SeverityWarning
+			st.attrs = append(st.attrs, audit.String("grant", d.GrantID), audit.String("rule", d.Rule))
+		}
+		return true
+	case errors.Is(err, errMFARequired):
+		st.reason = err.Error()
+		fail(w, r, http.StatusForbidden, codeMFARequired, "this action requires a principal authenticated with MFA")
+	case errors.Is(err, errDenied):
+		st.reason = err.Error()
+		fail(w, r, http.StatusForbidden, codeForbidden, "access denied")
+	default:
+		a.internal(w, r, err)
+	}
 	return false
 }
 

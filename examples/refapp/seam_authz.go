@@ -2,64 +2,109 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
-	"github.com/casbin/casbin/v2"
-	"github.com/casbin/casbin/v2/model"
-	fileadapter "github.com/casbin/casbin/v2/persist/file-adapter"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/rbac"
 )
 
-// casbinModel is RBAC with tenants as domains. Anything not matched is
-// denied.
-const casbinModel = `
-[request_definition]
-r = sub, dom, act
+// rbacAuthz is the deny-by-default authorizer: rbac.Enforcer on the
+// policy file of the data directory (or, with -postgres, on the policy
+// table seeded from it). Four-eyes approval and break-glass are rbac's.
+type rbacAuthz struct {
+	enf  *rbac.Enforcer
+	pool *pgxpool.Pool
+}
 
-[policy_definition]
-p = sub, dom, act
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.act == p.act
-`
-
-// openAuthorizer returns the deny-by-default authorizer.
-//
-// Fallback until rbac lands: casbin directly, with the policy file from
-// the data directory; admin actions (tenant.*) need MFA; a principal acts
-// only in its own tenant.
-func openAuthorizer(_ context.Context, a *app) (authorizer, error) {
-	m, err := model.NewModelFromString(casbinModel)
+// openAuthorizer loads the policy into an rbac.Enforcer. Break-glass
+// elevations call the monitor's alert hook.
+func openAuthorizer(ctx context.Context, a *app) (*rbacAuthz, error) {
+	text, err := os.ReadFile(a.data.path(filePolicy))
 	if err != nil {
 		return nil, err
 	}
-	e, err := casbin.NewEnforcer(m, fileadapter.NewAdapter(a.data.path(filePolicy)))
-	if err != nil {
+	cfg := rbac.Config{
+		Logger:        a.audit,
+		Policy:        text,
+		BreakGlassTTL: a.opts.breakTTL,
+		Alert: func(ctx context.Context, e audit.Event) error {
+			a.mon.alert(ctx, "break-glass", fmt.Sprintf("%s broke the glass in %s: %s", e.Actor.Subject, e.Actor.Tenant, e.Reason))
+			return nil
+		},
+	}
+	z := &rbacAuthz{}
+	if a.opts.postgres != "" {
+		if z.pool, err = pgxpool.New(ctx, a.opts.postgres); err != nil {
+			return nil, err
+		}
+		cfg.Postgres = z.pool
+	}
+	if z.enf, err = rbac.New(ctx, cfg); err != nil {
+		z.Close()
 		return nil, err
 	}
-	return casbinAuthz{e}, nil
+	return z, nil
 }
 
-type casbinAuthz struct{ e *casbin.Enforcer }
-
-func (c casbinAuthz) Authorize(_ context.Context, p principal, action, tenant string) error {
-	if p.Subject == "" || p.Tenant == "" || tenant == "" || p.Tenant != tenant {
-		return fmt.Errorf("%w: %s may not act in tenant %q", errDenied, p.Subject, tenant)
+func (z *rbacAuthz) Close() error {
+	var err error
+	if z.enf != nil {
+		err = z.enf.Close()
 	}
-	ok, err := c.e.Enforce(p.Subject, tenant, action)
-	if err != nil || !ok {
-		return fmt.Errorf("%w: %s may not %s in %s", errDenied, p.Subject, action, tenant)
+	if z.pool != nil {
+		z.pool.Close()
 	}
-	if strings.HasPrefix(action, "tenant.") && !p.MFA {
-		return fmt.Errorf("%w: %s", errMFARequired, action)
-	}
-	return nil
+	return err
 }
 
-const integrationAuthz = "authz: casbin fallback (rbac not yet wired)"
+// withMFA marks ctx with the principal's MFA: a principal flagged MFA is
+// treated as verified at the time of the request.
+func withMFA(ctx context.Context, p principal) context.Context {
+	if p.MFA {
+		return rbac.WithMFA(ctx, time.Now())
+	}
+	return ctx
+}
+
+// decide asks rbac whether the actor in ctx may perform action on object.
+// It returns the decision, errMFARequired or errDenied (wrapping rbac's
+// reason), or an error when the decision could not be made or logged.
+func (z *rbacAuthz) decide(ctx context.Context, object, action string) (rbac.Decision, error) {
+	d, err := z.enf.Decide(ctx, rbac.Request{Object: object, Action: action})
+	if err != nil {
+		return d, err
+	}
+	if !d.Allow {
+		if strings.HasPrefix(d.Reason, "mfa required") {
+			return d, fmt.Errorf("%w: %s", errMFARequired, d.Reason)
+		}
+		return d, fmt.Errorf("%w: %s", errDenied, d.Reason)
+	}
+	return d, nil
+}
+
+// rbacErr maps the errors of rbac's four-eyes and break-glass flows to
+// the HTTP contract.
+func rbacErr(err error) (status int, code string) {
+	switch {
+	case errors.Is(err, rbac.ErrSelfApproval):
+		return 403, codeFourEyes
+	case errors.Is(err, rbac.ErrMFARequired):
+		return 403, codeMFARequired
+	case errors.Is(err, rbac.ErrNotFound), errors.Is(err, rbac.ErrExpired):
+		return 404, codeNotFound
+	case errors.Is(err, rbac.ErrJustification), errors.Is(err, rbac.ErrTTL):
+		return 400, codeBadRequest
+	case errors.Is(err, rbac.ErrNotApprover), errors.Is(err, rbac.ErrNotEligible), errors.Is(err, rbac.ErrNotPrivileged), errors.Is(err, rbac.ErrDenied):
+		return 403, codeForbidden
+	}
+	return 500, codeInternal
+}
+
+const integrationAuthz = "rbac (casbin, deny-by-default, MFA for privileged permissions, four-eyes, break-glass)"

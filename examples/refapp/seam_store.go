@@ -5,185 +5,232 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
-	"regexp"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/envelope"
+	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/fsstore"
+	"github.com/tomkit/tomkit/retention/pgstore"
 )
 
-// createMasterKey writes the master key: an AES-256-GCM tink keyset in
-// clear, mode 0600. It wraps the per-tenant keysets. In production it
-// lives in a KMS or Vault, never on disk.
+const fileKeyring = "keyring.json" // in dirKeysets: the per-tenant KEKs, encrypted under the master key
+
+// createMasterKey writes the master key (kms.GenerateMasterKey: 32 random
+// bytes, base64) to a 0600 file. It encrypts the keyring file. In
+// production it lives in a KMS or Vault (kms.RemoteMasterKey), never on
+// the disk next to the keyring.
 func (d dataDir) createMasterKey() error {
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := insecurecleartextkeyset.Write(h, keyset.NewJSONWriter(&buf)); err != nil {
-		return err
-	}
-	return writeSecret(d.path(fileMasterKey), buf.Bytes())
+	return writeSecret(d.path(fileMasterKey), []byte(kms.GenerateMasterKey()+"\n"))
 }
 
-var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
-// openStore returns the document store.
-//
-// Fallback until crypto/envelope, crypto/kms and retention land: each
-// tenant has its own AES-256-GCM keyset (its KEK), wrapped by the master
-// key and bound to the tenant name; documents are sealed with the tenant's
-// key and the tenant/id as associated data; a document older than the
-// retention window reads as not found and is deleted. Erasing a tenant
-// deletes its keyset first (crypto-shredding), then its documents.
-func openStore(ctx context.Context, a *app) (docStore, error) {
-	mb, err := os.ReadFile(a.data.path(fileMasterKey))
-	if err != nil {
-		return nil, err
-	}
-	mh, err := insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(mb)))
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	master, err := aead.New(mh)
-	if err != nil {
-		return nil, err
-	}
-	var blobs blobStore
-	if a.opts.postgres != "" {
-		blobs, err = openPGBlobs(ctx, a.opts.postgres)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		blobs = fileBlobs{dir: a.data.path(dirDocuments)}
-	}
-	return &sealedStore{
-		master:    master,
-		keyDir:    a.data.path(dirKeysets),
-		blobs:     blobs,
-		retention: a.opts.retention,
-		now:       a.now,
-		keys:      map[string]tink.AEAD{},
-	}, nil
-}
-
+// sealedStore keeps documents through the retention wrapper (class
+// content: 30 days at most) with envelope encryption: a fresh AES-256-GCM
+// DEK per document, wrapped by the tenant's own KEK in the keyring, bound
+// to the tenant and document id.
 type sealedStore struct {
-	master    tink.AEAD
-	keyDir    string
-	blobs     blobStore
-	retention time.Duration
-	now       func() time.Time
+	keys  *kms.Keyring
+	store *retention.Store
+	log   audit.Logger
+	pool  *pgxpool.Pool
 
 	mu   sync.Mutex
-	keys map[string]tink.AEAD
+	envs map[string]*envelope.Envelope // by tenant
+
+	stop chan struct{}
+	done chan struct{}
 }
 
-// tenantKey returns the tenant's KEK, creating it on first use when
-// create is set.
-func (s *sealedStore) tenantKey(tenant string, create bool) (tink.AEAD, error) {
-	if !validName.MatchString(tenant) {
-		return nil, errUnknownTenant
+// openStore opens the keyring (creating it on first start), the document
+// backend (files in the data directory, or PostgreSQL with -postgres) and
+// the retention store, and starts the purge loop.
+func openStore(ctx context.Context, a *app) (docStore, error) {
+	master, err := kms.MasterKeyFromFile(a.data.path(fileMasterKey))
+	if err != nil {
+		return nil, err
 	}
+	kcfg := kms.Config{Master: master, Audit: a.audit, Now: a.now}
+	path := a.data.path(dirKeysets, fileKeyring)
+	var keys *kms.Keyring
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		keys, err = kms.Create(ctx, path, kcfg)
+		if err != nil {
+			return nil, err
+		}
+	} else if keys, err = kms.Open(ctx, path, kcfg); err != nil {
+		return nil, err
+	}
+	s := &sealedStore{keys: keys, log: a.audit, envs: map[string]*envelope.Envelope{}, stop: make(chan struct{}), done: make(chan struct{})}
+	var be retention.Backend
+	if a.opts.postgres != "" {
+		if s.pool, err = pgxpool.New(ctx, a.opts.postgres); err != nil {
+			return nil, err
+		}
+		if be, err = pgstore.Open(ctx, s.pool); err != nil {
+			s.pool.Close()
+			return nil, err
+		}
+	} else if be, err = fsstore.Open(a.data.path(dirDocuments)); err != nil {
+		return nil, err
+	}
+	policy := retention.DefaultPolicy()
+	if a.opts.retention != 0 {
+		policy.MaxAge = map[retention.Class]time.Duration{}
+		for _, c := range retention.DefaultPolicy().Classes() {
+			policy.MaxAge[c], _ = retention.DefaultPolicy().MaxAgeOf(c)
+		}
+		policy.MaxAge[retention.ClassContent] = a.opts.retention
+	}
+	if s.store, err = retention.New(be, retention.Config{Policy: policy, Logger: a.audit, Now: a.now}); err != nil {
+		s.closePool()
+		return nil, err
+	}
+	go s.purgeLoop()
+	return s, nil
+}
+
+// purgeInterval is how often expired documents are deleted. Expired ones
+// are unreadable at once; the purge removes their bytes.
+const purgeInterval = 10 * time.Minute
+
+func (s *sealedStore) purgeLoop() {
+	defer close(s.done)
+	t := time.NewTicker(purgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "refapp-purge", Tenant: "-"})
+			_, _ = s.store.Purge(ctx, retention.PurgeOptions{})
+		}
+	}
+}
+
+func (s *sealedStore) envelope(ctx context.Context, tenant string) (*envelope.Envelope, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k, ok := s.keys[tenant]; ok {
-		return k, nil
+	if e, ok := s.envs[tenant]; ok {
+		return e, nil
 	}
-	path := filepath.Join(s.keyDir, tenant+".json")
-	ad := []byte("refapp tenant keyset " + tenant)
-	var h *keyset.Handle
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		h, err = keyset.ReadWithAssociatedData(keyset.NewJSONReader(bytes.NewReader(b)), s.master, ad)
-		if err != nil {
-			return nil, fmt.Errorf("tenant keyset %s: %w", tenant, err)
-		}
-	case errors.Is(err, os.ErrNotExist) && create:
-		if h, err = keyset.NewHandle(aead.AES256GCMKeyTemplate()); err != nil {
-			return nil, err
-		}
-		var buf bytes.Buffer
-		if err := h.WriteWithAssociatedData(keyset.NewJSONWriter(&buf), s.master, ad); err != nil {
-			return nil, err
-		}
-		if err := writeSecret(path, buf.Bytes()); err != nil {
-			return nil, err
-		}
-	case errors.Is(err, os.ErrNotExist):
-		return nil, errNotFound
-	default:
+	scope := audit.Actor{Tenant: tenant}
+	if err := s.keys.Create(ctx, scope); err != nil {
 		return nil, err
 	}
-	k, err := aead.New(h)
+	e, err := envelope.New(s.keys.KEK(scope), envelope.Config{Audit: s.log})
 	if err != nil {
 		return nil, err
 	}
-	s.keys[tenant] = k
-	return k, nil
+	s.envs[tenant] = e
+	return e, nil
 }
 
-func docAD(tenant, id string) []byte { return []byte("refapp document " + tenant + "/" + id) }
+func docContext(tenant, id string) envelope.Context {
+	return envelope.Context{"tenant": tenant, "document": id, "class": string(retention.ClassContent)}
+}
 
 func (s *sealedStore) Put(ctx context.Context, tenant, id string, body []byte) error {
-	k, err := s.tenantKey(tenant, true)
+	e, err := s.envelope(ctx, tenant)
 	if err != nil {
 		return err
 	}
-	ct, err := k.Encrypt(body, docAD(tenant, id))
+	ct, err := e.Seal(ctx, nil, body, docContext(tenant, id))
 	if err != nil {
 		return err
 	}
-	return s.blobs.Put(ctx, tenant+"/"+id, ct)
+	_, err = s.store.Put(ctx, tenant+"/"+id, bytes.NewReader(ct), retention.PutOptions{Class: retention.ClassContent})
+	return err
 }
 
 func (s *sealedStore) Get(ctx context.Context, tenant, id string) ([]byte, error) {
-	if !validName.MatchString(id) {
+	rc, _, err := s.store.Get(ctx, tenant+"/"+id)
+	if errors.Is(err, retention.ErrNotFound) || errors.Is(err, retention.ErrExpired) {
 		return nil, errNotFound
+	} else if err != nil {
+		return nil, err
 	}
-	k, err := s.tenantKey(tenant, false)
+	ct, err := io.ReadAll(rc)
+	rc.Close()
 	if err != nil {
 		return nil, err
 	}
-	ct, created, err := s.blobs.Get(ctx, tenant+"/"+id)
+	e, err := s.envelope(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	if s.now().Sub(created) > s.retention {
-		_ = s.blobs.Delete(ctx, tenant+"/"+id)
+	pt, err := e.Open(ctx, nil, ct, docContext(tenant, id))
+	if errors.Is(err, kms.ErrKeyDestroyed) {
+		// Crypto-shredded: the tenant was erased. The bytes are
+		// unrecoverable wherever they are.
 		return nil, errNotFound
 	}
-	return k.Decrypt(ct, docAD(tenant, id))
+	return pt, err
 }
 
 func (s *sealedStore) Delete(ctx context.Context, tenant, id string) error {
-	if !validName.MatchString(id) || !validName.MatchString(tenant) {
+	err := s.store.Delete(ctx, tenant+"/"+id)
+	if errors.Is(err, retention.ErrNotFound) {
 		return errNotFound
 	}
-	return s.blobs.Delete(ctx, tenant+"/"+id)
+	return err
 }
 
+// EraseTenant shreds the tenant's KEK first, so that every copy of its
+// documents (backups included) is unrecoverable at once, then deletes the
+// documents.
 func (s *sealedStore) EraseTenant(ctx context.Context, tenant string) error {
-	if !validName.MatchString(tenant) {
-		return errUnknownTenant
-	}
 	s.mu.Lock()
-	delete(s.keys, tenant)
-	err := os.Remove(filepath.Join(s.keyDir, tenant+".json"))
+	delete(s.envs, tenant)
+	err := s.keys.Shred(ctx, audit.Actor{Tenant: tenant})
 	s.mu.Unlock()
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	if err != nil && !errors.Is(err, kms.ErrUnknownKey) {
+		return fmt.Errorf("shred tenant key: %w", err)
 	}
-	return s.blobs.DeletePrefix(ctx, tenant+"/")
+	be := s.store.Backend()
+	prefix := tenant + "/"
+	after := prefix[:len(prefix)-1] // keys greater than "tenant"
+	for {
+		entries, err := be.List(ctx, after, 500)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Key, prefix) {
+				if e.Key > prefix {
+					return nil
+				}
+				continue
+			}
+			if err := s.store.Delete(ctx, e.Key); err != nil && !errors.Is(err, retention.ErrNotFound) {
+				return err
+			}
+		}
+		after = entries[len(entries)-1].Key
+	}
 }
 
-func (s *sealedStore) Close() error { return s.blobs.Close() }
+func (s *sealedStore) closePool() {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
 
-const integrationStore = "store: tink AES-256-GCM per-tenant keyset fallback (crypto/envelope, crypto/kms, retention not yet wired)"
+func (s *sealedStore) Close() error {
+	close(s.stop)
+	<-s.done
+	s.closePool()
+	return nil
+}
+
+const integrationStore = "crypto/envelope + crypto/kms (one KEK per tenant, crypto-shredding) + retention (30-day content window, purge)"
