@@ -224,7 +224,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // redirects. Every call is an audited decision, "section203.redirect".
 func (t *Transport) CheckRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
-		return fmt.Errorf("section203: %w: stopped after 10 redirects", ErrEgress)
+		ctx := req.Context()
+		actor, mode := subject(ctx)
+		_, err := t.g.decide(ctx, actor, Decision{Action: "section203.redirect", Mode: mode, Reason: "more than 10 redirects"}, "redirect", ErrEgress)
+		return err
 	}
 	_, err := t.check(req, "section203.redirect")
 	return err

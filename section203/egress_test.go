@@ -79,6 +79,7 @@ func TestEgressBypassBattery(t *testing.T) {
 		{"redirect to userinfo trick", "https://eu.example.com/redirect?to=https://eu.example.com@evil.example.com/", "", "", "evil"},
 		{"redirect to decimal IP", "https://eu.example.com/redirect?to=https://2130706433/", "", "", "evil"},
 		{"redirect within allowlist", "https://eu.example.com/redirect?to=https://EU2.example.com./y", "", "eu2", "evil"},
+		{"redirect loop", "https://eu.example.com/loop", "", "", ""},
 		{"IDN look-alike (Cyrillic e)", "https://\u0435u.example.com/", "", "", "lookalike"},
 		{"IDN look-alike in punycode", "https://xn--u-itb.example.com/", "", "", "lookalike"},
 		{"port not allowlisted", "https://eu.example.com:8443/", "", "", "evil"},

@@ -60,6 +60,10 @@ type testNet struct {
 // handler serves "/redirect?to=URL" as a 302 and echoes everything else.
 func handler(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/loop" {
+			http.Redirect(w, r, "/loop", http.StatusFound)
+			return
+		}
 		if to := r.URL.Query().Get("to"); r.URL.Path == "/redirect" && to != "" {
 			http.Redirect(w, r, to, http.StatusFound)
 			return
