@@ -3,7 +3,9 @@ package logfmt
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/tomkit/tomkit/audit/internal/frame"
 	"github.com/tomkit/tomkit/audit/internal/merkle"
@@ -190,54 +192,104 @@ func (s *State) check() {
 // Feed verifies the frames of one segment. last reports whether it is the
 // last segment, where a bad frame beyond the last checkpoint is crash
 // residue rather than tampering.
+//
+// Feed parses the frames first, hashes their payloads in parallel, then
+// folds the hashes into the tree in order, so that verification is bound
+// by hashing.
 func (s *State) Feed(data []byte, last bool) {
+	if s.fault != nil {
+		return
+	}
+	type rec struct {
+		seq     uint64
+		payload []byte
+	}
+	var recs []rec
 	off := 0
-	for off < len(data) && s.fault == nil {
+	var ferr error
+	for off < len(data) {
 		seq, payload, n, err := frame.Next(data[off:], s.maxLen)
 		if err != nil {
-			if s.pend {
-				s.fault = &Fault{Index: s.pendIdx, Kind: KindMissing}
-				return
-			}
-			i := s.tree.Size()
-			if last && i >= s.signed {
-				s.ResidueOffset, s.Residue = off, len(data)-off
-				return
-			}
-			k := KindModified
-			if errors.Is(err, frame.ErrShort) {
-				k = KindTruncated
-			}
-			s.fault = &Fault{Index: i, Kind: k, Err: err}
-			return
+			ferr = err
+			break
 		}
+		recs = append(recs, rec{seq, payload})
 		off += n
+	}
+	leaves := make([]tlog.Hash, len(recs))
+	hashAll(len(recs), func(i int) { leaves[i] = tlog.RecordHash(recs[i].payload) })
+
+	for j, r := range recs {
 		if s.pend {
 			k := KindMissing
-			if int64(seq) == s.pendIdx {
+			if int64(r.seq) == s.pendIdx {
 				k = KindReordered
 			}
 			s.fault = &Fault{Index: s.pendIdx, Kind: k}
 			return
 		}
 		i := s.tree.Size()
-		if int64(seq) != i || seq > 1<<62 {
+		if int64(r.seq) != i || r.seq > 1<<62 {
 			switch {
-			case int64(seq) == i+1:
+			case int64(r.seq) == i+1:
 				s.pend, s.pendIdx = true, i
-			case int64(seq) > i:
+				continue
+			case int64(r.seq) > i:
 				s.fault = &Fault{Index: i, Kind: KindMissing}
 			default:
 				s.fault = &Fault{Index: i, Kind: KindReordered}
 			}
-			continue
+			return
 		}
-		if err := s.tree.AppendHash(tlog.RecordHash(payload)); err != nil {
+		if err := s.tree.AppendHash(leaves[j]); err != nil {
 			s.fault = &Fault{Index: i, Kind: KindModified, Err: err}
 			return
 		}
-		s.check()
+		if s.check(); s.fault != nil {
+			return
+		}
 	}
+	if ferr == nil {
+		return
+	}
+	if s.pend {
+		s.fault = &Fault{Index: s.pendIdx, Kind: KindMissing}
+		return
+	}
+	i := s.tree.Size()
+	if last && i >= s.signed {
+		s.ResidueOffset, s.Residue = off, len(data)-off
+		return
+	}
+	k := KindModified
+	if errors.Is(ferr, frame.ErrShort) {
+		k = KindTruncated
+	}
+	s.fault = &Fault{Index: i, Kind: k, Err: ferr}
+}
+
+// hashAll runs f(0..n-1), spread over the available CPUs when n is large.
+func hashAll(n int, f func(int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 512 || workers < 2 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // Finish ends verification and returns the first fault, or nil.

@@ -7,6 +7,7 @@ package merkle
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -85,7 +86,21 @@ func (t *Tree) Append(data []byte) error {
 }
 
 // AppendHash adds a record whose tlog.RecordHash is h.
+//
+// Without kept hashes it merges h into the frontier directly, combining
+// with tlog.NodeHash exactly as tlog.StoredHashesForRecordHash does (each
+// trailing 1 bit of the size completes a subtree), but without its
+// allocations; TestFrontierMatchesTlog checks the two agree.
 func (t *Tree) AppendHash(h tlog.Hash) error {
+	if !t.keep {
+		m := bits.TrailingZeros64(^uint64(t.n))
+		for i := 0; i < m; i++ {
+			h = tlog.NodeHash(t.frontier[i], h)
+		}
+		t.frontier[m] = h
+		t.n++
+		return nil
+	}
 	hashes, err := tlog.StoredHashesForRecordHash(t.n, h, t)
 	if err != nil {
 		return err
