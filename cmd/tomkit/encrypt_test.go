@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestEncryptDecrypt(t *testing.T) {
+	ks := keysEnv(t)
+	if code, _, errOut := runCLI(t, "", "keys", "init", "--keyset", ks); code != exitOK {
+		t.Fatalf("init: %s", errOut)
+	}
+	pt := bytes.Repeat([]byte("confidential "), 20000) // 260 kB, several segments
+	code, ct, errOut := runCLIBytes(t, pt, "encrypt", "--keyset", ks, "--context", "tenant=default", "--context", "object=7")
+	if code != exitOK || len(ct) <= len(pt) {
+		t.Fatalf("encrypt: %d %q", code, errOut)
+	}
+	code, got, errOut := runCLIBytes(t, ct, "decrypt", "--keyset", ks, "--context", "object=7", "--context", "tenant=default")
+	if code != exitOK || !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt: %d, %d bytes, %q", code, len(got), errOut)
+	}
+	// Every failure exits 1 and writes nothing to standard output.
+	flipped := bytes.Clone(ct)
+	flipped[len(flipped)-100] ^= 1
+	bad := []struct {
+		name string
+		in   []byte
+		args []string
+	}{
+		{"wrong context", ct, []string{"--context", "object=8", "--context", "tenant=default"}},
+		{"missing context", ct, []string{"--context", "object=7"}},
+		{"flipped byte in last segment", flipped, []string{"--context", "object=7", "--context", "tenant=default"}},
+		{"truncated", ct[:len(ct)-17], []string{"--context", "object=7", "--context", "tenant=default"}},
+		{"empty", nil, nil},
+		{"garbage", []byte("hello"), nil},
+		{"other tenant", ct, []string{"--tenant", "other", "--context", "object=7", "--context", "tenant=default"}},
+	}
+	for _, b := range bad {
+		code, out, errOut := runCLIBytes(t, b.in, append([]string{"decrypt", "--keyset", ks}, b.args...)...)
+		if code != exitFailure || len(out) != 0 || !strings.HasPrefix(errOut, "") || !strings.Contains(errOut, "tomkit decrypt:") {
+			t.Errorf("%s: code %d, %d bytes out, stderr %q", b.name, code, len(out), errOut)
+		}
+	}
+	for _, args := range [][]string{
+		{"encrypt"},
+		{"encrypt", "--keyset", ks, "--context", "novalue"},
+		{"encrypt", "--keyset", ks, "--context", "a=1", "--context", "a=2"},
+		{"decrypt", "--keyset", ks, "extra"},
+	} {
+		if code, _, _ := runCLI(t, "", args...); code != exitUsage {
+			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+// TestDecryptTruncatesFileOutput checks that a stream failing after the
+// hold-back buffer leaves no plaintext in a regular output file.
+func TestDecryptTruncatesFileOutput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 10 MiB")
+	}
+	ks := keysEnv(t)
+	if code, _, errOut := runCLI(t, "", "keys", "init", "--keyset", ks); code != exitOK {
+		t.Fatalf("init: %s", errOut)
+	}
+	pt := bytes.Repeat([]byte{'p'}, decryptHoldBack+(2<<20))
+	code, ct, errOut := runCLIBytes(t, pt, "encrypt", "--keyset", ks)
+	if code != exitOK {
+		t.Fatal(errOut)
+	}
+	ct[len(ct)-1] ^= 1
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("kept\n")
+	var errb bytes.Buffer
+	code = run(context.Background(), env{bytes.NewReader(ct), f, &errb}, []string{"decrypt", "--keyset", ks})
+	if code != exitFailure {
+		t.Fatalf("code %d", code)
+	}
+	got, _ := os.ReadFile(f.Name())
+	if string(got) != "kept\n" {
+		t.Fatalf("output file holds %d bytes after a failed decryption", len(got))
+	}
+}
