@@ -62,6 +62,32 @@ func policyText(rules, links [][]string) string {
 	return b.String()
 }
 
+type rows struct{ rules, links [][]string }
+
+// policyRows splits policy text into Casbin rows, for the baseline.
+func policyRows(text string) (rows, error) {
+	var r rows
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ",")
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		switch {
+		case f[0] == "p" && len(f) == 6:
+			r.rules = append(r.rules, append(f[1:], "none"))
+		case f[0] == "p":
+			r.rules = append(r.rules, f[1:])
+		case f[0] == "g":
+			r.links = append(r.links, f[1:])
+		}
+	}
+	return r, nil
+}
+
 // nonCanonical reports the request objects tomkit denies before
 // consulting the policy (documented stricter case 1).
 func nonCanonical(obj string) bool {

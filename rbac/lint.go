@@ -112,7 +112,7 @@ func Lint(text []byte) ([]Finding, error) {
 	reported := map[tr]bool{}
 	for _, r := range p.Rules {
 		k := tr{r.Dom, r.Sub}
-		if r.Deny || held[k] || isUser[k] || priv[k] || reported[k] {
+		if r.Deny || held[k] || isUser[k] || priv[k] || reported[k] || policy.CheckName(r.Sub) != nil {
 			continue
 		}
 		reported[k] = true
