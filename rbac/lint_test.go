@@ -50,7 +50,6 @@ g, gina, viewer, initech
 	}
 }
 
-
 func TestLintClean(t *testing.T) {
 	text := `p, viewer, acme, /data/*, read, allow
 p, admin, acme, /admin/*, manage, allow, mfa
