@@ -46,11 +46,10 @@ type auditSink interface {
 }
 
 var (
-	errNotFound      = errors.New("refapp: document not found")
-	errDenied        = errors.New("refapp: access denied")
-	errMFARequired   = errors.New("refapp: multi-factor authentication required")
-	errSection203    = errors.New("refapp: refused in § 203 mode")
-	errUnknownTenant = errors.New("refapp: unknown tenant")
+	errNotFound    = errors.New("refapp: document not found")
+	errDenied      = errors.New("refapp: access denied")
+	errMFARequired = errors.New("refapp: multi-factor authentication required")
+	errSection203  = errors.New("refapp: refused in § 203 mode")
 )
 
 type app struct {

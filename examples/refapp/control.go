@@ -28,4 +28,3 @@ func (l *limiter) allow(key string) bool {
 	l.mu.Unlock()
 	return lim.Allow()
 }
-

@@ -3,43 +3,82 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/tomkit/tomkit/section203"
 )
 
-// euModels are the models allowed for a § 203 tenant: EU or EU-controlled
-// (TOM 004 §6). The simulated model-call endpoint accepts any name for an
-// ordinary tenant.
-var euModels = map[string]bool{"mistral-large-eu": true, "aleph-alpha-luminous": true}
+// The simulated model registry: which provider serves which model, where.
+// In § 203 mode only EU or EU-controlled providers with a zero-data-
+// retention attestation and a § 203 commitment, at EU endpoints, pass.
+var aiProviders = []section203.Provider{
+	{
+		Name: "mistral", Jurisdiction: section203.EU,
+		Models:         []string{"mistral-large-eu"},
+		Endpoints:      []section203.Endpoint{{URL: "https://api.mistral.ai/v1", Region: "FR"}},
+		ZDRAttestation: "demo-zdr-mistral-2026", Commitment: "demo-203-mistral-2026",
+	},
+	{
+		Name: "openai", Jurisdiction: section203.NonEU,
+		Models:    []string{"gpt-4o"},
+		Endpoints: []section203.Endpoint{{URL: "https://api.openai.com/v1", Region: "global"}},
+	},
+}
 
-// openGuard returns the § 203 guard.
-//
-// Fallback until section203 lands: a tenant marked section203 in
-// tenants.json may call only EU models and may not search the web.
+// providerOf finds the provider and endpoint of a model.
+func providerOf(model string) (provider, endpoint string) {
+	for _, p := range aiProviders {
+		for _, m := range p.Models {
+			if m == model {
+				return p.Name, p.Endpoints[0].URL
+			}
+		}
+	}
+	return "unknown", "https://unknown.invalid"
+}
+
+// sectionGuard is the § 203 guard: section203.Guard with the tenants'
+// modes from tenants.json. A tenant missing there is in § 203 mode.
+type sectionGuard struct {
+	modes *section203.Modes
+	guard *section203.Guard
+}
+
 func openGuard(_ context.Context, a *app) (aiGuard, error) {
-	return tableGuard{a.tenants}, nil
+	tm := map[string]section203.Mode{}
+	for name, t := range a.tenants {
+		tm[name] = section203.Off
+		if t.Section203 {
+			tm[name] = section203.On
+		}
+	}
+	modes, err := section203.NewModes(section203.ModesConfig{Tenants: tm, Logger: a.audit})
+	if err != nil {
+		return nil, err
+	}
+	g, err := section203.New(section203.Config{
+		Logger:    a.audit,
+		Providers: aiProviders,
+		Tools:     []section203.Tool{{Name: "web_search", Kind: section203.ToolWebSearch}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sectionGuard{modes: modes, guard: g}, nil
 }
 
-type tableGuard struct{ tenants map[string]tenantInfo }
-
-func (g tableGuard) ModelCall(_ context.Context, tenant, model string) error {
-	t, ok := g.tenants[tenant]
-	if !ok {
-		return errUnknownTenant
-	}
-	if t.Section203 && !euModels[model] {
-		return fmt.Errorf("%w: model %q is not EU-controlled", errSection203, model)
+func (g sectionGuard) ModelCall(ctx context.Context, tenant, model string) error {
+	provider, endpoint := providerOf(model)
+	if _, err := g.guard.Model(g.modes.Bind(ctx), provider, model, endpoint); err != nil {
+		return fmt.Errorf("%w: %v", errSection203, err)
 	}
 	return nil
 }
 
-func (g tableGuard) WebSearch(_ context.Context, tenant string) error {
-	t, ok := g.tenants[tenant]
-	if !ok {
-		return errUnknownTenant
-	}
-	if t.Section203 {
-		return fmt.Errorf("%w: web search is off", errSection203)
+func (g sectionGuard) WebSearch(ctx context.Context, tenant string) error {
+	if _, err := g.guard.Tool(g.modes.Bind(ctx), "web_search"); err != nil {
+		return fmt.Errorf("%w: %v", errSection203, err)
 	}
 	return nil
 }
 
-const integrationGuard = "section203: table fallback (section203 not yet wired)"
+const integrationGuard = "section203 (per-tenant mode, model registry, tool list)"
