@@ -1,0 +1,450 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/rbac"
+	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/fsstore"
+	"github.com/tomkit/tomkit/tomtest"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// checkOptions are the flags of `tomkit check`.
+type checkOptions struct {
+	url, cacert, hstsPath              string
+	token, tenant, otherTenant         string
+	storeDir                           string
+	s203Token, s203Tenant, nonEU, euMd string
+	auditLog, auditKey                 string
+	policy                             string
+	retention                          bool
+	out                                string
+	timeout                            time.Duration
+}
+
+func checkUsage(fs *flag.FlagSet) func() {
+	return func() {
+		w := fs.Output()
+		fmt.Fprint(w, `usage: tomkit check [flags]
+
+Runs the tomtest compliance checks against a service and its configuration
+and writes an evidence report (report.json, report.md, junit.xml) that maps
+every clause of the TOM documents to pass, fail or not covered. Exits 1 when
+any check fails.
+
+Example:
+  tomkit check --url https://localhost:8443 --cacert ca.pem \
+    --audit-log data/audit --audit-key data/audit.pub --policy policy.csv
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+}
+
+func runCheck(ctx context.Context, e env, args []string) int {
+	var o checkOptions
+	fs := flag.NewFlagSet("tomkit check", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = checkUsage(fs)
+	fs.StringVar(&o.url, "url", "", "https `URL` of the service (TLS 1.3-only and HSTS checks; with --token the HTTP-contract checks)")
+	fs.StringVar(&o.cacert, "cacert", "", "PEM `file` of CA certificates to verify the service with (default: system roots)")
+	fs.StringVar(&o.hstsPath, "hsts-path", "/healthz", "`path` whose response must carry HSTS")
+	fs.StringVar(&o.token, "token", "", "bearer `token` of a principal of --tenant (tenant separation, encryption at rest)")
+	fs.StringVar(&o.tenant, "tenant", "", "the token's `tenant`")
+	fs.StringVar(&o.otherTenant, "other-tenant", "", "another `tenant`, whose documents the token must not reach")
+	fs.StringVar(&o.storeDir, "store-dir", "", "`directory` where the service keeps documents at rest (encryption at rest)")
+	fs.StringVar(&o.s203Token, "s203-token", "", "bearer `token` of a principal of the § 203 tenant")
+	fs.StringVar(&o.s203Tenant, "s203-tenant", "", "the § 203 `tenant`")
+	fs.StringVar(&o.nonEU, "non-eu-model", "gpt-4o", "a `model` that is not EU-controlled, which § 203 mode must refuse")
+	fs.StringVar(&o.euMd, "eu-model", "", "an EU-controlled `model`, which § 203 mode must allow (empty skips that half)")
+	fs.StringVar(&o.auditLog, "audit-log", "", "audit log `directory` (or postgres:// DSN) to verify")
+	fs.StringVar(&o.auditKey, "audit-key", "", "audit verifier key `file`")
+	fs.StringVar(&o.policy, "policy", "", "rbac policy `file` (deny-by-default, MFA for privileged permissions)")
+	fs.BoolVar(&o.retention, "retention", true, "check that tomkit's retention store with the default policy purges content after 30 days")
+	fs.StringVar(&o.out, "out", "tomkit-evidence", "`directory` for report.json, report.md and junit.xml")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "overall time limit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(e.stderr, "tomkit check: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	if o.url == "" && o.auditLog == "" && o.policy == "" {
+		fmt.Fprintln(e.stderr, "tomkit check: nothing to check: give --url, --audit-log or --policy")
+		return exitUsage
+	}
+	if (o.auditLog == "") != (o.auditKey == "") {
+		fmt.Fprintln(e.stderr, "tomkit check: --audit-log and --audit-key go together")
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	checks, err := buildChecks(ctx, o)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tomkit check: %v\n", err)
+		return exitUsage
+	}
+	results := tomtest.Run(ctx, checks...)
+	target := o.url
+	if target == "" {
+		target = "configuration only"
+	}
+	rep := tomtest.NewReport(target, results)
+	if err := writeReports(rep, o.out); err != nil {
+		fmt.Fprintf(e.stderr, "tomkit check: %v\n", err)
+		return exitFailure
+	}
+	for _, r := range results {
+		fmt.Fprintf(e.stdout, "%-4s %-26s %s\n", strings.ToUpper(map[tomtest.Status]string{tomtest.StatusPass: "ok", tomtest.StatusFail: "fail", tomtest.StatusNotCovered: "n/c"}[r.Status]), r.Check, r.Detail)
+	}
+	pass, fail, nc := rep.Counts()
+	fmt.Fprintf(e.stdout, "clauses: %d pass, %d fail, %d not covered; report in %s\n", pass, fail, nc, o.out)
+	if rep.Failed() {
+		return exitFailure
+	}
+	return exitOK
+}
+
+func writeReports(rep *tomtest.Report, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(io.Writer) error{
+		"report.json": rep.WriteJSON,
+		"report.md":   rep.WriteMarkdown,
+		"junit.xml":   rep.WriteJUnit,
+	} {
+		var b bytes.Buffer
+		if err := write(&b); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildChecks turns the flags into checks. A check whose inputs are
+// missing is still listed, so that the report says why it did not run.
+func buildChecks(ctx context.Context, o checkOptions) ([]tomtest.Check, error) {
+	var roots *x509.CertPool
+	if o.cacert != "" {
+		pem, err := os.ReadFile(o.cacert)
+		if err != nil {
+			return nil, err
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cacert %s: no certificates", o.cacert)
+		}
+	}
+	var checks []tomtest.Check
+	notCovered := func(c tomtest.Check, why string) tomtest.Check {
+		c.Run = func(context.Context) error { return fmt.Errorf("%w: %s", tomtest.ErrNotCovered, why) }
+		return c
+	}
+	base := strings.TrimSuffix(o.url, "/")
+	svc := tomtest.Service{BaseURL: base, RootCAs: roots}
+	if o.url != "" {
+		checks = append(checks,
+			tomtest.TLS13Only(base, roots),
+			tomtest.HSTS(base+o.hstsPath, roots),
+			svc.HTTPAuthRequired(),
+		)
+		if o.token != "" && o.tenant != "" && o.otherTenant != "" {
+			checks = append(checks, svc.HTTPTenantSeparation(o.token, o.tenant, o.otherTenant))
+		} else {
+			checks = append(checks, notCovered(svc.HTTPTenantSeparation("", "", ""), "give --token, --tenant and --other-tenant"))
+		}
+		if o.storeDir != "" && o.token != "" && o.tenant != "" {
+			checks = append(checks, svc.HTTPEncryptedAtRest(o.token, o.tenant, os.DirFS(o.storeDir)))
+		} else {
+			checks = append(checks, notCovered(tomtest.EncryptedAtRest(nil, nil), "give --store-dir, --token and --tenant"))
+		}
+		if o.s203Token != "" && o.s203Tenant != "" {
+			checks = append(checks, svc.HTTPSection203(o.s203Token, o.s203Tenant, o.nonEU, o.euMd))
+		} else {
+			checks = append(checks, notCovered(tomtest.Section203(tomtest.Guard203{}), "give --s203-token and --s203-tenant"))
+		}
+	} else {
+		checks = append(checks, notCovered(tomtest.TLS13Only("", nil), "no --url given"))
+	}
+	if o.auditLog != "" {
+		c, err := auditCheck(o.auditLog, o.auditKey)
+		if err != nil {
+			return nil, err
+		}
+		checks = append(checks, c)
+	} else {
+		checks = append(checks, notCovered(tomtest.AuditIntegrity("", nil), "give --audit-log and --audit-key"))
+	}
+	if o.policy != "" {
+		cs, err := policyChecks(ctx, o.policy)
+		if err != nil {
+			return nil, err
+		}
+		checks = append(checks, cs...)
+	} else {
+		checks = append(checks, notCovered(tomtest.DenyByDefault(nil), "give --policy"))
+	}
+	if o.retention {
+		checks = append(checks, retentionCheck())
+	}
+	return checks, nil
+}
+
+func auditCheck(log, keyFile string) (tomtest.Check, error) {
+	vkey, err := readVerifier(keyFile)
+	if err != nil {
+		return tomtest.Check{}, err
+	}
+	v, err := audit.NewVerifier(vkey)
+	if err != nil {
+		return tomtest.Check{}, err
+	}
+	if isDSN(log) {
+		// A database log cannot be copied and tampered with here; the
+		// check verifies it as it is.
+		c := tomtest.AuditIntegrity(log, nil)
+		c.Description = "the audit log in PostgreSQL verifies (tamper detection of a database log is tested in the audit package, not here)"
+		c.Run = func(ctx context.Context) error {
+			if _, err := audit.VerifyPostgres(ctx, log, v); err != nil {
+				return fmt.Errorf("%w: audit log does not verify: %v", tomtest.ErrFailed, err)
+			}
+			return nil
+		}
+		return c, nil
+	}
+	verify := func(ctx context.Context, dir string) error {
+		_, err := audit.Verify(ctx, dir, v)
+		return err
+	}
+	c := tomtest.AuditIntegrity(log, verify)
+	c.Run = func(ctx context.Context) error {
+		snap, err := signedSnapshot(ctx, log, v)
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(snap)
+		err = tomtest.AuditIntegrity(snap, verify).Run(ctx)
+		if err != nil {
+			return fmt.Errorf("%w (in a snapshot of %s)", err, log)
+		}
+		return nil
+	}
+	return c, nil
+}
+
+// signedSnapshot copies the log in dir to a temporary directory at a
+// moment when every record is covered by a signed checkpoint, so that the
+// tamper probes test the signatures and not the unsigned tail of a live
+// log (records appended since the last checkpoint are tamper-evident only
+// once the next checkpoint signs them). It polls until ctx is done.
+func signedSnapshot(ctx context.Context, dir string, v note.Verifier) (string, error) {
+	for {
+		tmp, err := os.MkdirTemp("", "tomkit-check-audit-")
+		if err != nil {
+			return "", err
+		}
+		if err := os.CopyFS(tmp, os.DirFS(dir)); err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("%w: copying audit log %s: %v", tomtest.ErrFailed, dir, err)
+		}
+		rep, err := audit.Verify(ctx, tmp, v)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("%w: audit log %s does not verify: %v", tomtest.ErrFailed, dir, err)
+		}
+		if rep.Size == rep.Checkpoint.Size && rep.Residue == 0 {
+			return tmp, nil
+		}
+		os.RemoveAll(tmp)
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: audit log %s: %d of %d records still not covered by a signed checkpoint", tomtest.ErrFailed, dir, rep.Size-rep.Checkpoint.Size, rep.Size)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// policyChecks loads the rbac policy and probes it: deny-by-default with
+// cross-tenant probes for every subject, and MFA for every privileged
+// (mfa-marked) permission a subject holds.
+func policyChecks(ctx context.Context, path string) ([]tomtest.Check, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rec audit.Recorder
+	enf, err := rbac.New(ctx, rbac.Config{Logger: &rec, Policy: text, Alert: func(context.Context, audit.Event) error { return nil }})
+	if err != nil {
+		return nil, fmt.Errorf("--policy %s: %w", path, err)
+	}
+	decide := func(ctx context.Context, action, object string) error { return enf.Check(ctx, object, action) }
+	cross, mfa := policyProbes(text)
+	withMFA := func(ctx context.Context) context.Context { return rbac.WithMFA(ctx, time.Now()) }
+	var once sync.Once
+	closeEnf := func() { once.Do(func() { _ = enf.Close() }) }
+	deny := tomtest.DenyByDefault(decide, cross...)
+	mfaCheck := tomtest.MFARequired(decide, withMFA, mfa...)
+	// Close the enforcer after the last of the two checks has run.
+	run := mfaCheck.Run
+	mfaCheck.Run = func(ctx context.Context) error { defer closeEnf(); return run(ctx) }
+	return []tomtest.Check{deny, mfaCheck}, nil
+}
+
+type policyRule struct{ role, tenant, object, action, effect, mfa string }
+
+// policyProbes reads the p and g lines of an rbac policy to build probes:
+// each subject, in every tenant where it holds no role, asking for every
+// permission of its own roles (cross-tenant: must be denied); and each
+// subject asking for each mfa-marked permission of its roles (must need
+// MFA). It reads the policy only to pick probes; the decisions are rbac's.
+func policyProbes(text []byte) (cross, mfa []tomtest.Probe) {
+	var rules []policyRule
+	roles := map[[2]string][]string{} // (subject, tenant) -> roles
+	tenants := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ",")
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		switch {
+		case f[0] == "p" && len(f) >= 6:
+			r := policyRule{role: f[1], tenant: f[2], object: f[3], action: f[4], effect: f[5]}
+			if len(f) >= 7 {
+				r.mfa = f[6]
+			}
+			rules = append(rules, r)
+			tenants[r.tenant] = true
+		case f[0] == "g" && len(f) >= 4:
+			k := [2]string{f[1], f[3]}
+			roles[k] = append(roles[k], f[2])
+			tenants[f[3]] = true
+		}
+	}
+	concrete := func(obj string) string {
+		if strings.HasSuffix(obj, "/*") {
+			return strings.TrimSuffix(obj, "*") + "tomtest-probe"
+		}
+		return obj
+	}
+	keys := make([][2]string, 0, len(roles))
+	for k := range roles {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+"\x00"+keys[i][1] < keys[j][0]+"\x00"+keys[j][1] })
+	for _, k := range keys {
+		subject, tenant := k[0], k[1]
+		for _, r := range rules {
+			if r.tenant != tenant || r.effect != "allow" || !contains(roles[k], r.role) {
+				continue
+			}
+			for t := range tenants {
+				if _, has := roles[[2]string{subject, t}]; has || t == tenant {
+					continue
+				}
+				cross = append(cross, tomtest.Probe{
+					Actor: audit.Actor{Subject: subject, Tenant: t}, Action: r.action, Resource: concrete(r.object),
+					Why: fmt.Sprintf("%s holds %s only in %s", subject, r.role, tenant),
+				})
+			}
+			if r.mfa == "mfa" && !deniedElsewhere(rules, roles[k], tenant, r.object, r.action) {
+				mfa = append(mfa, tomtest.Probe{
+					Actor: audit.Actor{Subject: subject, Tenant: tenant}, Action: r.action, Resource: concrete(r.object),
+					Why: "mfa-marked permission of " + r.role,
+				})
+			}
+		}
+	}
+	return cross, mfa
+}
+
+// deniedElsewhere reports whether one of roles has an explicit deny for
+// the same object and action, in which case the mfa probe would be
+// refused with MFA too.
+func deniedElsewhere(rules []policyRule, roles []string, tenant, object, action string) bool {
+	for _, r := range rules {
+		if r.tenant == tenant && r.effect == "deny" && r.object == object && r.action == action && contains(roles, r.role) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// retentionCheck probes tomkit's retention store with the default policy
+// (what the reference service uses) on a temporary file backend with an
+// injected clock.
+func retentionCheck() tomtest.Check {
+	maxAge, _ := retention.DefaultPolicy().MaxAgeOf(retention.ClassContent)
+	c := tomtest.RetentionWindow(maxAge, func(ctx context.Context, age time.Duration) (bool, error) {
+		dir, err := os.MkdirTemp("", "tomkit-check-retention-")
+		if err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(dir)
+		be, err := fsstore.Open(dir)
+		if err != nil {
+			return false, err
+		}
+		now := time.Now()
+		clock := func() time.Time { return now }
+		st, err := retention.New(be, retention.Config{Logger: &audit.Recorder{}, Now: clock})
+		if err != nil {
+			return false, err
+		}
+		if _, err := st.Put(ctx, "probe", strings.NewReader("tomtest retention probe"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
+			return false, err
+		}
+		now = now.Add(age)
+		if _, err := st.Purge(ctx, retention.PurgeOptions{}); err != nil {
+			return false, err
+		}
+		_, err = be.Stat(ctx, "probe")
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, retention.ErrNotFound):
+			return false, nil
+		}
+		return false, err
+	})
+	c.Description = "tomkit retention.DefaultPolicy (content class, the reference service's policy) on a file backend: " + c.Description
+	return c
+}
