@@ -46,6 +46,8 @@ var commands = map[string]command{
 	"encrypt": {"encrypt standard input to standard output (streaming)", runEncrypt},
 	"decrypt": {"decrypt standard input to standard output; no plaintext on failure", runDecrypt},
 	"audit":   {"keygen, verify and prove tamper-evident audit logs", runAudit},
+	"check":   {"run the compliance checks and write an evidence report", runCheck},
+	"rbac":    {"check an access decision against a policy file, or lint one", runRBAC},
 
 	"retention": {"purge expired data with evidence (storage limitation)", runRetention},
 }
