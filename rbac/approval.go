@@ -247,6 +247,14 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 	}
 	ev.Attributes = []audit.Attr{audit.String("requester", q.Actor.Subject), audit.String("role", q.Role)}
 	if !now.Before(q.Expires) {
+		// Drop the expired request, audited, then refuse.
+		xev := audit.Event{Time: now, Actor: q.Actor, Action: "rbac.access.expire", Resource: q.ID, Severity: audit.SeverityNotice,
+			Attributes: []audit.Attr{audit.String("role", q.Role)}}
+		if err := e.change(ctx, xev, nil, func(ce *casbin.Enforcer) (bool, error) {
+			return ce.RemoveNamedPolicy("p3", requestFields(q))
+		}); err != nil {
+			return Grant{}, errors.Join(ErrExpired, err)
+		}
 		return Grant{}, e.refuse(ctx, ev, ErrExpired)
 	}
 	if a.Tenant != q.Actor.Tenant {

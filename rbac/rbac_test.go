@@ -451,6 +451,16 @@ func TestRequestExpires(t *testing.T) {
 	if p, _ := f.e.Pending("acme"); len(p) != 0 {
 		t.Fatalf("expired request still pending: %+v", p)
 	}
+	var expired bool
+	for _, ev := range f.rec.Events() {
+		expired = expired || ev.Action == "rbac.access.expire" && ev.Resource == q.ID
+	}
+	if !expired {
+		t.Fatal("expiry not audited")
+	}
+	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); !errors.Is(err, rbac.ErrNotFound) {
+		t.Fatalf("expired request not removed: %v", err)
+	}
 }
 
 func TestRevokeGrant(t *testing.T) {
