@@ -390,7 +390,9 @@ func verifyPostgres(ctx context.Context, dsn string, v note.Verifier, keep bool,
 		return convert(nil, nil, logfmt.ErrEmpty)
 	}
 	fault := st.Finish()
-	if leafFault != nil && (fault == nil || leafFault.Index < fault.Index) {
+	// A stored leaf hash that no longer matches its event pinpoints the
+	// row; a root mismatch only bounds the range.
+	if leafFault != nil && (fault == nil || leafFault.Index < fault.Index || fault.Kind == logfmt.KindModified) {
 		fault = leafFault
 	}
 	return convert(res, fault, nil)

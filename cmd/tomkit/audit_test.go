@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/testpg"
 )
 
 func auditFixture(t *testing.T) (dir, signerPath, verifierPath string) {
@@ -123,5 +124,37 @@ func TestAuditProveAndCheck(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "audit", "prove", dir, "0"); code != exitFailure {
 		t.Fatalf("prove on missing log: %d", code)
+	}
+}
+
+func TestAuditVerifyPostgres(t *testing.T) {
+	dsn := testpg.Schema(t)
+	_, signer, verifier := auditFixture(t)
+	skey, _ := os.ReadFile(signer)
+	s, err := audit.NewSigner(string(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := audit.OpenPostgres(ctx, dsn, audit.PostgresConfig{Signer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := l.Log(ctx, audit.Event{Action: "doc.read", Outcome: audit.OutcomeAllow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	code, out, _ := runCLI(t, "", "audit", "verify", "--key", verifier, dsn)
+	if code != exitOK || !strings.Contains(out, "OK: 5 records") {
+		t.Fatalf("verify postgres: %d %q", code, out)
+	}
+	code, proof, _ := runCLI(t, "", "audit", "prove", dsn, "4")
+	if code != exitOK {
+		t.Fatalf("prove postgres: %d", code)
+	}
+	if code, out, _ := runCLI(t, proof, "audit", "check-proof", "--key", verifier, "-"); code != exitOK {
+		t.Fatalf("check-proof: %d %q", code, out)
 	}
 }
