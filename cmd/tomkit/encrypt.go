@@ -32,7 +32,7 @@ func (c contextFlag) Set(s string) error {
 // cryptIO sizes: the plaintext held back before the first write to
 // standard output by decrypt, and the I/O buffers.
 const (
-	decryptHoldBack = 8 << 20
+	decryptHoldBack = 2 << 20
 	cryptBuffer     = 256 << 10
 )
 
@@ -105,7 +105,7 @@ func runEncrypt(ctx context.Context, e env, args []string) int {
 }
 
 // runDecrypt implements `tomkit decrypt`. It writes only authenticated
-// plaintext, and none at all when anything fails in the first 8 MiB (the
+// plaintext, and none at all when anything fails in the first 2 MiB (the
 // hold-back buffer) or in the header, key or context. A longer stream
 // that fails later has had its earlier, authenticated, segments written;
 // when standard output is a regular file it is truncated back, so a
