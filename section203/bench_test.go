@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,11 +33,11 @@ func BenchmarkDecision(b *testing.B) {
 			tools[t.Name] = t.Kind
 		}
 		ok := 0
-		for b.Loop() {
+		loopCPU(b, func() {
 			if tools["web_search"] == section203.ToolLocal {
 				ok++
 			}
-		}
+		})
 		_ = ok
 	})
 	for _, sink := range []struct {
@@ -49,38 +50,36 @@ func BenchmarkDecision(b *testing.B) {
 		b.Run("tool/"+sink.name, func(b *testing.B) {
 			g, ctx := ctxFor(sink.log())
 			b.ReportAllocs()
-			for b.Loop() {
-				_, _ = g.Tool(ctx, "web_search")
-			}
+			loopCPU(b, func() { _, _ = g.Tool(ctx, "web_search") })
 		})
 		b.Run("model/"+sink.name, func(b *testing.B) {
 			g, ctx := ctxFor(sink.log())
 			b.ReportAllocs()
-			for b.Loop() {
+			loopCPU(b, func() {
 				if _, err := g.Model(ctx, "mistral", "large", "https://api.eu.example.com/v1"); err != nil {
 					b.Fatal(err)
 				}
-			}
+			})
 		})
 		b.Run("access/"+sink.name, func(b *testing.B) {
 			g, ctx := ctxFor(sink.log())
 			b.ReportAllocs()
-			for b.Loop() {
+			loopCPU(b, func() {
 				if _, err := g.Access(ctx, section203.KnowledgeBase, "kanzlei", "doc-1"); err != nil {
 					b.Fatal(err)
 				}
-			}
+			})
 		})
 		b.Run("egress/"+sink.name, func(b *testing.B) {
 			g, ctx := ctxFor(sink.log())
 			tr := g.Transport(nil)
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://eu.example.com/v1/chat", nil)
 			b.ReportAllocs()
-			for b.Loop() {
+			loopCPU(b, func() {
 				if err := tr.CheckRedirect(req, nil); err != nil {
 					b.Fatal(err)
 				}
-			}
+			})
 		})
 	}
 }
@@ -132,9 +131,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			resp.Body.Close()
 		}
 		do() // open the connection outside the timed loop
-		for b.Loop() {
-			do()
-		}
+		loopCPU(b, do)
 		c.CloseIdleConnections()
 	}
 	// interleaved alternates one unguarded and one guarded request on two
@@ -148,7 +145,16 @@ func BenchmarkRoundTrip(b *testing.B) {
 		ctx := bound(mustModes(b, nopLogger{}, nil), "kanzlei")
 		plain, guarded := &http.Client{Transport: newBase()}, &http.Client{Transport: g.Transport(newBase())}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://eu.example.com/ok", nil)
+		var cpuPlain, cpuGuarded time.Duration
 		do := func(c *http.Client) time.Duration {
+			cpu := cpuTime()
+			defer func() {
+				if c == plain {
+					cpuPlain += cpuTime() - cpu
+				} else {
+					cpuGuarded += cpuTime() - cpu
+				}
+			}()
 			start := time.Now()
 			resp, err := c.Do(req)
 			if err != nil {
@@ -160,6 +166,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 		do(plain)
 		do(guarded)
+		cpuPlain, cpuGuarded = 0, 0
 		// Medians, not means: a request that waited for a CPU another
 		// process held says nothing about the guard.
 		var tp, tg []time.Duration
@@ -178,6 +185,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.ReportMetric(float64(mp.Nanoseconds()), "unguarded-median-ns")
 		b.ReportMetric(float64(mg.Nanoseconds()), "guarded-median-ns")
 		b.ReportMetric(100*(float64(mg)/float64(mp)-1), "overhead-%")
+		b.ReportMetric(100*(float64(cpuGuarded)/float64(cpuPlain)-1), "cpu-overhead-%")
 		plain.CloseIdleConnections()
 		guarded.CloseIdleConnections()
 	})
@@ -205,4 +213,25 @@ func median(d []time.Duration) time.Duration {
 	}
 	slices.Sort(d)
 	return d[len(d)/2]
+}
+
+// cpuTime returns the CPU time, user and system, this process has used.
+// Unlike wall time it does not grow while other processes hold the CPU.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loopCPU runs f in the benchmark loop and reports the process CPU time
+// per iteration beside the wall time.
+func loopCPU(b *testing.B, f func()) {
+	start, n := cpuTime(), 0
+	for b.Loop() {
+		f()
+		n++
+	}
+	b.ReportMetric(float64(cpuTime()-start)/float64(n), "cpu-ns/op")
 }
