@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/envelope"
+	"github.com/tomkit/tomkit/crypto/kms"
 	"github.com/tomkit/tomkit/retention/internal/snapshot"
 )
 
@@ -36,7 +38,17 @@ type BackupConfig struct {
 	// ExcludeContent leaves [ClassContent] objects out of snapshots. It
 	// is implied when the source Store runs with zero data retention.
 	ExcludeContent bool
+	// Envelope encrypts every snapshot stream (AES-256-GCM, bound to the
+	// snapshot id). Required unless InsecurePlaintextBackups is set.
+	Envelope *envelope.Envelope
+	// InsecurePlaintextBackups writes snapshots unencrypted. The TOMs
+	// promise encrypted backups; set it only when the target storage
+	// encrypts by itself and that is documented.
+	InsecurePlaintextBackups bool
 }
+
+// ErrNoEncryption reports a backup set configured without an envelope.
+var ErrNoEncryption = errors.New("retention: backups need an envelope (encryption is not optional)")
 
 // Backups is a backup set: snapshots of a Store, kept for a bounded time,
 // each one restorable and verifiable.
@@ -44,12 +56,16 @@ type Backups struct {
 	t    *Store
 	keep time.Duration
 	excl bool
+	env  *envelope.Envelope
 }
 
 // NewBackups returns a backup set.
 func NewBackups(cfg BackupConfig) (*Backups, error) {
 	if cfg.Target == nil {
 		return nil, errors.New("retention: backups need a target store")
+	}
+	if cfg.Envelope == nil && !cfg.InsecurePlaintextBackups {
+		return nil, ErrNoEncryption
 	}
 	keep := cfg.Keep
 	if keep == 0 {
@@ -65,7 +81,7 @@ func NewBackups(cfg BackupConfig) (*Backups, error) {
 	if keep > max || keep > MaxBackupAge {
 		return nil, fmt.Errorf("%w: backup keep %v, class allows %v", ErrRetentionTooLong, keep, max)
 	}
-	return &Backups{t: cfg.Target, keep: keep, excl: cfg.ExcludeContent}, nil
+	return &Backups{t: cfg.Target, keep: keep, excl: cfg.ExcludeContent, env: cfg.Envelope}, nil
 }
 
 // SnapshotInfo describes one snapshot.
@@ -94,10 +110,28 @@ func (b *Backups) Snapshot(ctx context.Context, src *Store) (SnapshotInfo, error
 	excl := b.excl || src.zdr != ZDROff
 	cut := src.policy.Cutoff(src.now())
 
+	be := src.b
+	if r, ok := be.(interface{ Raw() Backend }); ok {
+		be = r.Raw() // copy ciphertext: erasure must reach backups
+	}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := b.write(ctx, pw, src.b, cut, excl, &info)
+		var w io.Writer = pw
+		var enc io.WriteCloser
+		var err error
+		if b.env != nil {
+			enc, err = b.env.Encrypt(ctx, pw, snapContext(id))
+			w = enc
+		}
+		if err == nil {
+			err = b.write(ctx, w, be, cut, excl, &info)
+		}
+		if enc != nil {
+			if cerr := enc.Close(); err == nil {
+				err = cerr
+			}
+		}
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -123,6 +157,10 @@ func (b *Backups) Snapshot(ctx context.Context, src *Store) (SnapshotInfo, error
 		return info, fmt.Errorf("retention: snapshot: %w", err)
 	}
 	return info, nil
+}
+
+func snapContext(id string) envelope.Context {
+	return envelope.Context{"tomkit.retention.snapshot": id}
 }
 
 func (b *Backups) write(ctx context.Context, w io.Writer, src Backend, cut Cutoff, excl bool, info *SnapshotInfo) error {
@@ -249,9 +287,15 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 		return rep, err
 	}
 	defer rc.Close()
-	sr, err := snapshot.NewReader(rc)
+	var r io.Reader = rc
+	if b.env != nil {
+		if r, err = b.env.Decrypt(ctx, rc, snapContext(id)); err != nil {
+			return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
+		}
+	}
+	sr, err := snapshot.NewReader(r)
 	if err != nil {
-		return rep, fmt.Errorf("retention: verify %q: %w", id, err)
+		return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
 	}
 	type restored struct {
 		key string
@@ -264,14 +308,14 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 			break
 		}
 		if err != nil {
-			return rep, fmt.Errorf("retention: verify %q: %w", id, err)
+			return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
 		}
 		m, err := ParseMeta(e.Record)
 		if err != nil {
 			return rep, fmt.Errorf("retention: verify %q: %w: %v", id, ErrBackupCorrupt, err)
 		}
 		if err := scratch.Put(ctx, e.Key, e.Content, m); err != nil {
-			return rep, fmt.Errorf("retention: verify %q: restore %q: %w", id, e.Key, err)
+			return rep, fmt.Errorf("retention: verify %q: restore %q: %w", id, e.Key, corruptIfCrypto(err))
 		}
 		done = append(done, restored{e.Key, e.Sum})
 	}
@@ -294,4 +338,18 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 	}
 	rep.Digest = hex.EncodeToString(sr.Manifest[:])
 	return rep, nil
+}
+
+// corruptIfCrypto marks a snapshot stream that fails authentication, or
+// whose header names a key that does not exist (a changed key id), as
+// [ErrBackupCorrupt], keeping the envelope error in the chain. A destroyed
+// key is not corruption and stays [ErrErased].
+func corruptIfCrypto(err error) error {
+	for _, e := range []error{envelope.ErrAuthentication, envelope.ErrTruncated, envelope.ErrMalformed,
+		envelope.ErrUnsupportedVersion, envelope.ErrUnknownKey, kms.ErrUnwrap} {
+		if errors.Is(err, e) && !errors.Is(err, ErrBackupCorrupt) {
+			return fmt.Errorf("%w: %w", ErrBackupCorrupt, err)
+		}
+	}
+	return err
 }

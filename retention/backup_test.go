@@ -44,7 +44,7 @@ func newBackupFixture(t *testing.T, srcCfg retention.Config, keep time.Duration)
 	if f.dst, err = retention.New(memBackend(t), retention.Config{Logger: f.rec, Now: f.clk.Now, Policy: pol}); err != nil {
 		t.Fatal(err)
 	}
-	if f.bk, err = retention.NewBackups(retention.BackupConfig{Target: f.dst, Keep: keep}); err != nil {
+	if f.bk, err = retention.NewBackups(retention.BackupConfig{Target: f.dst, Keep: keep, Envelope: testEnvelope(t, f.rec)}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -89,12 +89,15 @@ func TestBackupRotation120Days(t *testing.T) {
 			}
 		})
 	}
-	if _, err := retention.NewBackups(retention.BackupConfig{Target: newBackupFixture(t, retention.Config{}, 0).dst, Keep: 91 * day}); !errors.Is(err, retention.ErrRetentionTooLong) {
+	if _, err := retention.NewBackups(retention.BackupConfig{Target: newBackupFixture(t, retention.Config{}, 0).dst, Keep: 91 * day, InsecurePlaintextBackups: true}); !errors.Is(err, retention.ErrRetentionTooLong) {
 		t.Fatalf("keep above 90 days = %v", err)
 	}
 	f := newFixture(t, nil) // default policy: backups 30 days
-	if _, err := retention.NewBackups(retention.BackupConfig{Target: f.s, Keep: 60 * day}); !errors.Is(err, retention.ErrRetentionTooLong) {
+	if _, err := retention.NewBackups(retention.BackupConfig{Target: f.s, Keep: 60 * day, InsecurePlaintextBackups: true}); !errors.Is(err, retention.ErrRetentionTooLong) {
 		t.Fatalf("keep above the target's backup class = %v", err)
+	}
+	if _, err := retention.NewBackups(retention.BackupConfig{Target: f.s}); !errors.Is(err, retention.ErrNoEncryption) {
+		t.Fatalf("backups without encryption = %v", err)
 	}
 }
 
@@ -121,6 +124,15 @@ func TestSnapshotRestoreVerify(t *testing.T) {
 	}
 	if info.Objects != 4 || info.Skipped != 1 {
 		t.Fatalf("snapshot %+v", info)
+	}
+	rc, _, err := f.dst.Backend().Get(ctx, info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := io.ReadAll(rc)
+	rc.Close()
+	if bytes.Contains(stored, []byte("TKSNAP")) || bytes.Contains(stored, []byte("alpha")) || bytes.Contains(stored, []byte("0123456789")) {
+		t.Fatal("snapshot stored in the clear")
 	}
 	scratch := memBackend(t)
 	rep, err := f.bk.RestoreVerify(ctx, info.ID, scratch)
@@ -226,7 +238,7 @@ func TestBackupExcludesContentUnderZDR(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst, _ := retention.New(memBackend(t), retention.Config{Logger: &rec, Now: clk.Now})
-	bk, err := retention.NewBackups(retention.BackupConfig{Target: dst})
+	bk, err := retention.NewBackups(retention.BackupConfig{Target: dst, Envelope: testEnvelope(t, &rec)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +255,7 @@ func TestBackupExcludesContentUnderZDR(t *testing.T) {
 		t.Fatalf("snapshot under ZDR holds %v", es)
 	}
 	// Explicit exclusion for a source without ZDR.
-	bk2, _ := retention.NewBackups(retention.BackupConfig{Target: dst, ExcludeContent: true})
+	bk2, _ := retention.NewBackups(retention.BackupConfig{Target: dst, ExcludeContent: true, InsecurePlaintextBackups: true})
 	clk.Advance(time.Second)
 	info, err = bk2.Snapshot(context.Background(), plain)
 	if err != nil || info.Objects != 1 || info.Skipped != 1 {

@@ -1,0 +1,197 @@
+package retention_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob/memblob"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/blobstore"
+	"github.com/tomkit/tomkit/retention/fsstore"
+)
+
+type nopLogger struct{}
+
+func (nopLogger) Log(context.Context, audit.Event) error { return nil }
+
+// BenchmarkOverhead compares the Store wrapper against the raw backend it
+// wraps, for writes and reads of 4 KiB objects, on the filesystem and the
+// in-memory blob backends. Target: wrapper/raw <= 1.1.
+func BenchmarkOverhead(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 4<<10)
+	backends := map[string]func(b *testing.B) retention.Backend{
+		"fs": func(b *testing.B) retention.Backend {
+			s, err := fsstore.Open(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		},
+		"mem": func(b *testing.B) retention.Backend {
+			bk := memblob.OpenBucket(nil)
+			b.Cleanup(func() { bk.Close() })
+			return blobstore.New(bk)
+		},
+	}
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	meta := retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day), Tenant: "acme", Subject: "alice"}
+	for _, name := range []string{"fs", "mem"} {
+		for _, layer := range []string{"raw", "store"} {
+			setup := func(b *testing.B) (put func(k string) error, get func(k string) error) {
+				be := backends[name](b)
+				if layer == "raw" {
+					return func(k string) error { return be.Put(userCtx, k, bytes.NewReader(payload), meta) },
+						func(k string) error {
+							rc, _, err := be.Get(userCtx, k)
+							if err != nil {
+								return err
+							}
+							_, err = io.Copy(io.Discard, rc)
+							rc.Close()
+							return err
+						}
+				}
+				s, err := retention.New(be, retention.Config{Logger: nopLogger{}, Now: func() time.Time { return now }})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return func(k string) error {
+						_, err := s.Put(userCtx, k, bytes.NewReader(payload), retention.PutOptions{Class: retention.ClassLog})
+						return err
+					}, func(k string) error {
+						rc, _, err := s.Get(userCtx, k)
+						if err != nil {
+							return err
+						}
+						_, err = io.Copy(io.Discard, rc)
+						rc.Close()
+						return err
+					}
+			}
+			b.Run(fmt.Sprintf("write/%s/%s", name, layer), func(b *testing.B) {
+				put, _ := setup(b)
+				b.SetBytes(int64(len(payload)))
+				for i := 0; b.Loop(); i++ {
+					if err := put(fmt.Sprintf("k%d", i%256)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("read/%s/%s", name, layer), func(b *testing.B) {
+				put, get := setup(b)
+				for i := 0; i < 256; i++ {
+					if err := put(fmt.Sprintf("k%d", i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.SetBytes(int64(len(payload)))
+				for i := 0; b.Loop(); i++ {
+					if err := get(fmt.Sprintf("k%d", i%256)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkOverheadPaired runs the raw backend and the wrapper in lockstep,
+// alternating which goes first, and reports the ratio of their total
+// times: on a noisy machine this is steadier than comparing two separate
+// benchmarks. Target: ratio <= 1.1.
+func BenchmarkOverheadPaired(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 4<<10)
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	meta := retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day), Tenant: "acme", Subject: "alice"}
+	for _, op := range []string{"write", "read"} {
+		for _, name := range []string{"fs", "mem"} {
+			b.Run(op+"/"+name, func(b *testing.B) {
+				open := func() retention.Backend {
+					if name == "fs" {
+						s, err := fsstore.Open(b.TempDir())
+						if err != nil {
+							b.Fatal(err)
+						}
+						return s
+					}
+					bk := memblob.OpenBucket(nil)
+					b.Cleanup(func() { bk.Close() })
+					return blobstore.New(bk)
+				}
+				raw := open()
+				s, err := retention.New(open(), retention.Config{Logger: nopLogger{}, Now: func() time.Time { return now }})
+				if err != nil {
+					b.Fatal(err)
+				}
+				keys := make([]string, 256)
+				for i := range keys {
+					keys[i] = fmt.Sprintf("k%d", i)
+					if op == "read" {
+						if err := raw.Put(userCtx, keys[i], bytes.NewReader(payload), meta); err != nil {
+							b.Fatal(err)
+						}
+						if _, err := s.Put(userCtx, keys[i], bytes.NewReader(payload), retention.PutOptions{Class: retention.ClassLog}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				rawOp := func(k string) {
+					if op == "write" {
+						if err := raw.Put(userCtx, k, bytes.NewReader(payload), meta); err != nil {
+							b.Fatal(err)
+						}
+						return
+					}
+					rc, _, err := raw.Get(userCtx, k)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, rc)
+					rc.Close()
+				}
+				storeOp := func(k string) {
+					if op == "write" {
+						if _, err := s.Put(userCtx, k, bytes.NewReader(payload), retention.PutOptions{Class: retention.ClassLog}); err != nil {
+							b.Fatal(err)
+						}
+						return
+					}
+					rc, _, err := s.Get(userCtx, k)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, rc)
+					rc.Close()
+				}
+				var tRaw, tStore time.Duration
+				for i := 0; b.Loop(); i++ {
+					k := keys[i%len(keys)]
+					if i%2 == 0 {
+						t0 := time.Now()
+						rawOp(k)
+						t1 := time.Now()
+						storeOp(k)
+						tRaw += t1.Sub(t0)
+						tStore += time.Since(t1)
+					} else {
+						t0 := time.Now()
+						storeOp(k)
+						t1 := time.Now()
+						rawOp(k)
+						tStore += t1.Sub(t0)
+						tRaw += time.Since(t1)
+					}
+				}
+				b.ReportMetric(float64(tStore)/float64(tRaw), "ratio")
+				b.ReportMetric(float64(tRaw.Nanoseconds())/float64(b.N), "raw_ns/op")
+				b.ReportMetric(float64(tStore.Nanoseconds())/float64(b.N), "store_ns/op")
+			})
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package retention_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/envelope"
+	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/fsstore"
+	"github.com/tomkit/tomkit/retention/internal/storetest"
+)
+
+func testKeyring(t testing.TB, log audit.Logger) *kms.Keyring {
+	t.Helper()
+	master, err := kms.ParseMasterKey(kms.GenerateMasterKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := kms.Create(context.Background(), "", kms.Config{Master: master, Audit: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}
+
+func testEnvelope(t testing.TB, log audit.Logger) *envelope.Envelope {
+	t.Helper()
+	ring := testKeyring(t, log)
+	scope := audit.Actor{Tenant: "backup"}
+	if err := ring.Create(context.Background(), scope); err != nil {
+		t.Fatal(err)
+	}
+	env, err := envelope.New(ring.KEK(scope), envelope.Config{Audit: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func newEncrypted(t testing.TB, ring *kms.Keyring, log audit.Logger) (*retention.Encrypted, retention.Backend) {
+	t.Helper()
+	raw, err := fsstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := retention.NewEncrypted(raw, retention.EncryptConfig{Keyring: ring, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, raw
+}
+
+func TestEncryptedConformance(t *testing.T) {
+	var rec audit.Recorder
+	ring := testKeyring(t, &rec)
+	storetest.Run(t, func(t *testing.T) retention.Backend {
+		e, _ := newEncrypted(t, ring, &rec)
+		return e
+	})
+}
+
+func TestEncryptedAtRestAndBound(t *testing.T) {
+	var rec audit.Recorder
+	ctx := context.Background()
+	e, raw := newEncrypted(t, testKeyring(t, &rec), &rec)
+	secret := strings.Repeat("confidential client file ", 1000)
+	m := storetest.Meta(retention.ClassContent, day)
+	if err := e.Put(ctx, "doc", strings.NewReader(secret), m); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := raw.Get(ctx, "doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := io.ReadAll(rc)
+	rc.Close()
+	if bytes.Contains(ct, []byte("confidential")) {
+		t.Fatal("plaintext at rest")
+	}
+	// The same ciphertext under another key, or relabelled, does not open.
+	if err := raw.Put(ctx, "other", bytes.NewReader(ct), m); err != nil {
+		t.Fatal(err)
+	}
+	m2 := m
+	m2.Class = retention.ClassMetadata
+	if err := raw.Put(ctx, "relabelled", bytes.NewReader(ct), m2); err != nil {
+		t.Fatal(err)
+	}
+	m3 := m
+	m3.Tenant = "tenant-b"
+	if err := raw.Put(ctx, "moved", bytes.NewReader(ct), m3); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"other", "relabelled", "moved"} {
+		rc, _, err := e.Get(ctx, k)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		if err == nil {
+			t.Fatalf("%s: ciphertext opened outside its context", k)
+		}
+	}
+	if err := e.SetMeta(ctx, "doc", m2); err == nil {
+		t.Fatal("class change of an encrypted object accepted")
+	}
+	if err := e.Put(ctx, "x", strings.NewReader("x"), retention.Meta{Class: retention.ClassLog, Created: m.Created, RetainUntil: m.RetainUntil}); !errors.Is(err, retention.ErrNoTenant) {
+		t.Fatalf("put without tenant = %v", err)
+	}
+	rc, _, err = e.Get(ctx, "doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(got) != secret {
+		t.Fatalf("round trip: %d bytes, %v", len(got), err)
+	}
+	// Tampering with the stored ciphertext is detected; nothing
+	// unauthenticated is returned.
+	ct[len(ct)-5] ^= 1
+	if err := raw.Put(ctx, "doc", bytes.NewReader(ct), m); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err = e.Get(ctx, "doc")
+	if err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+	}
+	if !errors.Is(err, envelope.ErrAuthentication) {
+		t.Fatalf("tampered read = %v", err)
+	}
+}
+
+func TestEraseReachesBackups(t *testing.T) {
+	var rec audit.Recorder
+	ctx := context.Background()
+	clk := newClock()
+	ring := testKeyring(t, &rec)
+	e, _ := newEncrypted(t, ring, &rec)
+	s, err := retention.New(e, retention.Config{Logger: &rec, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(tenant, subject, key string) {
+		c := audit.WithActor(ctx, audit.Actor{Tenant: tenant, Subject: subject})
+		if _, err := s.Put(c, key, strings.NewReader("data of "+key), retention.PutOptions{Class: retention.ClassContent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("acme", "alice", "a1")
+	put("acme", "alice", "a2")
+	put("acme", "bob", "b1")
+	put("globex", "carol", "c1")
+	dst, _ := retention.New(memBackend(t), retention.Config{Logger: &rec, Now: clk.Now})
+	bk, err := retention.NewBackups(retention.BackupConfig{Target: dst, Envelope: testEnvelope(t, &rec)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := bk.Snapshot(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dpo := audit.WithActor(ctx, audit.Actor{Tenant: "acme", Subject: "dpo"})
+	if err := e.Erase(dpo, audit.Actor{Tenant: "acme", Subject: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(st *retention.Store, k string) error {
+		rc, _, err := st.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		_, err = io.ReadAll(rc)
+		return err
+	}
+	for k, want := range map[string]error{"a1": retention.ErrErased, "a2": retention.ErrErased, "b1": nil, "c1": nil} {
+		if err := read(s, k); !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Fatalf("after erasing alice, %s: %v, want %v", k, err, want)
+		}
+	}
+	// The backup taken before the erasure still verifies (it holds the
+	// ciphertext) but alice's objects restored from it are unreadable.
+	scratch := memBackend(t)
+	if _, err := bk.RestoreVerify(ctx, info.ID, scratch); err != nil {
+		t.Fatal(err)
+	}
+	restored, _ := retention.NewEncrypted(scratch, retention.EncryptConfig{Keyring: ring, Logger: &rec})
+	rs, _ := retention.New(restored, retention.Config{Logger: &rec, Now: clk.Now})
+	if err := read(rs, "a1"); !errors.Is(err, retention.ErrErased) {
+		t.Fatalf("restored a1 after erase: %v", err)
+	}
+	if err := read(rs, "b1"); err != nil {
+		t.Fatalf("restored b1: %v", err)
+	}
+	// Erasing a tenant takes every subject's key of that tenant.
+	if err := e.Erase(dpo, audit.Actor{Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(s, "b1"); !errors.Is(err, retention.ErrErased) {
+		t.Fatalf("after erasing acme, b1: %v", err)
+	}
+	if err := read(s, "c1"); err != nil {
+		t.Fatalf("other tenant affected: %v", err)
+	}
+	var erase []audit.Event
+	for _, ev := range rec.Events() {
+		if ev.Action == "retention.erase" {
+			erase = append(erase, ev)
+		}
+	}
+	if len(erase) != 2 || erase[0].Actor.Subject != "dpo" || !erase[0].Attributes[1].Personal || erase[0].Severity != audit.SeverityWarning {
+		t.Fatalf("erase events %+v", erase)
+	}
+	if err := e.Erase(dpo, audit.Actor{}); !errors.Is(err, retention.ErrNoTenant) {
+		t.Fatalf("erase without tenant = %v", err)
+	}
+}
