@@ -109,7 +109,7 @@ func (g *Guard) decide(ctx context.Context, actor audit.Actor, d Decision, resou
 		Outcome:    outcome,
 		Reason:     d.Reason,
 		Severity:   severity,
-		Attributes: append([]audit.Attr{audit.String("decision_id", d.ID), audit.String("mode", d.Mode.String())}, attrs...),
+		Attributes: append(append(make([]audit.Attr, 0, 2+len(attrs)), audit.String("decision_id", d.ID), audit.String("mode", d.Mode.String())), attrs...),
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.AddEvent(d.Action, trace.WithAttributes(
