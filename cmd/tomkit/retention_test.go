@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/testpg"
 	"github.com/tomkit/tomkit/retention"
 	"github.com/tomkit/tomkit/retention/fsstore"
+	"github.com/tomkit/tomkit/retention/pgstore"
 )
 
 func TestRetentionPurge(t *testing.T) {
@@ -100,5 +105,36 @@ func TestRetentionUsage(t *testing.T) {
 		if code, _, _ := runCLI(t, "", args...); code != exitUsage {
 			t.Fatalf("%v: code %d, want %d", args, code, exitUsage)
 		}
+	}
+}
+
+func TestRetentionPurgePostgres(t *testing.T) {
+	dsn := testpg.Schema(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	b, err := pgstore.Open(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Microsecond)
+	for i, until := range []time.Duration{time.Hour, time.Hour, 100 * time.Hour} {
+		m := retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(until)}
+		if err := b.Put(ctx, fmt.Sprintf("k%d", i), strings.NewReader("x"), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := runCLI(t, "", "retention", "purge", "--postgres", dsn)
+	if code != exitOK || !strings.Contains(out, `"deleted": 2`) {
+		t.Fatalf("code %d, out %s, err %s", code, out, errOut)
+	}
+	if _, err := b.Stat(ctx, "k2"); err != nil {
+		t.Fatalf("live row lost: %v", err)
+	}
+	if code, _, _ := runCLI(t, "", "retention", "purge", "--postgres", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"); code != exitFailure {
+		t.Fatalf("unreachable database: code %d", code)
 	}
 }
