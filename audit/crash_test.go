@@ -37,7 +37,7 @@ func TestCrashChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	l, err := audit.Open(context.Background(), dir, audit.FileConfig{Signer: s, SegmentSize: 8 << 10, CheckpointInterval: 25 * time.Millisecond})
+	l, err := audit.Open(context.Background(), dir, audit.FileConfig{Signer: s, SegmentSize: 8 << 10, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -67,6 +67,7 @@ func TestCrashChild(t *testing.T) {
 }
 
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
 	iterations := 50
 	if testing.Short() {
 		iterations = 10

@@ -64,6 +64,7 @@ func openLog(t testing.TB, dir string, k testKeys, cfg audit.FileConfig) *audit.
 }
 
 func TestFileLogRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	k := newKeys(t, "test.example/log")
 	dir := t.TempDir()
@@ -312,6 +313,7 @@ func assertNotInDir(t *testing.T, dir, s string) {
 }
 
 func TestProofs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	k := newKeys(t, "test.example/log")
 	dir := t.TempDir()
@@ -355,6 +357,7 @@ func TestProofs(t *testing.T) {
 }
 
 func TestPrune(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	k := newKeys(t, "test.example/log")
 	dir := t.TempDir()

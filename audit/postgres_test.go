@@ -64,6 +64,7 @@ func TestPostgresChild(t *testing.T) {
 }
 
 func TestPostgresTwoWriters(t *testing.T) {
+	t.Parallel()
 	dsn := testpg.Schema(t)
 	k := newKeys(t, "pg.example/log")
 	ctx := context.Background()
@@ -114,6 +115,7 @@ func TestPostgresTwoWriters(t *testing.T) {
 }
 
 func TestPostgresAppendOnly(t *testing.T) {
+	t.Parallel()
 	dsn := testpg.Schema(t)
 	k := newKeys(t, "pg.example/log")
 	ctx := context.Background()
