@@ -123,16 +123,23 @@ func hello(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// The development certificate is valid for 90 days and reused while it has
+// more than 61 days left, so that a scanner (testssl.sh warns under 60
+// days) never sees it about to expire.
+const (
+	validFor = 90 * 24 * time.Hour
+	reuseFor = 61 * 24 * time.Hour
+)
+
 // devCertificate returns the paths of a self-signed ECDSA P-256 certificate
 // and key in dir, valid for host, localhost and the loopback addresses. An
-// existing pair is reused while it is valid for another day; otherwise a
-// new one is written.
+// existing pair is reused (see validFor); otherwise a new one is written.
 func devCertificate(dir, host string) (certFile, keyFile string, err error) {
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	certPEM, err1 := os.ReadFile(certFile)
 	keyPEM, err2 := os.ReadFile(keyFile)
 	if err1 == nil && err2 == nil {
-		if c, err := tlsconfig.ParseKeyPair(certPEM, keyPEM, time.Now().Add(24*time.Hour)); err == nil && c.Leaf.VerifyHostname(host) == nil {
+		if c, err := tlsconfig.ParseKeyPair(certPEM, keyPEM, time.Now().Add(reuseFor)); err == nil && c.Leaf.VerifyHostname(host) == nil {
 			return certFile, keyFile, nil
 		}
 	}
@@ -151,7 +158,7 @@ func devCertificate(dir, host string) (certFile, keyFile string, err error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "tomkit hellotls development certificate"},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
+		NotAfter:              time.Now().Add(validFor),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

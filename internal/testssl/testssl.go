@@ -30,6 +30,10 @@ import (
 // failure.
 const EnvRequire = "TOMKIT_REQUIRE_TESTSSL"
 
+// EnvTarget names the variable that tells TestScanTarget which running
+// server (host:port) to scan, for CI gates that scan a whole service.
+const EnvTarget = "TOMKIT_TESTSSL_TARGET"
+
 // Binary is the name of Debian's testssl.sh command (package testssl.sh).
 const Binary = "testssl"
 
