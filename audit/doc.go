@@ -32,4 +32,72 @@
 // A [Logger] that returns an error has not recorded the event, and the
 // caller must fail the audited action. A component constructed without a
 // Logger refuses to start with [ErrNoLogger].
+//
+// # The tamper-evident file log
+//
+// [Open] returns a [FileLog], the embedded default sink. Records are
+// appended to segment files and form one RFC 6962 Merkle tree (hashed by
+// golang.org/x/mod/sumdb/tlog) across segments and restarts. Checkpoints,
+// C2SP tlog-checkpoint notes signed with Ed25519, are written every
+// [FileConfig.CheckpointInterval] even when idle, on [FileLog.Checkpoint],
+// and on [FileLog.Close]. The format is in docs/AUDIT-FORMAT.md.
+//
+//	skey, vkey, _ := audit.GenerateKey("audit.example.com/billing")
+//	signer, _ := audit.NewSigner(skey)
+//	log, err := audit.Open(ctx, "/var/lib/app/audit", audit.FileConfig{Signer: signer})
+//	...
+//	err = log.Log(ctx, audit.Event{Action: "invoice.read", Outcome: audit.OutcomeAllow})
+//
+// [FileLog.Log] returns only once the record is on disk: a single writer
+// goroutine batches concurrent callers, writes once and fsyncs once for
+// the whole batch (group commit), then answers them all. A crash can only
+// tear the unacknowledged tail; [Verify] reports it as [Report.Residue],
+// not as tampering, and the next [Open] cuts it off and records an
+// "audit.recover" event. A directory is held by one FileLog at a time
+// ([ErrLocked]). [FileLog.Prune] deletes old segments under a signed prune
+// note, so that the audit log obeys its own retention period and what
+// remains still verifies.
+//
+// # Verification and proofs
+//
+// [Verify] needs only the directory and the verifier key. It returns a
+// [*VerifyError] naming the first bad record and the [Kind] of damage:
+// modified, missing, reordered, truncated (shorter than a signed
+// checkpoint) or bad signature. [Prove] and [CheckInclusion] give and check
+// a proof that one event is in the log; [ProveConsistency] and
+// [CheckConsistency] prove that a later checkpoint extends an earlier one.
+// Checking needs the checkpoint and the public key alone. The command
+// `tomkit audit` wraps all of this (keygen, verify, prove, check-proof).
+//
+// # Personal data
+//
+// Attributes made with [Personal] never reach a sink's storage in
+// plaintext. With a [Pseudonymizer] they become keyed HMAC-SHA256
+// pseudonyms "hmac-sha256:<key id>:<hex>", which the key holder can
+// recompute to search for a known value, across key rotations; without one
+// they are replaced by [Redacted].
+//
+// # Other sinks
+//
+// [PostgresLog] keeps the same tree in PostgreSQL: several processes may
+// write one totally ordered log, triggers refuse UPDATE and DELETE, and
+// [VerifyPostgres] checks it. [SlogSink] and [OTelSink] forward events to
+// slog and OpenTelemetry (span events and log records with the same trace
+// and span ids). [Fanout] combines sinks: durable ones fail closed, as in
+// Kubernetes' blocking-strict mode; best-effort ones cannot fail the
+// caller.
+//
+// # Threat model
+//
+// The log detects, it does not prevent: an attacker with write access to
+// the log directory or database can destroy records, but cannot change,
+// delete, reorder or insert records covered by a checkpoint without
+// verification naming the first affected record, because checkpoints are
+// signed with a key the attacker does not hold. Keep the signer key away
+// from the log's storage (a secret store, a separate account), and give
+// auditors the verifier key. Records appended after the last checkpoint
+// are protected only by checksums until the next checkpoint, at most
+// CheckpointInterval later; an attacker who also deletes the latest
+// checkpoints can roll the log back to an earlier checkpoint, which is
+// why auditors should keep (or witness) the latest checkpoint they saw.
 package audit
