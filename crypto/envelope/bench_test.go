@@ -57,7 +57,7 @@ func BenchmarkSeal(b *testing.B) {
 	ad := []byte("tenant=bench,class=health")
 	for _, n := range benchSizes {
 		pt := make([]byte, n)
-		b.Run(fmt.Sprintf("tomkit/%s", size(n)), func(b *testing.B) {
+		b.Run("impl=tomkit/size="+size(n), func(b *testing.B) {
 			dst := make([]byte, 0, n+e.Overhead(n))
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
@@ -68,7 +68,7 @@ func BenchmarkSeal(b *testing.B) {
 				}
 			}
 		})
-		b.Run(fmt.Sprintf("stdlib/%s", size(n)), func(b *testing.B) {
+		b.Run("impl=stdlib/size="+size(n), func(b *testing.B) {
 			dst := make([]byte, 0, n+16)
 			nonce := make([]byte, 12)
 			b.SetBytes(int64(n))
@@ -77,7 +77,7 @@ func BenchmarkSeal(b *testing.B) {
 				dst = std.Seal(dst[:0], nonce, pt, ad)
 			}
 		})
-		b.Run(fmt.Sprintf("tink/%s", size(n)), func(b *testing.B) {
+		b.Run("impl=tink/size="+size(n), func(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -102,7 +102,7 @@ func BenchmarkOpen(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(fmt.Sprintf("tomkit/%s", size(n)), func(b *testing.B) {
+		b.Run("impl=tomkit/size="+size(n), func(b *testing.B) {
 			dst := make([]byte, 0, n)
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
@@ -114,7 +114,7 @@ func BenchmarkOpen(b *testing.B) {
 		})
 		nonce := make([]byte, 12)
 		sct := std.Seal(nil, nonce, pt, ad)
-		b.Run(fmt.Sprintf("stdlib/%s", size(n)), func(b *testing.B) {
+		b.Run("impl=stdlib/size="+size(n), func(b *testing.B) {
 			dst := make([]byte, 0, n)
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
@@ -128,7 +128,7 @@ func BenchmarkOpen(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(fmt.Sprintf("tink/%s", size(n)), func(b *testing.B) {
+		b.Run("impl=tink/size="+size(n), func(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {

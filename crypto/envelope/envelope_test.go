@@ -560,3 +560,20 @@ func TestSealAllocs(t *testing.T) {
 		t.Fatalf("allocs: Seal %v, Open %v; want <= 2", seal, open)
 	}
 }
+
+// TestStreamFailureAudited checks that a failure found while reading a
+// stream is audited with the caller's identity.
+func TestStreamFailureAudited(t *testing.T) {
+	f := newFixture(t, 16)
+	ctx := audit.WithRequestID(audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "t1"}), "req-1")
+	ct, _ := f.env.Seal(ctx, nil, bytes.Repeat([]byte("x"), 40), ec)
+	ct[len(ct)-1] ^= 1
+	if _, err := decryptAll(ctx, f.env, ct, ec); !errors.Is(err, envelope.ErrAuthentication) {
+		t.Fatal(err)
+	}
+	evs := f.rec.Events()
+	last := evs[len(evs)-1]
+	if last.Action != "crypto.decrypt" || last.Outcome != audit.OutcomeDeny || last.Actor.Subject != "alice" || last.RequestID != "req-1" {
+		t.Fatalf("last event %+v", last)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/internal/format"
 )
 
@@ -167,23 +168,26 @@ func (e *Envelope) decrypt(ctx context.Context, src io.Reader, ec Context) (io.R
 		return nil, err
 	}
 	seg := int(h.SegmentSize)
-	return &reader{e: e, ctx: ctx, r: src, aead: aead, ad: append([]byte(nil), s.segAD...), seg: seg,
+	return &reader{e: e, actor: audit.ActorFrom(ctx), requestID: audit.RequestIDFrom(ctx), r: src, aead: aead, ad: append([]byte(nil), s.segAD...), seg: seg,
 		buf: make([]byte, seg+format.TagLen)}, nil
 }
 
 type reader struct {
-	e       *Envelope
-	ctx     context.Context // for auditing failures; never stored past the stream
-	r       io.Reader
-	aead    cipher.AEAD
-	ad      []byte
-	seg     int
-	buf     []byte
-	pending []byte
-	i       uint64
-	nonce   [format.SegNonceLen]byte
-	done    bool
-	err     error
+	e *Envelope
+	// actor and requestID identify the caller in the audit event of a
+	// failure found by Read; the context itself is not kept.
+	actor     audit.Actor
+	requestID string
+	r         io.Reader
+	aead      cipher.AEAD
+	ad        []byte
+	seg       int
+	buf       []byte
+	pending   []byte
+	i         uint64
+	nonce     [format.SegNonceLen]byte
+	done      bool
+	err       error
 }
 
 // Read implements io.Reader.
@@ -198,7 +202,8 @@ func (r *reader) Read(p []byte) (int, error) {
 		if err := r.next(); err != nil {
 			r.err = err
 			if !errors.Is(err, errIO) {
-				r.err = r.e.fail(r.ctx, "crypto.decrypt", err)
+				ctx := audit.WithRequestID(audit.WithActor(context.Background(), r.actor), r.requestID)
+				r.err = r.e.fail(ctx, "crypto.decrypt", err)
 			}
 			return 0, r.err
 		}
