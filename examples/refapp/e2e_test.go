@@ -321,4 +321,3 @@ func TestRestartKeepsState(t *testing.T) {
 		}
 	}
 }
-
