@@ -2,13 +2,16 @@ package section203_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tomkit/tomkit/audit"
@@ -351,4 +354,44 @@ func TestEgressNeverReachesNonAllowlisted(t *testing.T) {
 		t.Fatalf("%d followed redirect chains, hits %v: the property is vacuous", redirected, n.hits())
 	}
 	t.Logf("%d of %d requests answered after redirects", redirected, iterations)
+}
+
+// TestEgressDialTLSHook checks that a base transport's own TLS dial hook
+// is guarded too, not only DialContext.
+func TestEgressDialTLSHook(t *testing.T) {
+	n := newTestNet(t)
+	var rec audit.Recorder
+	g := newEgress(t, &rec, section203.EgressConfig{})
+	ctx := bound(mustModes(t, &rec, nil), "kanzlei")
+	var tlsDials atomic.Int64
+	base := &http.Transport{
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			tlsDials.Add(1)
+			raw, err := n.dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			host, _, _ := net.SplitHostPort(addr)
+			c := tls.Client(raw, &tls.Config{RootCAs: n.pool, ServerName: host})
+			if err := c.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	}
+	client := g.Transport(base).Client()
+	defer client.CloseIdleConnections()
+	if body, err := get(ctx, client, "https://EU.example.com./ok", ""); err != nil || !strings.HasPrefix(body, "eu:") {
+		t.Fatalf("got %q, %v", body, err)
+	}
+	var dialEvents int
+	for _, e := range rec.Events() {
+		if e.Action == "section203.dial" && e.Outcome == audit.OutcomeAllow && e.Resource == "eu.example.com:443" {
+			dialEvents++
+		}
+	}
+	if tlsDials.Load() != 1 || dialEvents != 1 {
+		t.Fatalf("TLS dials %d, dial decisions %d; want 1 and 1", tlsDials.Load(), dialEvents)
+	}
 }
