@@ -8,6 +8,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
@@ -34,6 +37,12 @@ var (
 	// ErrInvalidCertificate reports certificate or key data that cannot be
 	// parsed.
 	ErrInvalidCertificate = errors.New("tlsconfig: invalid certificate or key")
+	// ErrPostQuantumDisabled reports that crypto/tls would silently drop
+	// X25519MLKEM768 because GODEBUG tlsmlkem=0 is in effect, usually
+	// because the main module's go.mod declares go 1.23 or older. See "The
+	// go directive trap" in the package documentation and
+	// [Config.InsecureNoPostQuantum].
+	ErrPostQuantumDisabled = errors.New("tlsconfig: post-quantum key exchange disabled by GODEBUG tlsmlkem=0 (go.mod declares go < 1.24?)")
 	// ErrInvalidConfig reports a Config whose fields contradict each other,
 	// such as CertFile without KeyFile.
 	ErrInvalidConfig = errors.New("tlsconfig: invalid config")
@@ -104,6 +113,17 @@ type Config struct {
 	// exception.
 	InsecureLegacyTLS12 bool
 
+	// InsecureNoPostQuantum lets [Server] and [Client] run while GODEBUG
+	// tlsmlkem=0 keeps crypto/tls from offering X25519MLKEM768, instead of
+	// refusing with [ErrPostQuantumDisabled]. Connections then use X25519
+	// or P-256, which a future quantum computer can break retroactively.
+	//
+	// WARNING: fix go.mod (go 1.24 or newer) instead. Set this only for a
+	// documented exception, for example a middlebox that drops the larger
+	// post-quantum ClientHello. When an audit Logger is configured, it is
+	// recorded as a warning event.
+	InsecureNoPostQuantum bool
+
 	// SessionTickets enables TLS session resumption with tickets. The
 	// zero value disables it: see the package documentation for why.
 	SessionTickets bool
@@ -173,6 +193,14 @@ func Server(c Config) (*tls.Config, error) {
 		tc.ClientCAs = c.ClientCAs
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
+	if c.InsecureNoPostQuantum && c.Logger != nil && postQuantumDisabled() {
+		reportAudit(context.Background(), &c, audit.Event{
+			Action:   "tlsconfig.legacy",
+			Outcome:  audit.OutcomeAllow,
+			Severity: audit.SeverityWarning,
+			Reason:   "post-quantum key exchange disabled by GODEBUG tlsmlkem=0, allowed by InsecureNoPostQuantum",
+		})
+	}
 	if c.InsecureLegacyTLS12 && c.Logger != nil {
 		// Recorded so that the exception shows in the evidence trail.
 		reportAudit(context.Background(), &c, audit.Event{
@@ -234,6 +262,9 @@ func base(c *Config) (*tls.Config, error) {
 	if c.CertFile != "" && len(c.Certificates) > 0 {
 		return nil, fmt.Errorf("%w: both Certificates and CertFile set", ErrInvalidConfig)
 	}
+	if !c.InsecureNoPostQuantum && postQuantumDisabled() {
+		return nil, ErrPostQuantumDisabled
+	}
 	if c.ReloadInterval < 0 {
 		return nil, fmt.Errorf("%w: negative ReloadInterval", ErrInvalidConfig)
 	}
@@ -257,6 +288,34 @@ func base(c *Config) (*tls.Config, error) {
 		tc.CipherSuites = append([]uint16(nil), legacySuites...)
 	}
 	return tc, nil
+}
+
+// postQuantumDisabled reports whether GODEBUG tlsmlkem=0 is in effect: from
+// the binary's defaults (the main module's go directive and //go:debug
+// lines) or from the GODEBUG environment variable, which crypto/tls also
+// reads when it changes at run time. As in the runtime, the environment
+// overrides the defaults and a later setting overrides an earlier one.
+func postQuantumDisabled() bool {
+	v := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "DefaultGODEBUG" {
+				v = godebug(s.Value, "tlsmlkem", v)
+			}
+		}
+	}
+	return godebug(os.Getenv("GODEBUG"), "tlsmlkem", v) == "0"
+}
+
+// godebug returns the last value of key in a comma-separated GODEBUG list,
+// or def when the list does not set it.
+func godebug(list, key, def string) string {
+	for kv := range strings.SplitSeq(list, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == key {
+			def = v
+		}
+	}
+	return def
 }
 
 // ParseKeyPair parses a PEM certificate chain and its PEM private key and

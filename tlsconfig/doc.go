@@ -81,6 +81,11 @@
 // lists it explicitly: connections fall back to X25519 without any error.
 // Programs using tlsconfig must declare go 1.24 or newer in go.mod (tomkit
 // itself declares 1.26) and must not set tlsmlkem=0 in GODEBUG or a
-// //go:debug directive. Check with [Group] on a live connection, as this
-// package's tests do.
+// //go:debug directive.
+//
+// tlsconfig does not let the downgrade pass silently: when tlsmlkem=0 is in
+// effect (from the binary's defaults or the GODEBUG environment variable),
+// [Server] and [Client] refuse with [ErrPostQuantumDisabled], unless
+// [Config.InsecureNoPostQuantum] records a deliberate exception. [Group]
+// shows what a live connection negotiated.
 package tlsconfig

@@ -321,3 +321,48 @@ func TestClientStrictProfile(t *testing.T) {
 		t.Fatal("InsecureSkipVerify set")
 	}
 }
+
+// TestGoDirectiveTrap shows the trap the package documentation warns
+// about: with GODEBUG tlsmlkem=0 in effect (the default for a go.mod that
+// says go 1.23), crypto/tls drops X25519MLKEM768 even though tlsconfig
+// lists it. tlsconfig refuses to run that way unless told to, and then the
+// connection really does fall back to X25519.
+func TestGoDirectiveTrap(t *testing.T) {
+	ca := newCA(t, "test ca")
+	cert := ca.leaf(t, leafOpts{}).cert
+	t.Setenv("GODEBUG", "tlsmlkem=1,tlsmlkem=0")
+
+	if _, err := tlsconfig.Server(tlsconfig.Config{Certificates: []tls.Certificate{cert}}); !errors.Is(err, tlsconfig.ErrPostQuantumDisabled) {
+		t.Fatalf("Server: got %v, want ErrPostQuantumDisabled", err)
+	}
+	if _, err := tlsconfig.Client(tlsconfig.Config{RootCAs: ca.pool}); !errors.Is(err, tlsconfig.ErrPostQuantumDisabled) {
+		t.Fatalf("Client: got %v, want ErrPostQuantumDisabled", err)
+	}
+
+	var rec audit.Recorder
+	sc, err := tlsconfig.Server(tlsconfig.Config{Certificates: []tls.Certificate{cert}, InsecureNoPostQuantum: true, Logger: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := rec.Events(); len(ev) != 1 || ev[0].Severity != audit.SeverityWarning {
+		t.Fatalf("exception not audited: %+v", ev)
+	}
+	cc, err := tlsconfig.Client(tlsconfig.Config{RootCAs: ca.pool, InsecureNoPostQuantum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serve(t, sc)
+	cs, err := dial(addr, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tlsconfig.Group(cs); got != "X25519" {
+		t.Fatalf("with tlsmlkem=0 negotiated %q; the trap is gone or different, update the docs", got)
+	}
+
+	// The later setting wins, as in the runtime.
+	t.Setenv("GODEBUG", "tlsmlkem=0,tlsmlkem=1")
+	if _, err := tlsconfig.Client(tlsconfig.Config{}); err != nil {
+		t.Fatalf("tlsmlkem=1 last: %v", err)
+	}
+}
