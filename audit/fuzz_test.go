@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,6 +87,39 @@ func FuzzVerify(f *testing.F) {
 			}
 			if root, _ := tr.Root(); root != res.Latest.Root {
 				t.Fatal("accepted log does not match its checkpoint")
+			}
+		}
+	})
+}
+
+// FuzzCheckInclusion feeds arbitrary proofs (what `tomkit audit
+// check-proof` reads from strangers) to the checker.
+func FuzzCheckInclusion(f *testing.F) {
+	k := newKeys(f, "fuzz.example/log")
+	dir := f.TempDir()
+	l := openLog(f, dir, k, audit.FileConfig{})
+	for i := 0; i < 3; i++ {
+		l.Log(context.Background(), testEvent(i))
+	}
+	l.Close()
+	p, err := audit.Prove(context.Background(), dir, 1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(p)
+	f.Add(good)
+	f.Add([]byte(`{"index":-1,"proof":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p audit.InclusionProof
+		if json.Unmarshal(b, &p) != nil {
+			return
+		}
+		e, _, err := audit.CheckInclusion(k.verifier, &p)
+		if err == nil && string(b) != string(good) {
+			// Only the genuine record may pass.
+			want, _ := audit.Prove(context.Background(), dir, p.Index)
+			if want == nil || want.Record != p.Record {
+				t.Fatalf("forged proof accepted: %+v", e)
 			}
 		}
 	})
