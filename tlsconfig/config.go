@@ -268,14 +268,15 @@ func base(c *Config) (*tls.Config, error) {
 	if c.ReloadInterval < 0 {
 		return nil, fmt.Errorf("%w: negative ReloadInterval", ErrInvalidConfig)
 	}
+	// Copy first: checkCertificate sets Leaf, and the caller's slice must
+	// neither change nor be aliased by the returned config.
+	c.Certificates = append([]tls.Certificate(nil), c.Certificates...)
 	now := c.now()
 	for i := range c.Certificates {
 		if err := checkCertificate(&c.Certificates[i], now); err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", i, err)
+			return nil, fmt.Errorf("%w (Certificates[%d])", err, i)
 		}
 	}
-	// Copy, so that the caller's slice is not aliased.
-	c.Certificates = append([]tls.Certificate(nil), c.Certificates...)
 	tc := &tls.Config{
 		MinVersion:             minVersion,
 		MaxVersion:             tls.VersionTLS13,

@@ -116,7 +116,7 @@ func (f *fileCert) maybeReload(ctx context.Context) {
 
 // failed reports a reload that kept the old pair.
 func (f *fileCert) failed(ctx context.Context, err error) {
-	err = fmt.Errorf("tlsconfig: reload %s: %w (still serving the previous certificate)", f.certFile, err)
+	err = fmt.Errorf("%w (reloading %s; still serving the previous certificate)", err, f.certFile)
 	if f.onErr != nil {
 		f.onErr(err)
 	}

@@ -64,8 +64,8 @@ func TestConfigRefused(t *testing.T) {
 			if tc != nil {
 				t.Fatalf("Server returned a config with error %v", err)
 			}
-			if !strings.HasPrefix(err.Error(), "tlsconfig: ") && !strings.HasPrefix(err.Error(), "certificate ") {
-				t.Errorf("error %q lacks the package prefix", err)
+			if !strings.HasPrefix(err.Error(), "tlsconfig: ") || strings.Count(err.Error(), "tlsconfig:") > 1 {
+				t.Errorf("error %q: want one package prefix", err)
 			}
 			if tt.want == tlsconfig.ErrNoCertificate {
 				return // a client needs no certificate
@@ -74,6 +74,23 @@ func TestConfigRefused(t *testing.T) {
 				t.Fatalf("Client: got %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestServerCopiesCertificates(t *testing.T) {
+	ca := newCA(t, "test ca")
+	cert := ca.leaf(t, leafOpts{}).cert
+	cert.Leaf = nil
+	certs := []tls.Certificate{cert}
+	sc, err := tlsconfig.Server(tlsconfig.Config{Certificates: certs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certs[0].Leaf != nil || &sc.Certificates[0] == &certs[0] {
+		t.Fatal("Server changed or aliased the caller's Certificates")
+	}
+	if sc.Certificates[0].Leaf == nil {
+		t.Fatal("Leaf not set on the served certificate")
 	}
 }
 
