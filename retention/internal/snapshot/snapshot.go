@@ -134,6 +134,7 @@ type Entry struct {
 
 // Reader reads a snapshot.
 type Reader struct {
+	src      *errRecorder
 	r        *bufio.Reader
 	manifest hash.Hash
 	n        uint64
@@ -146,32 +147,53 @@ type Reader struct {
 
 // NewReader checks the magic line of r and returns a Reader.
 func NewReader(r io.Reader) (*Reader, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	src := &errRecorder{r: r}
+	rd := &Reader{src: src, r: bufio.NewReaderSize(src, 64<<10), manifest: sha256.New()}
 	m := make([]byte, len(magic))
-	if _, err := io.ReadFull(br, m); err != nil || string(m) != magic {
-		return nil, fmt.Errorf("%w: bad magic", ErrCorrupt)
+	if _, err := io.ReadFull(rd.r, m); err != nil || string(m) != magic {
+		return nil, rd.corrupt("bad magic", err)
 	}
-	return &Reader{r: br, manifest: sha256.New()}, nil
+	return rd, nil
 }
 
-func corrupt(what string, err error) error {
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrCorrupt) {
-		return err // an I/O or authentication error of the underlying stream
+// errRecorder remembers the last error of the underlying reader, so that
+// an I/O or authentication failure of the stream is told apart from a
+// malformed snapshot.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
 	}
-	return fmt.Errorf("%w: %s", ErrCorrupt, what)
+	return n, err
+}
+
+func corrupt(what string, err error) error { return fmt.Errorf("%w: %s", ErrCorrupt, what) }
+
+// corrupt returns the underlying stream's own error when it failed, and
+// [ErrCorrupt] otherwise.
+func (r *Reader) corrupt(what string, err error) error {
+	if err != nil && r.src.err != nil && errors.Is(err, r.src.err) {
+		return err
+	}
+	return corrupt(what, err)
 }
 
 func (r *Reader) bytes(max int) ([]byte, error) {
 	n, err := binary.ReadUvarint(r.r)
 	if err != nil {
-		return nil, corrupt("short length", err)
+		return nil, r.corrupt("bad length", err)
 	}
 	if n > uint64(max) {
 		return nil, corrupt("length out of range", nil)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r.r, b); err != nil {
-		return nil, corrupt("short field", err)
+		return nil, r.corrupt("short field", err)
 	}
 	return b, nil
 }
@@ -188,7 +210,7 @@ func (r *Reader) Next() (*Entry, error) {
 	}
 	t, err := r.r.ReadByte()
 	if err != nil {
-		return nil, corrupt("missing trailer", err)
+		return nil, r.corrupt("missing trailer", err)
 	}
 	switch t {
 	case 'E':
@@ -211,14 +233,14 @@ func (r *Reader) Next() (*Entry, error) {
 	case 'T':
 		n, err := binary.ReadUvarint(r.r)
 		if err != nil {
-			return nil, corrupt("short trailer", err)
+			return nil, r.corrupt("bad trailer", err)
 		}
 		var m [32]byte
 		if _, err := io.ReadFull(r.r, m[:]); err != nil {
-			return nil, corrupt("short trailer", err)
+			return nil, r.corrupt("short trailer", err)
 		}
 		if _, err := r.r.ReadByte(); err != io.EOF {
-			return nil, corrupt("data after trailer", err)
+			return nil, r.corrupt("data after trailer", err)
 		}
 		var want [32]byte
 		copy(want[:], r.manifest.Sum(nil))
@@ -257,7 +279,7 @@ func (c *content) Read(p []byte) (int, error) {
 		if len(b) == 0 {
 			var sum [32]byte
 			if _, err := io.ReadFull(c.r.r, sum[:]); err != nil {
-				c.err = corrupt("short digest", err)
+				c.err = c.r.corrupt("short digest", err)
 				return 0, c.err
 			}
 			var got [32]byte
