@@ -128,17 +128,22 @@ type Config struct {
 	// zero value disables it: see the package documentation for why.
 	SessionTickets bool
 
-	// Logger, when non-nil, receives an audit event for every certificate
-	// reload (outcome allow or error) and for the legacy TLS 1.2 opt-in.
+	// Logger, when non-nil, receives an audit event "tlsconfig.reload" for
+	// every certificate reload (outcome allow or error) and an event
+	// "tlsconfig.legacy" for each Insecure exception [Server] applies.
 	// Auditing is optional here: a TLS config is needed in places (tests,
 	// CLIs, clients) where no audit log exists, and nothing in a TLS
-	// handshake is an access decision. Audit errors are reported to
-	// OnReloadError; they never stop a handshake.
+	// handshake is an access decision. When a Logger is set, tomkit never
+	// logs and allows: Server refuses an exception it cannot record, and a
+	// new certificate pair whose reload cannot be recorded is not swapped
+	// in (the old pair keeps serving and the reload is retried at the next
+	// interval). Such audit errors go to OnReloadError.
 	Logger audit.Logger
 
 	// OnReloadError, when non-nil, is called with every failed reload of
-	// CertFile and KeyFile (and every audit error). The previous pair keeps
-	// being served. It must not block.
+	// CertFile and KeyFile, and every audit error during one. The previous
+	// pair keeps being served. It runs during a handshake and must not
+	// block.
 	OnReloadError func(error)
 
 	// Now returns the current time, for certificate validity checks, the
@@ -193,24 +198,38 @@ func Server(c Config) (*tls.Config, error) {
 		tc.ClientCAs = c.ClientCAs
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	if c.InsecureNoPostQuantum && c.Logger != nil && postQuantumDisabled() {
-		reportAudit(context.Background(), &c, audit.Event{
-			Action:   "tlsconfig.legacy",
-			Outcome:  audit.OutcomeAllow,
-			Severity: audit.SeverityWarning,
-			Reason:   "post-quantum key exchange disabled by GODEBUG tlsmlkem=0, allowed by InsecureNoPostQuantum",
-		})
+	// Exceptions to the strict profile are recorded so that they show in
+	// the evidence trail. An exception that cannot be recorded is refused.
+	if c.InsecureNoPostQuantum && postQuantumDisabled() {
+		if err := logException(&c, "post-quantum key exchange disabled by GODEBUG tlsmlkem=0, allowed by InsecureNoPostQuantum"); err != nil {
+			return nil, err
+		}
 	}
-	if c.InsecureLegacyTLS12 && c.Logger != nil {
-		// Recorded so that the exception shows in the evidence trail.
-		reportAudit(context.Background(), &c, audit.Event{
-			Action:   "tlsconfig.legacy",
-			Outcome:  audit.OutcomeAllow,
-			Severity: audit.SeverityWarning,
-			Reason:   "tls 1.2 (mozilla intermediate) enabled by InsecureLegacyTLS12",
-		})
+	if c.InsecureLegacyTLS12 {
+		if err := logException(&c, "tls 1.2 (mozilla intermediate) enabled by InsecureLegacyTLS12"); err != nil {
+			return nil, err
+		}
 	}
 	return tc, nil
+}
+
+// logException records an exception to the strict profile when c has a
+// Logger.
+func logException(c *Config, reason string) error {
+	if c.Logger == nil {
+		return nil
+	}
+	err := c.Logger.Log(context.Background(), audit.Event{
+		Time:     c.now(),
+		Action:   "tlsconfig.legacy",
+		Outcome:  audit.OutcomeAllow,
+		Severity: audit.SeverityWarning,
+		Reason:   reason,
+	})
+	if err != nil {
+		return fmt.Errorf("tlsconfig: audit: %w", err)
+	}
+	return nil
 }
 
 // Client returns a *tls.Config for a client built from c, or an error
@@ -254,6 +273,9 @@ func base(c *Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("%w: unknown min version %#04x", ErrInvalidConfig, c.MinVersion)
 	}
 	if c.InsecureLegacyTLS12 {
+		if c.MinVersion == tls.VersionTLS13 {
+			return nil, fmt.Errorf("%w: MinVersion TLS 1.3 contradicts InsecureLegacyTLS12", ErrInvalidConfig)
+		}
 		minVersion = tls.VersionTLS12
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {

@@ -93,14 +93,17 @@ func (f *fileCert) maybeReload(ctx context.Context) {
 	// Remember the identities even when the pair is bad, so that one bad
 	// rotation is reported once, not at every interval; the next change to
 	// either file is tried again.
+	prev := f.seen
 	f.seen = ids
 	cert, err := f.load()
 	if err != nil {
 		f.failed(ctx, err)
 		return
 	}
-	f.cur.Store(cert)
-	f.report(ctx, audit.Event{
+	// The swap is recorded before it happens. When it cannot be recorded,
+	// the old pair keeps serving and the reload is tried again at the next
+	// interval.
+	if err := f.log(ctx, audit.Event{
 		Time:     now,
 		Action:   "tlsconfig.reload",
 		Resource: f.certFile,
@@ -111,7 +114,14 @@ func (f *fileCert) maybeReload(ctx context.Context) {
 			audit.String("serial", cert.Leaf.SerialNumber.String()),
 			audit.String("not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339)),
 		},
-	})
+	}); err != nil {
+		f.seen = prev
+		if f.onErr != nil {
+			f.onErr(fmt.Errorf("%w (reloading %s; still serving the previous certificate)", err, f.certFile))
+		}
+		return
+	}
+	f.cur.Store(cert)
 }
 
 // failed reports a reload that kept the old pair.
@@ -120,7 +130,7 @@ func (f *fileCert) failed(ctx context.Context, err error) {
 	if f.onErr != nil {
 		f.onErr(err)
 	}
-	f.report(ctx, audit.Event{
+	lerr := f.log(ctx, audit.Event{
 		Time:     f.now(),
 		Action:   "tlsconfig.reload",
 		Resource: f.certFile,
@@ -128,15 +138,20 @@ func (f *fileCert) failed(ctx context.Context, err error) {
 		Severity: audit.SeverityWarning,
 		Reason:   err.Error(),
 	})
+	if lerr != nil && f.onErr != nil {
+		f.onErr(lerr)
+	}
 }
 
-func (f *fileCert) report(ctx context.Context, e audit.Event) {
+// log records e when a Logger is configured.
+func (f *fileCert) log(ctx context.Context, e audit.Event) error {
 	if f.logger == nil {
-		return
+		return nil
 	}
-	if err := f.logger.Log(ctx, e); err != nil && f.onErr != nil {
-		f.onErr(fmt.Errorf("tlsconfig: audit: %w", err))
+	if err := f.logger.Log(ctx, e); err != nil {
+		return fmt.Errorf("tlsconfig: audit: %w", err)
 	}
+	return nil
 }
 
 // stat returns the identities of the files as they resolve now, following
@@ -172,15 +187,4 @@ func (f *fileCert) load() (*tls.Certificate, error) {
 
 func sameFile(a, b os.FileInfo) bool {
 	return a != nil && b != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
-}
-
-// reportAudit records e when c has a Logger, sending a Logger error to
-// OnReloadError.
-func reportAudit(ctx context.Context, c *Config, e audit.Event) {
-	if e.Time.IsZero() {
-		e.Time = c.now()
-	}
-	if err := c.Logger.Log(ctx, e); err != nil && c.OnReloadError != nil {
-		c.OnReloadError(fmt.Errorf("tlsconfig: audit: %w", err))
-	}
 }

@@ -1,6 +1,7 @@
 package tlsconfig_test
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"os"
@@ -285,5 +286,86 @@ func TestClientCertificateFiles(t *testing.T) {
 	}
 	if _, err := dial(addr, cc); err != nil {
 		t.Fatalf("client certificate from files refused: %v", err)
+	}
+}
+
+// flakyLogger is an audit log that can be made to fail.
+type flakyLogger struct {
+	audit.Recorder
+	mu   sync.Mutex
+	down bool
+}
+
+var errLogDown = errors.New("audit log down")
+
+func (l *flakyLogger) setDown(down bool) {
+	l.mu.Lock()
+	l.down = down
+	l.mu.Unlock()
+}
+
+func (l *flakyLogger) Log(ctx context.Context, e audit.Event) error {
+	l.mu.Lock()
+	down := l.down
+	l.mu.Unlock()
+	if down {
+		return errLogDown
+	}
+	return l.Recorder.Log(ctx, e)
+}
+
+// TestReloadNotRecordedNotApplied: a rotation the audit log cannot record
+// is not applied, and is applied once the log is back.
+func TestReloadNotRecordedNotApplied(t *testing.T) {
+	ca := newCA(t, "test ca")
+	a, b := ca.leaf(t, leafOpts{cn: "a"}), ca.leaf(t, leafOpts{cn: "b"})
+	dir := t.TempDir()
+	certFile, keyFile := writePair(t, dir, a)
+	clk := newClock()
+	var log flakyLogger
+	var sink errSink
+	sc, err := tlsconfig.Server(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile, Now: clk.Now, Logger: &log, OnReloadError: sink.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serve(t, sc)
+	served := func() string {
+		t.Helper()
+		cs, err := dial(addr, &tls.Config{RootCAs: ca.pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs.PeerCertificates[0].Subject.CommonName
+	}
+
+	log.setDown(true)
+	writePair(t, dir, b)
+	clk.Add(tlsconfig.DefaultReloadInterval)
+	if got := served(); got != "a" {
+		t.Fatalf("unrecorded reload applied: serving %q", got)
+	}
+	if errs := sink.all(); len(errs) != 1 || !errors.Is(errs[0], errLogDown) {
+		t.Fatalf("reported %v, want the audit error", errs)
+	}
+	log.setDown(false)
+	clk.Add(tlsconfig.DefaultReloadInterval)
+	if got := served(); got != "b" {
+		t.Fatalf("after the log recovered serving %q, want b", got)
+	}
+	if ev := log.Events(); len(ev) != 1 || ev[0].Outcome != audit.OutcomeAllow {
+		t.Fatalf("events %+v", ev)
+	}
+}
+
+func TestExceptionNotRecordedRefused(t *testing.T) {
+	ca := newCA(t, "test ca")
+	log := &flakyLogger{down: true}
+	_, err := tlsconfig.Server(tlsconfig.Config{
+		Certificates:        []tls.Certificate{ca.leaf(t, leafOpts{}).cert},
+		InsecureLegacyTLS12: true,
+		Logger:              log,
+	})
+	if !errors.Is(err, errLogDown) {
+		t.Fatalf("got %v, want the audit error", err)
 	}
 }

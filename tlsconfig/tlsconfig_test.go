@@ -46,6 +46,7 @@ func TestConfigRefused(t *testing.T) {
 		{"tls 1.1 even with legacy", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, MinVersion: tls.VersionTLS11, InsecureLegacyTLS12: true}, tlsconfig.ErrVersionTooLow},
 		{"ssl 3.0", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, MinVersion: 0x0300}, tlsconfig.ErrVersionTooLow},
 		{"tls 1.2 without opt-in", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, MinVersion: tls.VersionTLS12}, tlsconfig.ErrVersionTooLow},
+		{"tls 1.3 and legacy", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, MinVersion: tls.VersionTLS13, InsecureLegacyTLS12: true}, tlsconfig.ErrInvalidConfig},
 		{"unknown version", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, MinVersion: 0x0305}, tlsconfig.ErrInvalidConfig},
 		{"cert file without key file", tlsconfig.Config{CertFile: certFile}, tlsconfig.ErrInvalidConfig},
 		{"key file without cert file", tlsconfig.Config{KeyFile: keyFile}, tlsconfig.ErrInvalidConfig},
