@@ -62,7 +62,12 @@
 // expired, weak, half written) the old pair keeps serving and the failure is
 // reported to [Config.OnReloadError] and, as an audit event
 // "tlsconfig.reload" with outcome error, to [Config.Logger]. Each change is
-// tried once; the next change to either file is tried again.
+// tried once; the next change to either file is tried again. A good pair
+// whose reload the Logger cannot record is not swapped in either, and is
+// tried again at the next interval: tomkit never logs and allows.
+//
+// Tests and operators need no sleeps: [Config.Now] injects the clock that
+// decides when the interval has passed.
 //
 // # HTTP
 //
