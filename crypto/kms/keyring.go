@@ -82,6 +82,10 @@ type scopeState struct {
 	handle     *keyset.Handle
 	keys       []*keyVersion // by version
 	primary    *keyVersion
+	// sealed is the keyset encrypted under the master key with this
+	// state's metadata, once computed: only changed scopes are encrypted
+	// again when the file is written. Guarded by Keyring.mu.
+	sealed []byte
 }
 
 type keyVersion struct {
@@ -612,15 +616,18 @@ func (r *Keyring) encode(st *ringState) ([]byte, error) {
 	for _, s := range scopes {
 		m := fileMeta{Tenant: s.scope.Tenant, Subject: s.scope.Subject, Ring: hex.EncodeToString(s.ring[:]),
 			Created: s.created, MinVersion: s.minVersion, Keys: s.fileKeys()}
-		ad, err := metaAD(m)
-		if err != nil {
-			return nil, err
+		if s.sealed == nil {
+			ad, err := metaAD(m)
+			if err != nil {
+				return nil, err
+			}
+			var buf bytes.Buffer
+			if err := s.handle.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), r.cfg.Master, ad); err != nil {
+				return nil, fmt.Errorf("kms: encrypt keyset: %w", err)
+			}
+			s.sealed = buf.Bytes()
 		}
-		var buf bytes.Buffer
-		if err := s.handle.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), r.cfg.Master, ad); err != nil {
-			return nil, fmt.Errorf("kms: encrypt keyset: %w", err)
-		}
-		f.Scopes = append(f.Scopes, fileScope{fileMeta: m, Keyset: buf.Bytes()})
+		f.Scopes = append(f.Scopes, fileScope{fileMeta: m, Keyset: s.sealed})
 	}
 	sort.Slice(f.Scopes, func(i, j int) bool { return f.Scopes[i].Ring < f.Scopes[j].Ring })
 	for ring, t := range st.destroyed {
@@ -662,7 +669,7 @@ func (r *Keyring) decode(b []byte) (*ringState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: scope %s: %v", ErrWrongMasterKey, fs.Ring, err)
 		}
-		s := &scopeState{scope: audit.Actor{Tenant: fs.Tenant, Subject: fs.Subject}, ring: ring, created: fs.Created, minVersion: fs.MinVersion, handle: h}
+		s := &scopeState{scope: audit.Actor{Tenant: fs.Tenant, Subject: fs.Subject}, ring: ring, created: fs.Created, minVersion: fs.MinVersion, handle: h, sealed: fs.Keyset}
 		if err := s.load(fs.Keys); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,3 +277,36 @@ func TestKeyIDString(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestManyScopes creates many per-subject scopes in a file-backed keyring:
+// each change re-encrypts only its own scope.
+func TestManyScopes(t *testing.T) {
+	ctx := context.Background()
+	cfg := master(t)
+	cfg.Audit = nopLogger{}
+	path := filepath.Join(t.TempDir(), "k")
+	r, err := kms.Create(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	for i := 0; i < n; i++ {
+		if err := r.Create(ctx, audit.Actor{Tenant: "t", Subject: fmt.Sprint("s", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Shred(ctx, audit.Actor{Tenant: "t", Subject: "s7"}); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := kms.Open(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(r2.List()); got != n {
+		t.Fatalf("%d scopes listed, want %d (%d live + 1 shredded)", got, n, n-1)
+	}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Log(context.Context, audit.Event) error { return nil }
