@@ -384,3 +384,29 @@ func TestGoDirectiveTrap(t *testing.T) {
 		t.Fatalf("tlsmlkem=1 last: %v", err)
 	}
 }
+
+// TestSessionTickets: by default no ticket is issued, so a client with a
+// session cache still does a full handshake; with SessionTickets it
+// resumes.
+func TestSessionTickets(t *testing.T) {
+	ca := newCA(t, "test ca")
+	cert := ca.leaf(t, leafOpts{}).cert
+	for _, tickets := range []bool{false, true} {
+		sc, err := tlsconfig.Server(tlsconfig.Config{Certificates: []tls.Certificate{cert}, SessionTickets: tickets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := serve(t, sc)
+		cc := &tls.Config{RootCAs: ca.pool, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+		if _, err := dial(addr, cc); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := dial(addr, cc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs.DidResume != tickets {
+			t.Errorf("SessionTickets=%v: second connection resumed=%v", tickets, cs.DidResume)
+		}
+	}
+}
