@@ -38,6 +38,11 @@ type Config struct {
 //
 // A decision is denied when the Logger fails to record it: the error then
 // matches both [ErrDenied] and [ErrAudit].
+//
+// A decision costs about 0.4 µs of CPU and two to four small allocations
+// (BenchmarkDecision), plus what the Logger costs: a Logger that merely
+// normalises and encodes the event as JSON costs about ten times as much,
+// and a durable one more again. Egress decisions happen once per request.
 type Guard struct {
 	log       audit.Logger
 	providers map[string]*provider
@@ -74,8 +79,10 @@ func New(cfg Config) (*Guard, error) {
 
 // Decision is the record of one guard decision.
 type Decision struct {
-	// ID identifies the decision in the audit log and in traces. It is
-	// unique within the process, and unpredictable across processes.
+	// ID identifies the decision in the audit log and in traces: a
+	// random 64-bit prefix per Guard and a counter, so ids never repeat
+	// within a Guard and do not collide across Guards or processes in
+	// practice.
 	ID string
 	// Action is the audit action, such as "section203.egress".
 	Action string
