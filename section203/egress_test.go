@@ -395,3 +395,42 @@ func TestEgressDialTLSHook(t *testing.T) {
 		t.Fatalf("TLS dials %d, dial decisions %d; want 1 and 1", tlsDials.Load(), dialEvents)
 	}
 }
+
+// TestEgressIPLiteralAllowlisted checks that an IP literal passes only
+// when it is listed, in any spelling of the same address.
+func TestEgressIPLiteralAllowlisted(t *testing.T) {
+	n := newTestNet(t)
+	n.routes["127.0.0.2:80"] = n.plain.addr()
+	n.routes["[2001:db8::7]:80"] = n.plain.addr()
+	var rec audit.Recorder
+	g := newEgress(t, &rec, section203.EgressConfig{Allow: []string{"http://127.0.0.2", "http://[2001:db8::7]:80"}})
+	ctx := bound(mustModes(t, &rec, nil), "kanzlei")
+	client := g.Transport(n.base(nil)).Client()
+	defer client.CloseIdleConnections()
+	cases := []struct {
+		url string
+		ok  bool
+	}{
+		{"http://127.0.0.2/", true},
+		{"http://127.0.0.2:80/", true},
+		{"http://[::ffff:127.0.0.2]/", true},
+		{"http://[2001:db8::7]/", true},
+		{"http://[2001:0db8:0:0:0:0:0:7]/", true},
+		{"http://[2001:db8::8]/", false},
+		{"http://127.0.0.3/", false},
+		{"http://2130706434/", false},
+		{"http://0x7f000002/", false},
+		{"http://127.0.0.2:8080/", false},
+		{"https://127.0.0.2/", false},
+	}
+	for _, c := range cases {
+		n.reset()
+		body, err := get(ctx, client, c.url, "")
+		if c.ok != (err == nil) || (c.ok && !strings.HasPrefix(body, "plain:")) {
+			t.Errorf("%s: %q, %v; want ok=%v", c.url, body, err, c.ok)
+		}
+		if h := n.hits(); !c.ok && len(h) != 0 {
+			t.Errorf("%s: refused but reached %v", c.url, h)
+		}
+	}
+}
