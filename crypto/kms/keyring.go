@@ -769,6 +769,9 @@ func (r *Keyring) log(ctx context.Context, action string, outcome audit.Outcome,
 		e.Severity = audit.SeverityWarning
 	}
 	if err := r.cfg.Audit.Log(ctx, e); err != nil {
+		if s != nil && outcome == audit.OutcomeAllow {
+			return fmt.Errorf("kms: %s is saved, but its audit event failed: %w", action, err)
+		}
 		return fmt.Errorf("kms: audit %s: %w", action, err)
 	}
 	return nil

@@ -263,12 +263,31 @@ func (failLogger) Log(context.Context, audit.Event) error { return errors.New("d
 func TestAuditFailureFails(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	r, _ := kms.Create(ctx, "", cfg)
 	cfg.Audit = failLogger{}
 	if _, err := kms.Create(ctx, "", cfg); err == nil {
 		t.Fatal("keyring created without an audit record")
 	}
-	_ = r
+	// A change that reached the file but not the audit log says so.
+	var sw switchLogger
+	cfg.Audit = &sw
+	r, err := kms.Create(ctx, filepath.Join(t.TempDir(), "k"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.fail = true
+	err = r.Create(ctx, audit.Actor{Tenant: "t"})
+	if err == nil || !strings.Contains(err.Error(), "is saved") {
+		t.Fatalf("Create with failing audit: %v", err)
+	}
+}
+
+type switchLogger struct{ fail bool }
+
+func (s *switchLogger) Log(context.Context, audit.Event) error {
+	if s.fail {
+		return errors.New("disk full")
+	}
+	return nil
 }
 
 func TestKeyIDString(t *testing.T) {
