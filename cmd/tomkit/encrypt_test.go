@@ -89,3 +89,38 @@ func TestDecryptTruncatesFileOutput(t *testing.T) {
 		t.Fatalf("output file holds %d bytes after a failed decryption", len(got))
 	}
 }
+
+// TestKeysRewrap rotates, rewraps a stream from the shell and retires
+// the old key: the rewrapped ciphertext still decrypts, the payload bytes
+// are unchanged, and the old one no longer decrypts.
+func TestKeysRewrap(t *testing.T) {
+	ks := keysEnv(t)
+	if code, _, errOut := runCLI(t, "", "keys", "init", "--keyset", ks); code != exitOK {
+		t.Fatalf("init: %s", errOut)
+	}
+	pt := bytes.Repeat([]byte("rewrap me "), 30000)
+	_, ct, _ := runCLIBytes(t, pt, "encrypt", "--keyset", ks, "--context", "id=1")
+	if code, _, errOut := runCLI(t, "", "keys", "rotate", "--keyset", ks); code != exitOK {
+		t.Fatalf("rotate: %s", errOut)
+	}
+	if code, _, _ := runCLIBytes(t, ct, "keys", "rewrap", "--keyset", ks, "--context", "id=2"); code != exitFailure {
+		t.Fatalf("rewrap with the wrong context: code %d", code)
+	}
+	code, re, errOut := runCLIBytes(t, ct, "keys", "rewrap", "--keyset", ks, "--context", "id=1")
+	if code != exitOK || len(re) != len(ct) {
+		t.Fatalf("rewrap: %d, %d bytes, %q", code, len(re), errOut)
+	}
+	hl := 88 + 60
+	if bytes.Equal(re[:hl], ct[:hl]) || !bytes.Equal(re[hl:], ct[hl:]) {
+		t.Fatal("rewrap must change the header and nothing else")
+	}
+	if code, _, errOut := runCLI(t, "", "keys", "retire", "--keyset", ks, "--min-version", "2"); code != exitOK {
+		t.Fatalf("retire: %s", errOut)
+	}
+	if code, got, errOut := runCLIBytes(t, re, "decrypt", "--keyset", ks, "--context", "id=1"); code != exitOK || !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt rewrapped: %d %q", code, errOut)
+	}
+	if code, got, errOut := runCLIBytes(t, ct, "decrypt", "--keyset", ks, "--context", "id=1"); code != exitFailure || len(got) != 0 || !strings.Contains(errOut, "retired") {
+		t.Fatalf("decrypt retired: %d, %d bytes, %q", code, len(got), errOut)
+	}
+}

@@ -42,7 +42,7 @@ type command struct {
 // commands is the command table. Each command lives in its own file.
 var commands = map[string]command{
 	"version": {"print the tomkit version", runVersion},
-	"keys":    {"create, rotate, retire, list and shred encryption keys", runKeys},
+	"keys":    {"manage encryption keys: init, rotate, rewrap, retire, list, shred", runKeys},
 	"encrypt": {"encrypt standard input to standard output (streaming)", runEncrypt},
 	"decrypt": {"decrypt standard input to standard output; no plaintext on failure", runDecrypt},
 	"audit":   {"keygen, verify and prove tamper-evident audit logs", runAudit},
