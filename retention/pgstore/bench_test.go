@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -18,10 +19,17 @@ func p99(d []time.Duration) time.Duration {
 }
 
 // BenchmarkPurge loads 200,000 expired rows (and 4,000 live ones), measures
-// the p99 latency of reads of live rows while idle, then purges while one
-// reader keeps reading, and reports the purge rate and both p99 figures.
-// Targets: rows/s >= 50,000 and p99_ratio <= 2.
+// the p99 latency of reads of live rows while idle (before and after the
+// purge), then purges while one reader keeps reading, and reports the
+// purge rate and both p99 figures. Targets: rows/s >= 50,000 and
+// p99_ratio <= 2.
 func BenchmarkPurge(b *testing.B) {
+	for _, bs := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("batch=%d", bs), func(b *testing.B) { benchPurge(b, bs) })
+	}
+}
+
+func benchPurge(b *testing.B, batchSize int) {
 	const n, liveEvery = 200_000, 50
 	be, pool := open(b)
 	s := newStore(b, be, &countingLogger{})
@@ -72,7 +80,7 @@ func BenchmarkPurge(b *testing.B) {
 			}
 		}()
 		start := time.Now()
-		rep, err := s.Purge(ctx, retention.PurgeOptions{BatchSize: 5000})
+		rep, err := s.Purge(ctx, retention.PurgeOptions{BatchSize: batchSize})
 		el := time.Since(start)
 		close(stop)
 		wg.Wait()
@@ -81,6 +89,13 @@ func BenchmarkPurge(b *testing.B) {
 		}
 		rows += float64(rep.Deleted)
 		secs += el.Seconds()
+		// Idle again after the purge, so that drift in the machine's load
+		// hits both figures alike.
+		b.StopTimer()
+		for range 3000 {
+			idle = append(idle, read(rng))
+		}
+		b.StartTimer()
 	}
 	pi, pb := p99(idle), p99(busy)
 	b.ReportMetric(rows/secs, "rows/s")
