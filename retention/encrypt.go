@@ -109,7 +109,9 @@ func (e *Encrypted) Put(ctx context.Context, key string, r io.Reader, m Meta) er
 		return fmt.Errorf("retention: put %q: %w", key, err)
 	}
 	pr, pw := io.Pipe()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		w, err := env.Encrypt(ctx, pw, encContext(key, m))
 		if err == nil {
 			_, err = io.Copy(w, r)
@@ -121,6 +123,7 @@ func (e *Encrypted) Put(ctx context.Context, key string, r io.Reader, m Meta) er
 	}()
 	err = e.b.Put(ctx, key, pr, m)
 	pr.CloseWithError(errors.New("retention: encrypted put aborted"))
+	<-done // r is not read after Put returns
 	return err
 }
 
