@@ -96,9 +96,11 @@ type Config struct {
 	ServerName string
 
 	// MinVersion is the lowest protocol version accepted. Zero means
-	// TLS 1.3. tls.VersionTLS12 is accepted only together with
-	// InsecureLegacyTLS12; anything lower is refused with
-	// [ErrVersionTooLow].
+	// TLS 1.3, or TLS 1.2 when InsecureLegacyTLS12 is set.
+	// tls.VersionTLS12 is accepted only together with InsecureLegacyTLS12;
+	// anything lower is refused with [ErrVersionTooLow]. tls.VersionTLS13
+	// together with InsecureLegacyTLS12 is refused as contradictory
+	// ([ErrInvalidConfig]).
 	MinVersion uint16
 
 	// InsecureLegacyTLS12 enables TLS 1.2 next to TLS 1.3.
