@@ -336,8 +336,11 @@ func policyProbes(text []byte) (cross, mfa []tomtest.Probe) {
 		for i := range f {
 			f[i] = strings.TrimSpace(f[i])
 		}
+		if len(f) < 4 || slicesContainsEmpty(f[1:4]) {
+			continue // rbac refuses such a line; no probe from it
+		}
 		switch {
-		case f[0] == "p" && len(f) >= 6:
+		case f[0] == "p" && len(f) >= 6 && f[4] != "":
 			r := policyRule{role: f[1], tenant: f[2], object: f[3], action: f[4], effect: f[5]}
 			if len(f) >= 7 {
 				r.mfa = f[6]
@@ -397,6 +400,10 @@ func deniedElsewhere(rules []policyRule, roles []string, tenant, object, action 
 		}
 	}
 	return false
+}
+
+func slicesContainsEmpty(list []string) bool {
+	return contains(list, "")
 }
 
 func contains(list []string, s string) bool {

@@ -163,3 +163,19 @@ func TestCheckFailsOnLegacyTLSAndTamperedLog(t *testing.T) {
 		t.Fatalf("tampered log: code %d, stdout:\n%s", code, stdout)
 	}
 }
+
+// FuzzPolicyProbes: deriving probes from any policy text never panics, and
+// every probe names an actor, an action and an object.
+func FuzzPolicyProbes(f *testing.F) {
+	f.Add([]byte(checkPolicy))
+	f.Add([]byte("p,a,b,c,d,allow,mfa\ng,x,a,b\n# comment\n\n"))
+	f.Add([]byte("g, , , \np, , , , , \n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		cross, mfa := policyProbes(text)
+		for _, p := range append(cross, mfa...) {
+			if p.Action == "" && p.Resource == "" && p.Actor == (audit.Actor{}) {
+				t.Fatalf("empty probe from %q", text)
+			}
+		}
+	})
+}
