@@ -6,6 +6,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
@@ -56,13 +58,21 @@ func (c *Config) now() time.Time {
 // (§ 203 StGB) never shares a key with another, and a subject's data can be
 // crypto-shredded alone.
 //
-// A Keyring is safe for concurrent use by many goroutines. Only one process
-// may change a keyring file at a time.
+// A Keyring is safe for concurrent use by many goroutines. Several
+// processes may open the same file (a service, and `tomkit keys` run by
+// an operator); a change is refused with [ErrConflict] when the file was
+// changed by another process since this Keyring read it: open it again to
+// see, and build on, the other change. Nothing is ever overwritten
+// silently.
 type Keyring struct {
 	cfg   Config
 	path  string
 	mu    sync.Mutex // serializes changes and file writes
 	state atomic.Pointer[ringState]
+	// sum is the SHA-256 of the file as this Keyring last read or wrote
+	// it; a write finding anything else fails with ErrConflict. Guarded
+	// by mu.
+	sum [32]byte
 }
 
 // scopeKey is the map key of a scope.
@@ -152,6 +162,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Keyring, error) {
 		_ = r.log(ctx, "crypto.keyring_open", audit.OutcomeError, err.Error(), nil)
 		return nil, err
 	}
+	r.sum = sha256.Sum256(b)
 	r.state.Store(st)
 	if err := r.log(ctx, "crypto.keyring_open", audit.OutcomeAllow, "", nil); err != nil {
 		return nil, err
@@ -702,11 +713,30 @@ func (r *Keyring) commit(st *ringState) error {
 }
 
 // save writes the keyring file atomically: a temporary file in the same
-// directory, fsync, rename, fsync of the directory.
+// directory, fsync, rename, fsync of the directory. It holds an exclusive
+// lock on FILE.lock meanwhile, and refuses with ErrConflict to replace a
+// file that another process changed since this Keyring read or wrote it.
 func (r *Keyring) save(st *ringState, create bool) error {
 	b, err := r.encode(st)
 	if err != nil {
 		return err
+	}
+	lock, err := os.OpenFile(r.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("kms: save: %w", err)
+	}
+	defer lock.Close() // releases the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("kms: save: lock: %w", err)
+	}
+	if !create {
+		cur, err := os.ReadFile(r.path)
+		if err != nil {
+			return fmt.Errorf("kms: save: %w", err)
+		}
+		if sha256.Sum256(cur) != r.sum {
+			return fmt.Errorf("%w: %s", ErrConflict, r.path)
+		}
 	}
 	dir := filepath.Dir(r.path)
 	f, err := os.CreateTemp(dir, ".tomkit-keyring-*")
@@ -745,6 +775,7 @@ func (r *Keyring) save(st *ringState, create bool) error {
 		_ = d.Sync()
 		d.Close()
 	}
+	r.sum = sha256.Sum256(b)
 	return nil
 }
 

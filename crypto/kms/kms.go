@@ -77,6 +77,10 @@ var (
 	ErrInvalidScope = errors.New("kms: invalid scope")
 	// ErrExist reports an attempt to create a keyring file that exists.
 	ErrExist = errors.New("kms: keyring already exists")
+	// ErrConflict reports a change to a keyring file that another
+	// process changed since it was opened. The change was not made; open
+	// the keyring again and retry.
+	ErrConflict = errors.New("kms: keyring file changed by another process")
 	// ErrInvalidVersion reports a minimum decryption version that is zero
 	// or above the primary version.
 	ErrInvalidVersion = errors.New("kms: invalid key version")

@@ -329,3 +329,43 @@ func TestManyScopes(t *testing.T) {
 type nopLogger struct{}
 
 func (nopLogger) Log(context.Context, audit.Event) error { return nil }
+
+// TestConflict has two processes' worth of keyrings change one file: the
+// second writer is refused instead of overwriting the first one's key.
+func TestConflict(t *testing.T) {
+	ctx := context.Background()
+	cfg := master(t)
+	path := filepath.Join(t.TempDir(), "k")
+	a, err := kms.Create(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(ctx, audit.Actor{Tenant: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := kms.Open(ctx, path, cfg) // the operator's CLI
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Rotate(ctx, audit.Actor{Tenant: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(ctx, audit.Actor{Tenant: "u"}); !errors.Is(err, kms.ErrConflict) {
+		t.Fatalf("stale writer: %v; want ErrConflict", err)
+	}
+	// The refused change left no trace, in memory or on disk.
+	if len(a.List()) != 1 {
+		t.Fatalf("stale keyring lists %d scopes", len(a.List()))
+	}
+	c, err := kms.Open(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.List(); len(got) != 1 || len(got[0].Keys) != 2 {
+		t.Fatalf("file lost the rotation: %+v", got)
+	}
+	// After reopening, changes go through again.
+	if err := c.Create(ctx, audit.Actor{Tenant: "u"}); err != nil {
+		t.Fatal(err)
+	}
+}
