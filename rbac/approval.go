@@ -91,8 +91,6 @@ func publicGrant(g policy.Grant) Grant {
 	return out
 }
 
-type accessRequest = AccessRequest
-
 func requestFromFields(f []string) (AccessRequest, error) {
 	if len(f) != 6 {
 		return AccessRequest{}, &PolicyError{Err: ErrSyntax, Msg: fmt.Sprintf("access request has %d fields, want 6", len(f))}
@@ -188,7 +186,7 @@ func (e *Enforcer) RequestAccess(ctx context.Context, role, reason string) (Acce
 func (e *Enforcer) Pending(tenant string) ([]AccessRequest, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, _, reqs, err := e.snapshot()
+	reqs, err := e.readRequests()
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +203,7 @@ func (e *Enforcer) Pending(tenant string) ([]AccessRequest, error) {
 func (e *Enforcer) findRequest(id string) (AccessRequest, bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, _, reqs, err := e.snapshot()
+	reqs, err := e.readRequests()
 	if err != nil {
 		return AccessRequest{}, false, err
 	}
@@ -274,10 +272,10 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 		Expires: now.Add(ttl), Note: notePrefixApproved + a.Subject}
 	ev.Attributes = append(ev.Attributes, audit.String("grant", g.ID), audit.String("expires", g.Expires.UTC().Format(time.RFC3339)))
 	ev.Severity = audit.SeverityNotice
-	err = e.change(ctx, ev, func(*policy.Policy) error {
+	err = e.change(ctx, ev, func() error {
 		// Re-check under the lock: the request may have been approved
 		// meanwhile.
-		_, _, reqs, err := e.snapshot()
+		reqs, err := e.readRequests()
 		if err != nil {
 			return err
 		}
@@ -330,7 +328,7 @@ func (e *Enforcer) findGrant(id string) (policy.Grant, bool, error) {
 func (e *Enforcer) grants() ([]policy.Grant, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, gs, _, err := e.snapshot()
+	gs, err := e.readGrants()
 	return gs, err
 }
 

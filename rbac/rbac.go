@@ -288,63 +288,79 @@ func (e *Enforcer) Close() error {
 	return nil
 }
 
-// snapshot reads the policy Casbin holds. Grants and requests are
-// returned apart from the policy.
-func (e *Enforcer) snapshot() (*policy.Policy, []policy.Grant, []accessRequest, error) {
+// readPolicy reads the "p" and "g" rules Casbin holds.
+func (e *Enforcer) readPolicy() (*policy.Policy, error) {
 	p := &policy.Policy{}
 	rules, err := e.ce.GetNamedPolicy("p")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, fmt.Errorf("rbac: casbin: %w", err)
 	}
 	for _, f := range rules {
 		r, err := policy.RuleFromFields(f)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		p.Rules = append(p.Rules, r)
 	}
 	links, err := e.ce.GetNamedGroupingPolicy("g")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, fmt.Errorf("rbac: casbin: %w", err)
 	}
 	for _, f := range links {
 		if len(f) != 3 {
-			return nil, nil, nil, &PolicyError{Err: ErrSyntax, Msg: fmt.Sprintf("g rule has %d fields, want 3", len(f))}
+			return nil, &PolicyError{Err: ErrSyntax, Msg: fmt.Sprintf("g rule has %d fields, want 3", len(f))}
 		}
 		p.Links = append(p.Links, policy.Link{User: f[0], Role: f[1], Dom: f[2]})
 	}
-	grows, err := e.ce.GetNamedPolicy("p2")
+	return p, nil
+}
+
+// readGrants reads the grants ("p2") Casbin holds.
+func (e *Enforcer) readGrants() ([]policy.Grant, error) {
+	rows, err := e.ce.GetNamedPolicy("p2")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, fmt.Errorf("rbac: casbin: %w", err)
 	}
 	var grants []policy.Grant
-	for _, f := range grows {
+	for _, f := range rows {
 		g, err := grantFromFields(f)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		grants = append(grants, g)
 	}
-	qrows, err := e.ce.GetNamedPolicy("p3")
+	return grants, nil
+}
+
+// readRequests reads the access requests ("p3") Casbin holds.
+func (e *Enforcer) readRequests() ([]AccessRequest, error) {
+	rows, err := e.ce.GetNamedPolicy("p3")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, fmt.Errorf("rbac: casbin: %w", err)
 	}
-	var reqs []accessRequest
-	for _, f := range qrows {
+	var reqs []AccessRequest
+	for _, f := range rows {
 		q, err := requestFromFields(f)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		reqs = append(reqs, q)
 	}
-	return p, grants, reqs, nil
+	return reqs, nil
 }
 
 // rebuild validates Casbin's current policy and swaps in a new index. On
 // failure the index is cleared: every decision denies until the next
 // successful rebuild.
 func (e *Enforcer) rebuild() error {
-	p, grants, _, err := e.snapshot()
+	p, err := e.readPolicy()
+	var grants []policy.Grant
+	if err == nil {
+		grants, err = e.readGrants()
+	}
+	if err == nil {
+		_, err = e.readRequests()
+	}
 	if err == nil {
 		err = p.Validate(e.limits)
 	}
@@ -356,20 +372,17 @@ func (e *Enforcer) rebuild() error {
 	return nil
 }
 
-// change applies one validated change to Casbin (and through it to the
-// store), rebuilds the index and tells the other instances.
-func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func(p *policy.Policy) error, apply func(ce *casbin.Enforcer) (bool, error)) error {
+// change runs check under the lock, applies one change to Casbin (and
+// through it to the store), rebuilds the index, tells the other instances
+// and writes ev.
+func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() error, apply func(ce *casbin.Enforcer) (bool, error)) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if check != nil {
-		p, _, _, err := e.snapshot()
-		if err != nil {
-			return err
-		}
-		if err := check(p); err != nil {
+		if err := check(); err != nil {
 			return err
 		}
 	}
@@ -412,7 +425,11 @@ func (e *Enforcer) log(ctx context.Context, ev audit.Event) error {
 func (e *Enforcer) AddRule(ctx context.Context, r Rule) error {
 	ir := r.internal()
 	ev := audit.Event{Action: "rbac.rule.add", Resource: ir.String(), Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, func(p *policy.Policy) error {
+	return e.change(ctx, ev, func() error {
+		p, err := e.readPolicy()
+		if err != nil {
+			return err
+		}
 		p.Rules = append(p.Rules, ir)
 		return p.Validate(e.limits)
 	}, func(ce *casbin.Enforcer) (bool, error) {
@@ -435,7 +452,11 @@ func (e *Enforcer) RemoveRule(ctx context.Context, r Rule) error {
 func (e *Enforcer) AssignRole(ctx context.Context, user, role, tenant string) error {
 	l := policy.Link{User: user, Role: role, Dom: tenant}
 	ev := audit.Event{Action: "rbac.role.assign", Resource: "g, " + user + ", " + role + ", " + tenant, Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, func(p *policy.Policy) error {
+	return e.change(ctx, ev, func() error {
+		p, err := e.readPolicy()
+		if err != nil {
+			return err
+		}
 		p.Links = append(p.Links, l)
 		return p.Validate(e.limits)
 	}, func(ce *casbin.Enforcer) (bool, error) {
