@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -143,15 +144,17 @@ func VerifyFS(ctx context.Context, fsys fs.FS, v note.Verifier, keep bool, maxLe
 
 	st := NewState(tree, cps, cpFault, maxLen)
 	res.State = st
+	var buf []byte // reused for every segment
 	for i, s := range res.Segments {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
 		res.Frontiers[s.First] = st.Tree().Frontier()
-		data, err := fs.ReadFile(fsys, s.Name)
+		data, err := readInto(fsys, s.Name, buf)
 		if err != nil {
 			return nil, nil, err
 		}
+		buf = data
 		st.Feed(data, i == len(res.Segments)-1)
 		if st.Done() {
 			break
@@ -161,4 +164,37 @@ func VerifyFS(ctx context.Context, fsys fs.FS, v note.Verifier, keep bool, maxLe
 		return res, f, nil
 	}
 	return res, nil, nil
+}
+
+// readInto reads the file name into buf, growing it as needed.
+func readInto(fsys fs.FS, name string, buf []byte) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := int(fi.Size())
+	if cap(buf) < n+1 {
+		buf = make([]byte, 0, n+n/8+512)
+	}
+	buf = buf[:cap(buf)]
+	total := 0
+	for {
+		if total == len(buf) {
+			buf = append(buf, 0)[:total] // grow; the file grew meanwhile
+			buf = buf[:cap(buf)]
+		}
+		m, err := f.Read(buf[total:])
+		total += m
+		if err == io.EOF {
+			return buf[:total], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }

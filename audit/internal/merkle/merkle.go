@@ -93,12 +93,7 @@ func (t *Tree) Append(data []byte) error {
 // allocations; TestFrontierMatchesTlog checks the two agree.
 func (t *Tree) AppendHash(h tlog.Hash) error {
 	if !t.keep {
-		m := bits.TrailingZeros64(^uint64(t.n))
-		for i := 0; i < m; i++ {
-			h = tlog.NodeHash(t.frontier[i], h)
-		}
-		t.frontier[m] = h
-		t.n++
+		t.appendNode(0, h)
 		return nil
 	}
 	hashes, err := tlog.StoredHashesForRecordHash(t.n, h, t)
@@ -148,4 +143,43 @@ func (t *Tree) read(idx int64) (tlog.Hash, bool) {
 		return t.frontier[level], true
 	}
 	return tlog.Hash{}, false
+}
+
+func (t *Tree) appendNode(level int, h tlog.Hash) {
+	m := bits.TrailingZeros64(^uint64(t.n >> level))
+	for i := level; i < level+m; i++ {
+		h = tlog.NodeHash(t.frontier[i], h)
+	}
+	t.frontier[level+m] = h
+	t.n += 1 << level
+}
+
+// CanAppendSubtree reports whether a complete subtree of 2^level records
+// can be appended with [Tree.AppendSubtree]: t's size is a multiple of
+// 2^level and t does not keep hashes.
+func (t *Tree) CanAppendSubtree(level int) bool {
+	return !t.keep && t.n&(1<<level-1) == 0
+}
+
+// AppendSubtree appends 2^level records at once, given the hash of the
+// complete subtree they form (the root of a Tree of exactly those
+// records). It panics unless [Tree.CanAppendSubtree] holds.
+func (t *Tree) AppendSubtree(level int, h tlog.Hash) {
+	if !t.CanAppendSubtree(level) {
+		panic("merkle: misaligned subtree")
+	}
+	t.appendNode(level, h)
+}
+
+// PerfectRoot returns the hash of the complete subtree over leaves, whose
+// length must be a power of two no larger than 64. It hashes in place.
+func PerfectRoot(leaves []tlog.Hash) tlog.Hash {
+	var buf [64]tlog.Hash
+	n := copy(buf[:], leaves)
+	for ; n > 1; n /= 2 {
+		for i := 0; i < n/2; i++ {
+			buf[i] = tlog.NodeHash(buf[2*i], buf[2*i+1])
+		}
+	}
+	return buf[0]
 }

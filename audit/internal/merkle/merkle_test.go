@@ -59,3 +59,48 @@ func TestFrontierMatchesTlog(t *testing.T) {
 		t.Fatal("Start accepted a short frontier")
 	}
 }
+
+func TestAppendSubtree(t *testing.T) {
+	for _, level := range []int{0, 1, 4} {
+		leafwise := merkle.New(false)
+		grouped := merkle.New(false)
+		g := 1 << level
+		for n := 0; n < 40*g; n += g {
+			sub := merkle.New(false)
+			for i := n; i < n+g; i++ {
+				d := []byte(fmt.Sprintf("r%d", i))
+				leafwise.Append(d)
+				sub.Append(d)
+			}
+			h, _ := sub.Root()
+			if !grouped.CanAppendSubtree(level) {
+				t.Fatalf("level %d size %d: cannot append", level, grouped.Size())
+			}
+			grouped.AppendSubtree(level, h)
+			a, _ := leafwise.Root()
+			b, _ := grouped.Root()
+			if a != b || leafwise.Size() != grouped.Size() {
+				t.Fatalf("level %d size %d: roots differ", level, leafwise.Size())
+			}
+		}
+	}
+	odd := merkle.New(false)
+	odd.Append([]byte("x"))
+	if odd.CanAppendSubtree(1) || merkle.New(true).CanAppendSubtree(0) {
+		t.Fatal("misaligned or keeping tree accepts a subtree")
+	}
+}
+
+func TestPerfectRoot(t *testing.T) {
+	for _, n := range []int{1, 2, 16, 64} {
+		tr := merkle.New(false)
+		var leaves []tlog.Hash
+		for i := 0; i < n; i++ {
+			leaves = append(leaves, tlog.RecordHash([]byte{byte(i)}))
+			tr.AppendHash(leaves[i])
+		}
+		if want, _ := tr.Root(); merkle.PerfectRoot(leaves) != want {
+			t.Fatalf("n=%d: roots differ", n)
+		}
+	}
+}
