@@ -174,6 +174,14 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(r.Stdout(), `"refapp.action"`) {
 		t.Error("no OTel spans with the refapp.action attribute on stdout")
 	}
+	// Monitoring (000 §6): the counters, as exported at shutdown.
+	// 2 above, 2 by tomtest.HTTPAuthRequired, 8 in the burst.
+	if n, ok := metricSum(r.Stdout(), "refapp.auth.failures"); !ok || n != 12 {
+		t.Errorf("refapp.auth.failures = %v (exported %v), want 12", n, ok)
+	}
+	if n, ok := metricSum(r.Stdout(), "refapp.alerts"); !ok || n < 2 {
+		t.Errorf("refapp.alerts = %v (exported %v), want at least 2", n, ok)
+	}
 
 	// Every expectation has its audit entry.
 	events := readEvents(t, filepath.Join(r.Data, "audit"))
@@ -263,7 +271,7 @@ func restoreOver(t *testing.T, src, dst string) {
 
 // TestRateLimit checks the 429 answer, its audit entry and the alert.
 func TestRateLimit(t *testing.T) {
-	r := startRefapp(t, "", "-traces", "off", "-rate", "1", "-burst", "3")
+	r := startRefapp(t, "", "-traces", "stdout", "-rate", "1", "-burst", "3")
 	c := r.client()
 	var limited int
 	for range 10 {
@@ -285,6 +293,9 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("no rate-limit alert; stderr:\n%s", r.Stderr())
 	}
 	r.stop()
+	if v, ok := metricSum(r.Stdout(), "refapp.ratelimit.violations"); !ok || int(v) != limited {
+		t.Errorf("refapp.ratelimit.violations = %v (exported %v), want %d", v, ok, limited)
+	}
 	n := 0
 	for _, e := range readEvents(t, filepath.Join(r.Data, "audit")) {
 		if e.Action == "refapp.document.read" && e.Reason == "rate_limited" && e.Outcome == audit.OutcomeDeny {

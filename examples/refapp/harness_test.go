@@ -304,3 +304,43 @@ func tomkit(t *testing.T, args ...string) (int, string) {
 	}
 	return 0, string(out)
 }
+
+// metricSum adds up the data points of the named metric in the JSON lines
+// the stdout metric exporter wrote (the last export is at shutdown).
+func metricSum(stdout, name string) (sum float64, found bool) {
+	for _, line := range strings.Split(stdout, "\n") {
+		if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"ScopeMetrics"`) {
+			continue
+		}
+		var rm struct {
+			ScopeMetrics []struct {
+				Metrics []struct {
+					Name string
+					Data struct {
+						DataPoints []struct{ Value float64 }
+					}
+				}
+			}
+		}
+		if json.Unmarshal([]byte(line), &rm) != nil {
+			continue
+		}
+		last := 0.0
+		seen := false
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == name {
+					seen = true
+					for _, dp := range m.Data.DataPoints {
+						last += dp.Value
+					}
+				}
+			}
+		}
+		if seen {
+			// Cumulative temporality: the latest export holds the total.
+			sum, found = last, true
+		}
+	}
+	return sum, found
+}

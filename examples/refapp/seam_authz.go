@@ -34,7 +34,13 @@ func openAuthorizer(ctx context.Context, a *app) (*rbacAuthz, error) {
 		Policy:        text,
 		BreakGlassTTL: a.opts.breakTTL,
 		Alert: func(ctx context.Context, e audit.Event) error {
-			a.mon.alert(ctx, "break-glass", fmt.Sprintf("%s broke the glass in %s: %s", e.Actor.Subject, e.Actor.Tenant, e.Reason))
+			why := e.Reason
+			for _, at := range e.Attributes {
+				if at.Key == "justification" {
+					why = at.Value
+				}
+			}
+			a.mon.alert(ctx, "break-glass", fmt.Sprintf("%s broke the glass in %s: %s", e.Actor.Subject, e.Actor.Tenant, why))
 			return nil
 		},
 	}
