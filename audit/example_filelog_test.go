@@ -53,3 +53,15 @@ func Example() {
 	fmt.Println(rep.Size, rep.Checkpoint.Size, err)
 	// Output: 1 1 <nil>
 }
+
+// An auditor who holds the pseudonymization key searches the log for a
+// known e-mail address by computing its pseudonym.
+func ExamplePseudonymizer_Pseudonym() {
+	p, err := audit.NewPseudonymizer(audit.PseudonymKey{ID: "2026-01", Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	needle, _ := p.Pseudonym("", "erika@example.com")
+	fmt.Println(needle)
+	// Output: hmac-sha256:2026-01:929fc6328e55afb882c73c131592f24123bf8d4d63ae3c251bac029edec30692
+}

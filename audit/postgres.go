@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit/internal/frame"
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
@@ -324,6 +325,10 @@ func verifyPostgres(ctx context.Context, dsn string, v note.Verifier, keep bool,
 
 	rows, err := tx.Query(ctx, `SELECT note FROM audit_checkpoints ORDER BY seq`)
 	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return verified{}, ErrEmptyLog
+		}
 		return verified{}, fmt.Errorf("audit: verify: %w", err)
 	}
 	var cpData []byte

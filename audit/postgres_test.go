@@ -177,8 +177,8 @@ func TestPostgresAppendOnly(t *testing.T) {
 
 	// Empty database and wrong key.
 	empty := testpg.Schema(t)
-	if _, err := audit.VerifyPostgres(ctx, empty, k.verifier); err == nil {
-		t.Fatal("verified a database without an audit log")
+	if _, err := audit.VerifyPostgres(ctx, empty, k.verifier); !errors.Is(err, audit.ErrEmptyLog) {
+		t.Fatalf("database without an audit log: %v", err)
 	}
 	other := newKeys(t, "pg.example/log")
 	if _, err := audit.VerifyPostgres(ctx, dsn, other.verifier); !errors.Is(err, audit.ErrWrongKey) {
