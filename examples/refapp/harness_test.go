@@ -83,13 +83,19 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // is ready.
 func startRefapp(t *testing.T, dataDir string, args ...string) *refapp {
 	t.Helper()
+	return startRefappEnv(t, nil, dataDir, args...)
+}
+
+// startRefappEnv is startRefapp with extra environment variables.
+func startRefappEnv(t *testing.T, env []string, dataDir string, args ...string) *refapp {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = filepath.Join(t.TempDir(), "data")
 	}
 	r := &refapp{t: t, Data: dataDir, done: make(chan error, 1)}
 	all := append([]string{"-data", dataDir, "-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, args...)
 	r.cmd = exec.Command(refappBin, all...)
-	r.cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=")
+	r.cmd.Env = append(append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="), env...)
 	pr, pw := io.Pipe()
 	r.cmd.Stdout = io.MultiWriter(pw, lockedWriter{&r.mu, &r.stdout})
 	r.cmd.Stderr = lockedWriter{&r.mu, &r.stderr}
