@@ -14,31 +14,49 @@ type Grant struct {
 	Note               string
 }
 
-// Index answers decisions over a validated policy without scanning it:
-// per tenant, a hash lookup of (subject-or-role, object, action), with the
-// "/*" patterns looked up by the request object's path prefixes, and the
-// role closure of each name precomputed from the "g" lines. It is
-// immutable once built, so readers need no lock.
+// Index answers decisions over a validated policy without scanning it.
+// Per tenant, every subject (role or user) with rules has its permissions
+// hashed by object, with the "/*" patterns hashed by their prefix and
+// looked up through the request object's path prefixes; every user's
+// roles (the closure of its "g" lines) and grants are resolved in advance
+// to the subjects that carry rules. It is immutable once built, so readers
+// need no lock.
 type Index struct {
 	tenants map[string]*tenant
 }
 
-type key struct{ sub, obj, act string }
-
-// entry is what matched one (subject, object, action) key.
+// entry is what matched one (subject, object, action).
 type entry struct {
+	act      string
 	allow    *Rule // an allow without MFA
 	allowMFA *Rule // an allow that requires MFA
 	deny     *Rule
 }
 
+// subject holds the rules of one role or user in a tenant.
+type subject struct {
+	exact  map[string][]entry // object -> per-action entries
+	prefix map[string][]entry // pattern prefix ("/a/") -> per-action entries
+}
+
+// holder is a name that holds roles: its own rules and those of its
+// roles, and its grants.
+type holder struct {
+	static []*subject
+	grants []heldGrant
+}
+
+type heldGrant struct {
+	g     *Grant
+	subjs []*subject
+}
+
 type tenant struct {
-	exact   map[key]*entry
-	prefix  map[key]*entry
-	closure map[string][]string // name -> roles it inherits (transitively)
-	actions map[string]struct{}
-	grants  map[string][]Grant // subject -> grants
-	priv    map[string]bool    // roles with an MFA-marked allow
+	subjects map[string]*subject
+	holders  map[string]*holder
+	closure  map[string][]string // name -> roles it inherits (transitively)
+	actions  map[string]struct{}
+	priv     map[string]bool // roles with an MFA-marked allow
 }
 
 // Build indexes p (which must have passed Validate) and grants.
@@ -48,12 +66,11 @@ func Build(p *Policy, grants []Grant) *Index {
 		t := ix.tenants[dom]
 		if t == nil {
 			t = &tenant{
-				exact:   map[key]*entry{},
-				prefix:  map[key]*entry{},
-				closure: map[string][]string{},
-				actions: map[string]struct{}{},
-				grants:  map[string][]Grant{},
-				priv:    map[string]bool{},
+				subjects: map[string]*subject{},
+				holders:  map[string]*holder{},
+				closure:  map[string][]string{},
+				actions:  map[string]struct{}{},
+				priv:     map[string]bool{},
 			}
 			ix.tenants[dom] = t
 		}
@@ -64,16 +81,30 @@ func Build(p *Policy, grants []Grant) *Index {
 		r.Text = r.String()
 		t := get(r.Dom)
 		t.actions[r.Act] = struct{}{}
-		m, obj := t.exact, r.Obj
+		s := t.subjects[r.Sub]
+		if s == nil {
+			s = &subject{exact: map[string][]entry{}}
+			t.subjects[r.Sub] = s
+		}
+		m, obj := s.exact, r.Obj
 		if pre, ok := IsPattern(r.Obj); ok {
-			m, obj = t.prefix, pre
+			if s.prefix == nil {
+				s.prefix = map[string][]entry{}
+			}
+			m, obj = s.prefix, pre
 		}
-		k := key{r.Sub, obj, r.Act}
-		e := m[k]
-		if e == nil {
-			e = &entry{}
-			m[k] = e
+		es := m[obj]
+		k := -1
+		for j := range es {
+			if es[j].act == r.Act {
+				k = j
+			}
 		}
+		if k < 0 {
+			es = append(es, entry{act: r.Act})
+			k = len(es) - 1
+		}
+		e := &es[k]
 		switch {
 		case r.Deny:
 			if e.deny == nil {
@@ -89,6 +120,7 @@ func Build(p *Policy, grants []Grant) *Index {
 				e.allow = r
 			}
 		}
+		m[obj] = es
 	}
 	direct := map[string]map[string][]string{}
 	for _, g := range p.Links {
@@ -104,11 +136,37 @@ func Build(p *Policy, grants []Grant) *Index {
 			t.closure[name] = closure(d, name)
 		}
 	}
-	for _, g := range grants {
+	for dom, t := range ix.tenants {
+		for name := range direct[dom] {
+			t.holders[name] = &holder{static: t.resolve(name)}
+		}
+	}
+	for i := range grants {
+		g := &grants[i]
 		t := get(g.Dom)
-		t.grants[g.Sub] = append(t.grants[g.Sub], g)
+		h := t.holders[g.Sub]
+		if h == nil {
+			h = &holder{static: t.resolve(g.Sub)}
+			t.holders[g.Sub] = h
+		}
+		h.grants = append(h.grants, heldGrant{g: g, subjs: t.resolve(g.Role)})
 	}
 	return ix
+}
+
+// resolve returns the subjects carrying rules among name and the roles it
+// inherits.
+func (t *tenant) resolve(name string) []*subject {
+	var out []*subject
+	if s := t.subjects[name]; s != nil {
+		out = append(out, s)
+	}
+	for _, r := range t.closure[name] {
+		if s := t.subjects[r]; s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func closure(d map[string][]string, name string) []string {
@@ -160,19 +218,21 @@ func (ix *Index) Decide(sub, dom, obj, act string, mfa bool, now time.Time) Resu
 		return Result{Reason: ReasonUnknownAction}
 	}
 	var st state
-	st.lookup(t, sub, obj, act, mfa, nil)
-	for _, r := range t.closure[sub] {
-		st.lookup(t, r, obj, act, mfa, nil)
-	}
-	for i := range t.grants[sub] {
-		g := &t.grants[sub][i]
-		if !now.Before(g.Expires) {
-			continue
+	if h := t.holders[sub]; h != nil {
+		for _, s := range h.static {
+			st.lookup(s, obj, act, mfa, nil)
 		}
-		st.lookup(t, g.Role, obj, act, mfa, g)
-		for _, r := range t.closure[g.Role] {
-			st.lookup(t, r, obj, act, mfa, g)
+		for i := range h.grants {
+			hg := &h.grants[i]
+			if !now.Before(hg.g.Expires) {
+				continue
+			}
+			for _, s := range hg.subjs {
+				st.lookup(s, obj, act, mfa, hg.g)
+			}
 		}
+	} else if s := t.subjects[sub]; s != nil {
+		st.lookup(s, obj, act, mfa, nil)
 	}
 	switch {
 	case st.deny != nil:
@@ -192,35 +252,42 @@ type state struct {
 	allowGrant, mfaGrant              *Grant
 }
 
-func (st *state) merge(e *entry, mfa bool, g *Grant) {
-	if e.deny != nil && st.deny == nil {
-		st.deny = e.deny
-	}
-	if e.allow != nil && (st.allow == nil || st.allowGrant != nil && g == nil) {
-		st.allow, st.allowGrant = e.allow, g
-	}
-	if e.allowMFA != nil {
-		if !mfa {
-			if st.mfaMissing == nil {
-				st.mfaMissing = e.allowMFA
-			}
-		} else if st.allowMFA == nil || st.mfaGrant != nil && g == nil {
-			st.allowMFA, st.mfaGrant = e.allowMFA, g
+func (st *state) merge(es []entry, act string, mfa bool, g *Grant) {
+	for i := range es {
+		e := &es[i]
+		if e.act != act {
+			continue
 		}
+		if e.deny != nil && st.deny == nil {
+			st.deny = e.deny
+		}
+		if e.allow != nil && (st.allow == nil || st.allowGrant != nil && g == nil) {
+			st.allow, st.allowGrant = e.allow, g
+		}
+		if e.allowMFA != nil {
+			if !mfa {
+				if st.mfaMissing == nil {
+					st.mfaMissing = e.allowMFA
+				}
+			} else if st.allowMFA == nil || st.mfaGrant != nil && g == nil {
+				st.allowMFA, st.mfaGrant = e.allowMFA, g
+			}
+		}
+		return
 	}
 }
 
-func (st *state) lookup(t *tenant, sub, obj, act string, mfa bool, g *Grant) {
-	if e := t.exact[key{sub, obj, act}]; e != nil {
-		st.merge(e, mfa, g)
+func (st *state) lookup(s *subject, obj, act string, mfa bool, g *Grant) {
+	if es, ok := s.exact[obj]; ok {
+		st.merge(es, act, mfa, g)
 	}
-	if len(t.prefix) == 0 || len(obj) == 0 || obj[0] != '/' {
+	if s.prefix == nil || len(obj) == 0 || obj[0] != '/' {
 		return
 	}
 	for i := 0; i < len(obj); i++ {
 		if obj[i] == '/' {
-			if e := t.prefix[key{sub, obj[:i+1], act}]; e != nil {
-				st.merge(e, mfa, g)
+			if es, ok := s.prefix[obj[:i+1]]; ok {
+				st.merge(es, act, mfa, g)
 			}
 		}
 	}
