@@ -59,11 +59,10 @@ func (c *Config) now() time.Time {
 // crypto-shredded alone.
 //
 // A Keyring is safe for concurrent use by many goroutines. Several
-// processes may open the same file (a service, and `tomkit keys` run by
-// an operator); a change is refused with [ErrConflict] when the file was
-// changed by another process since this Keyring read it: open it again to
-// see, and build on, the other change. Nothing is ever overwritten
-// silently.
+// processes may share one file (a service, and `tomkit keys` run by an
+// operator): each change is made under a lock on FILE.lock, on top of
+// what the others wrote, so nothing is overwritten. A process sees the
+// others' changes at its next change or [Keyring.Reload].
 type Keyring struct {
 	cfg   Config
 	path  string
@@ -207,8 +206,11 @@ func (r *Keyring) Create(ctx context.Context, scope audit.Actor) error {
 	if r.state.Load().scopes[k] != nil {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	unlock, err := r.begin()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old := r.state.Load()
 	if old.scopes[k] != nil {
 		return nil
@@ -244,8 +246,11 @@ func (r *Keyring) Create(ctx context.Context, scope audit.Actor) error {
 // envelope's Rewrap to move old ciphertexts to the new key. It returns the
 // new version.
 func (r *Keyring) Rotate(ctx context.Context, scope audit.Actor) (uint32, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	unlock, err := r.begin()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	old := r.state.Load()
 	k, s, err := old.scope(scope)
 	if err != nil {
@@ -280,8 +285,11 @@ func (r *Keyring) Rotate(ctx context.Context, scope audit.Actor) (uint32, error)
 // keyset. Lowering it again re-enables them. v must be between 1 and the
 // primary version, else [ErrInvalidVersion].
 func (r *Keyring) SetMinVersion(ctx context.Context, scope audit.Actor, v uint32) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	unlock, err := r.begin()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old := r.state.Load()
 	k, s, err := old.scope(scope)
 	if err != nil {
@@ -326,8 +334,11 @@ func (r *Keyring) SetMinVersion(ctx context.Context, scope audit.Actor, v uint32
 // so keep keyring backups short-lived or use a remote KMS whose key
 // deletion is final.
 func (r *Keyring) Shred(ctx context.Context, scope audit.Actor) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	unlock, err := r.begin()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old := r.state.Load()
 	k, s, err := old.scope(scope)
 	if err != nil {
@@ -701,7 +712,95 @@ func (r *Keyring) decode(b []byte) (*ringState, error) {
 	return st, nil
 }
 
-// commit persists st and makes it current. The caller holds r.mu.
+// begin starts a change: it takes r.mu and the file lock, and loads what
+// other processes changed in the file meanwhile, so that the change
+// builds on them. The returned function releases both locks.
+func (r *Keyring) begin() (func(), error) {
+	r.mu.Lock()
+	if r.path == "" {
+		return r.mu.Unlock, nil
+	}
+	lock, err := r.lockFile()
+	if err != nil {
+		r.mu.Unlock()
+		return nil, err
+	}
+	if _, err := r.refresh(); err != nil {
+		lock.Close()
+		r.mu.Unlock()
+		return nil, err
+	}
+	return func() { lock.Close(); r.mu.Unlock() }, nil
+}
+
+// lockFile takes an exclusive lock on FILE.lock; closing the file
+// releases it.
+func (r *Keyring) lockFile() (*os.File, error) {
+	lock, err := os.OpenFile(r.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("kms: lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("kms: lock: %w", err)
+	}
+	return lock, nil
+}
+
+// refresh loads the file if it differs from what r last read or wrote.
+// The caller holds r.mu and the file lock.
+func (r *Keyring) refresh() (bool, error) {
+	if err := checkPerm(r.path); err != nil {
+		return false, err
+	}
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		return false, fmt.Errorf("kms: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	if sum == r.sum {
+		return false, nil
+	}
+	st, err := r.decode(b)
+	if err != nil {
+		return false, err
+	}
+	r.state.Store(st)
+	r.sum = sum
+	return true, nil
+}
+
+// Reload loads the changes that other processes (such as `tomkit keys`)
+// made to the keyring file: new keys, retired versions, shredded scopes.
+// A Keyring also does so before each change it makes itself, but keeps
+// using the keys it loaded otherwise, so a long-running service should
+// call Reload periodically or on a signal for a shred or retirement made
+// elsewhere to take effect in it. A reload that finds changes is audited
+// as "crypto.keyring_reload". For an in-memory keyring it does nothing.
+func (r *Keyring) Reload(ctx context.Context) error {
+	if r.path == "" {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lock, err := r.lockFile()
+	if err != nil {
+		return err
+	}
+	changed, err := r.refresh()
+	lock.Close()
+	if err != nil {
+		_ = r.log(ctx, "crypto.keyring_reload", audit.OutcomeError, err.Error(), nil)
+		return err
+	}
+	if !changed {
+		return nil
+	}
+	return r.log(ctx, "crypto.keyring_reload", audit.OutcomeAllow, "", nil)
+}
+
+// commit persists st and makes it current. The caller holds r.mu and,
+// for a file, its lock (see begin).
 func (r *Keyring) commit(st *ringState) error {
 	if r.path != "" {
 		if err := r.save(st, false); err != nil {
@@ -713,21 +812,14 @@ func (r *Keyring) commit(st *ringState) error {
 }
 
 // save writes the keyring file atomically: a temporary file in the same
-// directory, fsync, rename, fsync of the directory. It holds an exclusive
-// lock on FILE.lock meanwhile, and refuses with ErrConflict to replace a
-// file that another process changed since this Keyring read or wrote it.
+// directory, fsync, rename, fsync of the directory. The caller holds the
+// file lock, except when creating the file (create), which never replaces
+// one. As a last guard, save refuses with ErrConflict to replace a file
+// that differs from what this Keyring last read or wrote.
 func (r *Keyring) save(st *ringState, create bool) error {
 	b, err := r.encode(st)
 	if err != nil {
 		return err
-	}
-	lock, err := os.OpenFile(r.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("kms: save: %w", err)
-	}
-	defer lock.Close() // releases the lock
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("kms: save: lock: %w", err)
 	}
 	if !create {
 		cur, err := os.ReadFile(r.path)

@@ -77,9 +77,9 @@ var (
 	ErrInvalidScope = errors.New("kms: invalid scope")
 	// ErrExist reports an attempt to create a keyring file that exists.
 	ErrExist = errors.New("kms: keyring already exists")
-	// ErrConflict reports a change to a keyring file that another
-	// process changed since it was opened. The change was not made; open
-	// the keyring again and retry.
+	// ErrConflict reports a keyring file that changed under a writer
+	// despite the lock (a process that does not lock, a restored backup).
+	// The change was not made; retry it.
 	ErrConflict = errors.New("kms: keyring file changed by another process")
 	// ErrInvalidVersion reports a minimum decryption version that is zero
 	// or above the primary version.

@@ -330,42 +330,75 @@ type nopLogger struct{}
 
 func (nopLogger) Log(context.Context, audit.Event) error { return nil }
 
-// TestConflict has two processes' worth of keyrings change one file: the
-// second writer is refused instead of overwriting the first one's key.
-func TestConflict(t *testing.T) {
+// TestTwoProcesses has a service and an operator's CLI share one keyring
+// file: changes build on each other, and Reload brings a shred made
+// elsewhere into the service.
+func TestTwoProcesses(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
+	rec := cfg.Audit.(*audit.Recorder)
 	path := filepath.Join(t.TempDir(), "k")
-	a, err := kms.Create(ctx, path, cfg)
+	svc, err := kms.Create(ctx, path, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Create(ctx, audit.Actor{Tenant: "t"}); err != nil {
-		t.Fatal(err)
+	tenant, subject := audit.Actor{Tenant: "t"}, audit.Actor{Tenant: "t", Subject: "s"}
+	for _, sc := range []audit.Actor{tenant, subject} {
+		if err := svc.Create(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
 	}
-	b, err := kms.Open(ctx, path, cfg) // the operator's CLI
+	dek := bytes.Repeat([]byte{1}, 32)
+	id, w, err := svc.KEK(subject).Wrap(ctx, nil, dek, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Rotate(ctx, audit.Actor{Tenant: "t"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Create(ctx, audit.Actor{Tenant: "u"}); !errors.Is(err, kms.ErrConflict) {
-		t.Fatalf("stale writer: %v; want ErrConflict", err)
-	}
-	// The refused change left no trace, in memory or on disk.
-	if len(a.List()) != 1 {
-		t.Fatalf("stale keyring lists %d scopes", len(a.List()))
-	}
-	c, err := kms.Open(ctx, path, cfg)
+	cli, err := kms.Open(ctx, path, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.List(); len(got) != 1 || len(got[0].Keys) != 2 {
-		t.Fatalf("file lost the rotation: %+v", got)
-	}
-	// After reopening, changes go through again.
-	if err := c.Create(ctx, audit.Actor{Tenant: "u"}); err != nil {
+	if _, err := cli.Rotate(ctx, tenant); err != nil {
 		t.Fatal(err)
+	}
+	// The service's next change keeps the operator's rotation.
+	if err := svc.Create(ctx, audit.Actor{Tenant: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	check, err := kms.Open(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := check.List(); len(got) != 3 {
+		t.Fatalf("file after both changes: %+v", got)
+	}
+	for _, si := range check.List() {
+		if si.Scope == tenant && len(si.Keys) != 2 {
+			t.Fatalf("the rotation was lost: %+v", si)
+		}
+	}
+	// A shred from the CLI reaches the service on Reload.
+	if err := cli.Shred(ctx, subject); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.KEK(subject).Unwrap(ctx, nil, id, w, nil); err != nil {
+		t.Fatalf("before reload: %v", err)
+	}
+	if err := svc.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.KEK(subject).Unwrap(ctx, nil, id, w, nil); !errors.Is(err, kms.ErrKeyDestroyed) {
+		t.Fatalf("after reload: %v; want ErrKeyDestroyed", err)
+	}
+	if err := svc.Reload(ctx); err != nil { // nothing changed: not audited again
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range rec.Events() {
+		if e.Action == "crypto.keyring_reload" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d crypto.keyring_reload events, want 1", n)
 	}
 }
