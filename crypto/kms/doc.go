@@ -24,6 +24,9 @@
 //   - [Keyring.Shred] destroys a scope's keys: its ciphertexts become
 //     unrecoverable and decrypting one fails with [ErrKeyDestroyed].
 //
+// A service and `tomkit keys` may share a keyring file; a service sees
+// changes made elsewhere (a shred, a retirement) after [Keyring.Reload].
+//
 // # Threat model
 //
 // The keyring file may be stolen: without the master key it reveals only
