@@ -58,6 +58,9 @@ func TestCrashDuringWrites(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: keyring does not load after SIGKILL: %v", round, err)
 		}
+		if stale, _ := filepath.Glob(filepath.Join(dir, ".keyring.json.tmp-*")); len(stale) != 0 {
+			t.Fatalf("round %d: stale temporary files after open: %v", round, stale)
+		}
 		scopes := r.List()
 		if len(scopes) == 0 {
 			t.Fatalf("round %d: no scopes", round)

@@ -127,7 +127,13 @@ func Create(ctx context.Context, path string, cfg Config) (*Keyring, error) {
 		if _, err := os.Lstat(path); err == nil {
 			return nil, fmt.Errorf("%w: %s", ErrExist, path)
 		}
-		if err := r.save(r.state.Load(), true); err != nil {
+		lock, err := r.lockFile()
+		if err != nil {
+			return nil, err
+		}
+		err = r.save(r.state.Load(), true)
+		lock.Close()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -152,7 +158,13 @@ func Open(ctx context.Context, path string, cfg Config) (*Keyring, error) {
 	if err := checkPerm(path); err != nil {
 		return nil, err
 	}
+	lock, err := r.lockFile()
+	if err != nil {
+		return nil, err
+	}
+	r.removeStale()
 	b, err := os.ReadFile(path)
+	lock.Close()
 	if err != nil {
 		return nil, fmt.Errorf("kms: open: %w", err)
 	}
@@ -329,8 +341,9 @@ func (r *Keyring) SetMinVersion(ctx context.Context, scope audit.Actor, v uint32
 // the scope's random ring id and the time are kept, so that the error can
 // be told apart; the tenant and subject names are removed from the file.
 //
-// Shredding reaches as far as the keyring file does: copies of the file
-// made before Shred (backups of the keyring itself) still hold the keys,
+// Shredding reaches as far as the keyring file does: temporary files left
+// by a crash are removed at the next open or change, but copies of the
+// file made before Shred (backups of the keyring itself) still hold the keys,
 // so keep keyring backups short-lived or use a remote KMS whose key
 // deletion is final.
 func (r *Keyring) Shred(ctx context.Context, scope audit.Actor) error {
@@ -725,6 +738,7 @@ func (r *Keyring) begin() (func(), error) {
 		r.mu.Unlock()
 		return nil, err
 	}
+	r.removeStale()
 	if _, err := r.refresh(); err != nil {
 		lock.Close()
 		r.mu.Unlock()
@@ -745,6 +759,19 @@ func (r *Keyring) lockFile() (*os.File, error) {
 		return nil, fmt.Errorf("kms: lock: %w", err)
 	}
 	return lock, nil
+}
+
+// tempPattern names the temporary files of the keyring file path.
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".tmp-*" }
+
+// removeStale removes temporary files left by a writer that crashed: they
+// may hold keys that were shredded since. Temporary files exist only while
+// their writer holds the file lock, which the caller now holds.
+func (r *Keyring) removeStale() {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(r.path), tempPattern(r.path)))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 }
 
 // refresh loads the file if it differs from what r last read or wrote.
@@ -831,7 +858,7 @@ func (r *Keyring) save(st *ringState, create bool) error {
 		}
 	}
 	dir := filepath.Dir(r.path)
-	f, err := os.CreateTemp(dir, ".tomkit-keyring-*")
+	f, err := os.CreateTemp(dir, tempPattern(r.path))
 	if err != nil {
 		return fmt.Errorf("kms: save: %w", err)
 	}
