@@ -352,7 +352,13 @@ func (e *Enforcer) readRequests() ([]AccessRequest, error) {
 // rebuild validates Casbin's current policy and swaps in a new index. On
 // failure the index is cleared: every decision denies until the next
 // successful rebuild.
-func (e *Enforcer) rebuild() error {
+func (e *Enforcer) rebuild() error { return e.rebuildIndex(true) }
+
+// rebuildIndex is rebuild; validate false skips the policy validation
+// after a change that was validated already (an addition checked against
+// the whole resulting policy, or a removal, which cannot make a valid
+// policy invalid).
+func (e *Enforcer) rebuildIndex(validate bool) error {
 	p, err := e.readPolicy()
 	var grants []policy.Grant
 	if err == nil {
@@ -361,7 +367,7 @@ func (e *Enforcer) rebuild() error {
 	if err == nil {
 		_, err = e.readRequests()
 	}
-	if err == nil {
+	if err == nil && validate {
 		err = p.Validate(e.limits)
 	}
 	if err != nil {
@@ -392,7 +398,7 @@ func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() erro
 		_ = e.log(ctx, ev)
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
-	if err := e.rebuild(); err != nil {
+	if err := e.rebuildIndex(false); err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
 		_ = e.log(ctx, ev)
 		return err
