@@ -21,8 +21,8 @@
 //
 //   - Each message has its own AES-256 DEK, wrapped by the KEK; the payload
 //     is encrypted with AES-256-GCM (the standard library's crypto/cipher)
-//     under a key derived from the DEK with HKDF-SHA256 and a fresh 256-bit
-//     nonce.
+//     under a key derived from the DEK and a fresh 256-bit nonce with the
+//     SHA-256 one-step key derivation of NIST SP 800-56C.
 //   - The encryption [Context] is bound as associated data both to the
 //     wrapped DEK and to every payload segment, and into the key
 //     derivation: a ciphertext opens only with its context, and a header

@@ -238,7 +238,7 @@ func (e *Envelope) Seal(ctx context.Context, dst, plaintext []byte, ec Context) 
 	if err := s.prepare(ec); err != nil {
 		return nil, err
 	}
-	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMHKDFCommit, SegmentSize: uint32(e.seg)}
+	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg)}
 	id, err := e.newDEK(ctx, s, int64(len(plaintext)))
 	if err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ func (e *Envelope) Encrypt(ctx context.Context, dst io.Writer, ec Context) (io.W
 	if err != nil {
 		return nil, err
 	}
-	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMHKDFCommit, SegmentSize: uint32(e.seg),
+	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg),
 		Ring: id.Ring, Key: id.Key, Wrapped: s.wrapped}
 	if _, err := rand.Read(h.Nonce[:]); err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)

@@ -18,9 +18,9 @@ const Magic = "tmke"
 // Header constants.
 const (
 	Version1 = 1
-	// SuiteAES256GCMHKDFCommit is AES-256-GCM segments, HKDF-SHA256 key
-	// derivation and a 256-bit key commitment.
-	SuiteAES256GCMHKDFCommit = 1
+	// SuiteAES256GCMCommit is AES-256-GCM segments, the SHA-256 one-step
+	// key derivation of NIST SP 800-56C and a 256-bit key commitment.
+	SuiteAES256GCMCommit = 1
 
 	NonceLen      = 32
 	CommitLen     = 32
@@ -93,7 +93,7 @@ func Parse(b []byte) (Header, int, error) {
 	if h.Version != Version1 {
 		return h, 0, fmt.Errorf("%w %d", ErrVersion, h.Version)
 	}
-	if h.Suite != SuiteAES256GCMHKDFCommit {
+	if h.Suite != SuiteAES256GCMCommit {
 		return h, 0, fmt.Errorf("%w: unknown suite %d", ErrHeader, h.Suite)
 	}
 	if len(b) < FixedLen {
