@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -420,6 +422,19 @@ func (e *Enforcer) log(ctx context.Context, ev audit.Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = e.now()
 	}
+	// Caller-supplied strings (a path, a reason) must not make the event
+	// unloggable: an invalid or oversized event would let a deny go
+	// unrecorded.
+	ev.Actor.Subject, ev.Actor.Tenant = logSafe(ev.Actor.Subject), logSafe(ev.Actor.Tenant)
+	ev.Resource, ev.Reason = logSafe(ev.Resource), logSafe(ev.Reason)
+	if len(ev.Attributes) > 0 {
+		attrs := make([]audit.Attr, len(ev.Attributes))
+		for i, a := range ev.Attributes {
+			a.Value = logSafe(a.Value)
+			attrs[i] = a
+		}
+		ev.Attributes = attrs
+	}
 	if err := e.cfg.Logger.Log(ctx, ev); err != nil {
 		return fmt.Errorf("rbac: audit: %w", err)
 	}
@@ -506,6 +521,26 @@ func (e *Enforcer) reloadLocked(ctx context.Context) error {
 	}
 	ev.Outcome = audit.OutcomeAllow
 	return e.log(ctx, ev)
+}
+
+// maxLogString bounds each caller-supplied string in an audit event.
+const maxLogString = 2048
+
+// logSafe makes s valid UTF-8 and at most maxLogString bytes, marking a
+// cut.
+func logSafe(s string) string {
+	if len(s) <= maxLogString && utf8.ValidString(s) {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) > maxLogString {
+		cut := maxLogString
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "...(truncated)"
+	}
+	return s
 }
 
 func newID(prefix string) string {

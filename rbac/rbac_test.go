@@ -615,3 +615,29 @@ func TestConcurrentUpdates(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestHostileInputIsLogged sends objects and subjects that are not valid
+// UTF-8 or are huge: the deny must still reach a validating audit sink.
+func TestHostileInputIsLogged(t *testing.T) {
+	f := newFixture(t, testPolicy, nil)
+	for _, req := range []rbac.Request{
+		{Actor: audit.Actor{Subject: "bob", Tenant: "acme"}, Object: "/data/\xff\xfe", Action: "read"},
+		{Actor: audit.Actor{Subject: "b\xffb", Tenant: "acme"}, Object: "/data/x", Action: "read"},
+		{Actor: audit.Actor{Subject: "bob", Tenant: "acme"}, Object: "/data/" + strings.Repeat("x", 1<<20), Action: "read"},
+		{Actor: audit.Actor{Subject: "bob", Tenant: "acme"}, Object: "/data/x", Action: strings.Repeat("\xff", 1<<17)},
+	} {
+		d, err := f.e.Decide(context.Background(), req)
+		if err != nil || d.Allow {
+			t.Fatalf("Decide = %+v, %v", d, err)
+		}
+	}
+	if n := len(f.rec.Events()); n != 4 {
+		t.Fatalf("%d deny events recorded, want 4", n)
+	}
+	if _, err := f.e.RequestAccess(actx("bob", "acme"), "admin", strings.Repeat("\xff", 100)); !errors.Is(err, rbac.ErrJustification) {
+		t.Fatalf("RequestAccess with invalid reason = %v", err)
+	}
+	if n := len(f.rec.Events()); n != 5 {
+		t.Fatalf("refusal not recorded: %d events", n)
+	}
+}
