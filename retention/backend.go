@@ -53,6 +53,11 @@ type Meta struct {
 type Entry struct {
 	Key  string
 	Meta Meta
+	// Err is set (wrapping [ErrCorruptMeta]) when the object's record
+	// cannot be read; Meta is then zero. Such an entry is listed by both
+	// List and ListExpired, so that a corrupt record is reported instead
+	// of silently kept or blocking every later purge.
+	Err error
 }
 
 // Cutoff decides which objects a purge may remove.
@@ -102,10 +107,12 @@ type Backend interface {
 	// Delete removes the object, or returns [ErrNotFound].
 	Delete(ctx context.Context, key string) error
 	// List returns up to limit entries with keys greater than after, in
-	// ascending key order.
+	// ascending key order. An object with a corrupt record is listed with
+	// [Entry.Err] set.
 	List(ctx context.Context, after string, limit int) ([]Entry, error)
 	// ListExpired is List restricted to entries for which cut.Expired
-	// holds, held and locked ones included.
+	// holds, held and locked ones included, and entries with a corrupt
+	// record.
 	ListExpired(ctx context.Context, cut Cutoff, after string, limit int) ([]Entry, error)
 	// DeleteExpired deletes those of keys whose current record satisfies
 	// cut.Deletable, re-checking each at the moment of deletion so that

@@ -90,7 +90,8 @@ type SnapshotInfo struct {
 	Created     time.Time
 	RetainUntil time.Time
 	// Objects and Bytes count what was written; Skipped counts objects
-	// left out (expired, or content under zero data retention).
+	// left out (expired, content under zero data retention, or with a
+	// corrupt record, which the purge reports).
 	Objects, Skipped int
 	Bytes            int64
 	// Digest is the hex manifest digest, which restore-verify checks.
@@ -179,7 +180,7 @@ func (b *Backups) write(ctx context.Context, w io.Writer, src Backend, cut Cutof
 		}
 		after = es[len(es)-1].Key
 		for _, e := range es {
-			if cut.Expired(e.Meta) || (excl && e.Meta.Class == ClassContent) {
+			if e.Err != nil || cut.Expired(e.Meta) || (excl && e.Meta.Class == ClassContent) {
 				info.Skipped++
 				continue
 			}

@@ -42,6 +42,10 @@ type PurgeReport struct {
 	// Held lists expired objects kept by a legal hold or an unfinished
 	// lock: the hold wins over the maximum age, and each is audited.
 	Held []string
+	// Corrupt lists objects whose record cannot be read. They are neither
+	// deleted nor kept silently: each is audited at critical severity, and
+	// the purge goes on with the others.
+	Corrupt []string
 	// Skipped counts objects that were expired when listed but no longer
 	// deletable when deleted (rewritten or put on hold meanwhile), or
 	// deleted by a concurrent purge.
@@ -116,6 +120,14 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 		rep.Expired += len(entries)
 		var cand []string
 		for _, e := range entries {
+			if e.Err != nil {
+				rep.Corrupt = append(rep.Corrupt, e.Key)
+				if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.corrupt", Resource: e.Key, Outcome: audit.OutcomeError,
+					Severity: audit.SeverityCritical, Reason: e.Err.Error(), Time: now}); err != nil {
+					return rep, fmt.Errorf("retention: purge: audit: %w", err)
+				}
+				continue
+			}
 			if cut.Deletable(e.Meta) {
 				cand = append(cand, e.Key)
 				continue
@@ -158,7 +170,7 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 	rep.Digest = hex.EncodeToString(all.Sum(nil))
 	rep.Finished = s.now().UTC()
 	ev := rep.event(audit.OutcomeAllow, "")
-	if len(rep.Held) > 0 {
+	if len(rep.Held) > 0 || len(rep.Corrupt) > 0 {
 		ev.Severity = audit.SeverityWarning
 	}
 	if err := s.log.Log(ctx, ev); err != nil {
@@ -221,6 +233,7 @@ func (r PurgeReport) event(out audit.Outcome, reason string) audit.Event {
 			audit.String("expired", strconv.Itoa(r.Expired)),
 			audit.String("deleted", strconv.Itoa(r.Deleted)),
 			audit.String("held", strconv.Itoa(len(r.Held))),
+			audit.String("corrupt", strconv.Itoa(len(r.Corrupt))),
 			audit.String("skipped", strconv.Itoa(r.Skipped)),
 			audit.String("batches", strconv.Itoa(r.Batches)),
 			audit.String("digest", r.Digest),

@@ -258,7 +258,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, Meta, error
 	}
 	rc, m, err := s.b.Get(ctx, key)
 	if err != nil {
-		return nil, Meta{}, fmt.Errorf("retention: get %q: %w", key, err)
+		return nil, Meta{}, s.backendErr(ctx, key, fmt.Errorf("retention: get %q: %w", key, err))
 	}
 	if err := s.readable(ctx, key, m, now); err != nil {
 		rc.Close()
@@ -279,7 +279,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Meta, error) {
 	}
 	m, err := s.b.Stat(ctx, key)
 	if err != nil {
-		return Meta{}, fmt.Errorf("retention: stat %q: %w", key, err)
+		return Meta{}, s.backendErr(ctx, key, fmt.Errorf("retention: stat %q: %w", key, err))
 	}
 	if err := s.readable(ctx, key, m, now); err != nil {
 		return Meta{}, err
@@ -392,6 +392,15 @@ func (s *Store) deny(ctx context.Context, action, key string, err error) error {
 	ev := audit.Event{Action: action, Resource: key, Outcome: out, Reason: err.Error(), Severity: audit.SeverityNotice}
 	if lerr := s.log.Log(ctx, ev); lerr != nil {
 		return errors.Join(err, fmt.Errorf("retention: audit: %w", lerr))
+	}
+	return err
+}
+
+// backendErr audits a corrupt record met on a read (the object is
+// unreadable from then on) and returns err.
+func (s *Store) backendErr(ctx context.Context, key string, err error) error {
+	if errors.Is(err, ErrCorruptMeta) {
+		return s.deny(ctx, "retention.read", key, err)
 	}
 	return err
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -467,4 +469,50 @@ func TestConcurrentUse(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestPurgeReportsCorruptRecords(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := fsstore.Open(dir)
+	clk := newClock()
+	rec := &audit.Recorder{}
+	s, _ := retention.New(b, retention.Config{Logger: rec, Now: clk.Now})
+	for _, k := range []string{"a", "b", "c"} {
+		if _, err := s.Put(userCtx, k, strings.NewReader(k), retention.PutOptions{Class: retention.ClassLog, RetainFor: day}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Corrupt b's record on disk (the file is named after the hex key).
+	path := filepath.Join(dir, "objects", "62", "62.obj")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[10] = '!'
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(userCtx, "b"); !errors.Is(err, retention.ErrCorruptMeta) {
+		t.Fatalf("corrupt stat = %v", err)
+	}
+	if e := rec.Events()[len(rec.Events())-1]; e.Action != "retention.read" || e.Outcome != audit.OutcomeError {
+		t.Fatalf("corrupt read audited as %+v", e)
+	}
+	clk.Advance(day)
+	rep, err := s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Deleted != 2 || len(rep.Corrupt) != 1 || rep.Corrupt[0] != "b" {
+		t.Fatalf("purge with a corrupt record: %+v", rep)
+	}
+	var crit bool
+	for _, e := range rec.Events() {
+		if e.Action == "retention.purge.corrupt" && e.Resource == "b" && e.Severity == audit.SeverityCritical {
+			crit = true
+		}
+	}
+	if !crit {
+		t.Fatal("corrupt record not audited")
+	}
 }

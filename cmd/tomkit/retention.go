@@ -130,9 +130,10 @@ func runRetention(ctx context.Context, e env, args []string) int {
 		Deleted  int       `json:"deleted"`
 		Skipped  int       `json:"skipped"`
 		Held     []string  `json:"held"`
+		Corrupt  []string  `json:"corrupt"`
 		Batches  int       `json:"batches"`
 		Digest   string    `json:"digest_sha256"`
-	}{rep.Time, rep.Finished, rep.DryRun, rep.Expired, rep.Deleted, rep.Skipped, append([]string{}, rep.Held...), rep.Batches, rep.Digest}, "", "  ")
+	}{rep.Time, rep.Finished, rep.DryRun, rep.Expired, rep.Deleted, rep.Skipped, append([]string{}, rep.Held...), append([]string{}, rep.Corrupt...), rep.Batches, rep.Digest}, "", "  ")
 	fmt.Fprintln(e.stdout, string(out))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit retention: %v\n", err)

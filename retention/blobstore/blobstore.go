@@ -247,6 +247,13 @@ func (s *Store) list(ctx context.Context, after string, limit int, keep func(ret
 		if isNotFound(err) {
 			continue
 		}
+		if errors.Is(err, retention.ErrCorruptMeta) {
+			out = append(out, retention.Entry{Key: k, Err: err})
+			if len(out) == limit {
+				break
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -286,6 +286,13 @@ func (s *Store) list(ctx context.Context, after string, limit int, keep func(ret
 			if errors.Is(err, retention.ErrNotFound) {
 				continue
 			}
+			if errors.Is(err, retention.ErrCorruptMeta) {
+				out = append(out, retention.Entry{Key: key, Err: err})
+				if len(out) == limit {
+					return out, nil
+				}
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}

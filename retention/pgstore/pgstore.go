@@ -234,6 +234,10 @@ func (s *Store) list(ctx context.Context, pred string, a []any) ([]retention.Ent
 	for rows.Next() {
 		var key string
 		m, err := scanMeta(rowScanner{rows, &key})
+		if errors.Is(err, retention.ErrCorruptMeta) {
+			out = append(out, retention.Entry{Key: key, Err: fmt.Errorf("pgstore: %q: %w", key, err)})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("pgstore: list %q: %w", key, err)
 		}
