@@ -19,10 +19,9 @@ const (
 	FindingStandingPrivileged = "standing-privileged" // a standing grant of a privileged role
 )
 
-// PrivilegedActions are the actions [Lint] expects to carry the mfa
-// marker wherever they are allowed, besides every permission of the admin
-// role.
-var PrivilegedActions = []string{"admin", "approve", "delete", "export", "grant", "impersonate", "manage", "purge", "rotate"}
+// privilegedActions are the actions Lint expects to carry the mfa marker
+// wherever they are allowed, besides every permission of the admin role.
+var privilegedActions = []string{"admin", "approve", "delete", "export", "grant", "impersonate", "manage", "purge", "rotate"}
 
 // Finding is one problem [Lint] reports.
 type Finding struct {
@@ -41,7 +40,8 @@ func (f Finding) String() string { return fmt.Sprintf("line %d: %s: %s", f.Line,
 //     objects, case variants, deep or cyclic hierarchies);
 //   - wildcard grants: an allow on "/*";
 //   - privileged permissions without mfa: every allow of the admin role,
-//     and every allow of one of [PrivilegedActions];
+//     and every allow of the actions admin, approve, delete, export,
+//     grant, impersonate, manage, purge and rotate;
 //   - cross-tenant grants: a g line giving a role that has permissions
 //     only in other tenants, or a rule whose object path names another
 //     tenant;
@@ -99,7 +99,7 @@ func Lint(text []byte) ([]Finding, error) {
 		if r.Obj == "/*" {
 			add(r.Line, FindingWildcard, "%q may %s every object in %q", r.Sub, r.Act, r.Dom)
 		}
-		if !r.MFA && (r.Sub == "admin" || contains(PrivilegedActions, r.Act)) {
+		if !r.MFA && (r.Sub == "admin" || contains(privilegedActions, r.Act)) {
 			add(r.Line, FindingNoMFA, "privileged permission %q for %q lacks the mfa marker", r.Act, r.Sub)
 		}
 		for _, seg := range strings.Split(r.Obj, "/") {
