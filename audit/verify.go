@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -110,6 +111,20 @@ type Report struct {
 // error. It takes no lock and can run while a [FileLog] appends.
 func Verify(ctx context.Context, dir string, v note.Verifier) (Report, error) {
 	res, err := verifyDir(ctx, dir, v, false)
+	if err != nil {
+		return Report{}, err
+	}
+	return res.report(), nil
+}
+
+// VerifyFS is [Verify] for a log directory in any file system: an
+// archived copy, an fs.FS over a blob store, or bytes in memory
+// (testing/fstest.MapFS).
+func VerifyFS(ctx context.Context, fsys fs.FS, v note.Verifier) (Report, error) {
+	if v == nil {
+		return Report{}, fmt.Errorf("%w: no verifier", ErrBadKey)
+	}
+	res, err := convert(logfmt.VerifyFS(ctx, fsys, v, false, MaxEventSize))
 	if err != nil {
 		return Report{}, err
 	}

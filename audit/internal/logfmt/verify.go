@@ -203,19 +203,51 @@ const groupLevel = 4
 // order, record by record wherever a fault or a checkpoint needs it. So
 // verification is bound by hashing.
 func (s *State) Feed(data []byte, last bool) {
-	if s.fault != nil {
-		return
-	}
-	type rec struct {
-		seq     uint64
-		payload []byte
-		crc     uint32
-		off     int
-	}
-	recs := make([]rec, 0, len(data)/128+1)
 	off := 0
+	for s.fault == nil {
+		var ferr error
+		off, ferr = s.feedWindow(data, off)
+		if ferr == nil && off < len(data) {
+			continue
+		}
+		if ferr == nil || s.fault != nil {
+			return
+		}
+		if s.pend {
+			s.fault = &Fault{Index: s.pendIdx, Kind: KindMissing}
+			return
+		}
+		i := s.tree.Size()
+		if last && i >= s.signed {
+			s.ResidueOffset, s.Residue = off, len(data)-off
+			return
+		}
+		k := KindModified
+		if errors.Is(ferr, frame.ErrShort) {
+			k = KindTruncated
+		}
+		s.fault = &Fault{Index: i, Kind: k, Err: ferr}
+	}
+}
+
+// window is how many records Feed handles at a time, so that the bytes it
+// hashes are still in the CPU cache from the header walk.
+const window = 2048
+
+type rec struct {
+	seq     uint64
+	payload []byte
+	crc     uint32
+	off     int
+}
+
+// feedWindow verifies up to window records starting at data[off:]. It
+// returns the offset after the last record folded in, and the frame error
+// found there, if any.
+func (s *State) feedWindow(data []byte, off int) (int, error) {
+	recs := make([]rec, 0, window)
 	var ferr error
-	for off < len(data) {
+	for off < len(data) && len(recs) < window {
 		seq, payload, crc, n, err := frame.Header(data[off:], s.maxLen)
 		if err != nil {
 			ferr = err
@@ -261,8 +293,7 @@ func (s *State) Feed(data []byte, last bool) {
 	for j := 0; j < len(recs); j++ {
 		r := recs[j]
 		if !crcOK[j] {
-			ferr, off = frame.ErrPayload, r.off
-			break
+			return r.off, frame.ErrPayload
 		}
 		if s.pend {
 			k := KindMissing
@@ -270,7 +301,7 @@ func (s *State) Feed(data []byte, last bool) {
 				k = KindReordered
 			}
 			s.fault = &Fault{Index: s.pendIdx, Kind: k}
-			return
+			return r.off, nil
 		}
 		i := s.tree.Size()
 		if int64(r.seq) != i || r.seq > 1<<62 {
@@ -283,44 +314,27 @@ func (s *State) Feed(data []byte, last bool) {
 			default:
 				s.fault = &Fault{Index: i, Kind: KindReordered}
 			}
-			return
+			return r.off, nil
 		}
 		// A whole group at once, when no checkpoint falls inside it.
 		if k := (j - o) / G; j >= o && (j-o)%G == 0 && k < ngroups && groupOK[k] &&
 			s.tree.CanAppendSubtree(groupLevel) && (s.ci >= len(s.cps) || s.cps[s.ci].Size >= i+G) {
 			s.tree.AppendSubtree(groupLevel, groups[k])
 			j += G - 1
-			s.check()
-			if s.fault != nil {
-				return
+			if s.check(); s.fault != nil {
+				return r.off, nil
 			}
 			continue
 		}
 		if err := s.tree.AppendHash(leaves[j]); err != nil {
 			s.fault = &Fault{Index: i, Kind: KindModified, Err: err}
-			return
+			return r.off, nil
 		}
 		if s.check(); s.fault != nil {
-			return
+			return r.off, nil
 		}
 	}
-	if ferr == nil {
-		return
-	}
-	if s.pend {
-		s.fault = &Fault{Index: s.pendIdx, Kind: KindMissing}
-		return
-	}
-	i := s.tree.Size()
-	if last && i >= s.signed {
-		s.ResidueOffset, s.Residue = off, len(data)-off
-		return
-	}
-	k := KindModified
-	if errors.Is(ferr, frame.ErrShort) {
-		k = KindTruncated
-	}
-	s.fault = &Fault{Index: i, Kind: k, Err: ferr}
+	return off, ferr
 }
 
 // hashAll runs f(0..n-1), spread over the available CPUs when n is large.
