@@ -311,8 +311,13 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 		return nil, err
 	}
 	body := ciphertext[n:]
-	start := len(dst)
 	seg := int(h.SegmentSize) + format.TagLen
+	// Make room for the whole plaintext first, so that the loop never
+	// moves dst: on failure, clearing dst then removes every byte written.
+	if need := len(body) - format.TagLen*(len(body)/seg+1); need > 0 {
+		dst = growFor(dst, need)
+	}
+	start := len(dst)
 	for i := uint64(0); ; i++ {
 		if i >= 1<<32 {
 			return nil, fmt.Errorf("envelope: open: %w: too many segments", ErrTooLarge)
@@ -327,11 +332,12 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 			m = len(body)
 		}
 		format.SegmentNonce(&s.nonce, uint32(i), last)
-		dst, err = aead.Open(dst, s.nonce[:], body[:m], s.segAD)
-		if err != nil {
+		out, err := aead.Open(dst, s.nonce[:], body[:m], s.segAD)
+		if err != nil { // out is nil: clear what earlier segments wrote to dst
 			clear(dst[start:cap(dst)])
 			return nil, fmt.Errorf("envelope: open: %w: segment %d", ErrAuthentication, i)
 		}
+		dst = out
 		body = body[m:]
 		if last {
 			return dst, nil

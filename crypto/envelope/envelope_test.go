@@ -577,3 +577,22 @@ func TestStreamFailureAudited(t *testing.T) {
 		t.Fatalf("last event %+v", last)
 	}
 }
+
+// TestOpenNoPlaintextLeftInDst checks that a failed Open leaves no
+// plaintext in the spare capacity of the caller's buffer either.
+func TestOpenNoPlaintextLeftInDst(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 16)
+	pt := bytes.Repeat([]byte("S"), 16*4+5)
+	ct, _ := f.env.Seal(ctx, nil, pt, ec)
+	ct[len(ct)-1] ^= 1
+	for _, c := range []int{0, 8, 20, 40, 100} {
+		dst := make([]byte, 0, c)
+		if _, err := f.env.Open(ctx, dst, ct, ec); err == nil {
+			t.Fatal("tampered ciphertext opened")
+		}
+		if bytes.Contains(dst[:cap(dst)], []byte("S")) {
+			t.Fatalf("cap %d: plaintext left in the caller's buffer", c)
+		}
+	}
+}
