@@ -37,6 +37,9 @@ type docStore interface {
 type aiGuard interface {
 	ModelCall(ctx context.Context, tenant, model string) error
 	WebSearch(ctx context.Context, tenant string) error
+	// KnowledgeBase decides whether the actor in ctx may touch resource
+	// of owner's knowledge base (its documents).
+	KnowledgeBase(ctx context.Context, owner, resource string) error
 }
 
 // auditSink is the audit log: an audit.Logger that can be closed.

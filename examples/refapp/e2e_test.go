@@ -218,6 +218,20 @@ func TestEndToEnd(t *testing.T) {
 	if !shredded {
 		t.Errorf("reading the restored backup left no key-destroyed audit entry: %+v", byReq[want[len(want)-1].reqID])
 	}
+	// The § 203 tenant's knowledge base is guarded, and its decisions
+	// audited; the guard refused web search and the non-EU model.
+	var kb, s203deny int
+	for _, e := range events {
+		if e.Action == "section203.access" && e.Outcome == audit.OutcomeAllow && e.Actor.Tenant == "kanzlei-mueller" {
+			kb++
+		}
+		if (e.Action == "section203.tool" || e.Action == "section203.model") && e.Outcome == audit.OutcomeDeny {
+			s203deny++
+		}
+	}
+	if kb == 0 || s203deny < 2 {
+		t.Errorf("section203 audit entries: %d knowledge-base accesses, %d refusals", kb, s203deny)
+	}
 	// Break-glass left rbac's critical event and the alert's.
 	var bgCritical, alerts int
 	for _, e := range events {

@@ -15,6 +15,21 @@ import (
 	"github.com/tomkit/tomkit/audit"
 )
 
+// knowledgeBase runs the § 203 guard's tenant-separation check on a
+// document of a § 203 tenant (its isolated knowledge base): defence in
+// depth behind the tenant check, audited by section203.
+func (a *app) knowledgeBase(w http.ResponseWriter, r *http.Request, tenant, id string) bool {
+	if !a.tenants[tenant].Section203 {
+		return true
+	}
+	if err := a.guard.KnowledgeBase(r.Context(), tenant, "documents/"+id); err != nil {
+		stateFrom(r.Context()).reason = err.Error()
+		fail(w, r, http.StatusForbidden, codeSection203, "refused by the § 203 guard")
+		return false
+	}
+	return true
+}
+
 // validID matches the ids the service hands out.
 var validID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
@@ -46,7 +61,7 @@ func (a *app) createDocument(w http.ResponseWriter, r *http.Request) {
 	id := newID()
 	st := stateFrom(r.Context())
 	st.resource = "/v1/tenants/" + tenant + "/documents/" + id
-	if !a.authorize(w, r, "/documents/"+id, "create") {
+	if !a.authorize(w, r, "/documents/"+id, "create") || !a.knowledgeBase(w, r, tenant, id) {
 		return
 	}
 	body, ok := readBody(w, r)
@@ -63,7 +78,7 @@ func (a *app) createDocument(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) readDocument(w http.ResponseWriter, r *http.Request) {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
-	if !a.authorize(w, r, "/documents/"+id, "read") {
+	if !a.authorize(w, r, "/documents/"+id, "read") || !a.knowledgeBase(w, r, tenant, id) {
 		return
 	}
 	if !validID.MatchString(id) {
@@ -85,7 +100,7 @@ func (a *app) readDocument(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) deleteDocument(w http.ResponseWriter, r *http.Request) {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
-	if !a.authorize(w, r, "/documents/"+id, "delete") {
+	if !a.authorize(w, r, "/documents/"+id, "delete") || !a.knowledgeBase(w, r, tenant, id) {
 		return
 	}
 	if !validID.MatchString(id) {

@@ -97,7 +97,8 @@ func startRefappEnv(t *testing.T, env []string, dataDir string, args ...string) 
 	r.cmd = exec.Command(refappBin, all...)
 	r.cmd.Env = append(append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="), env...)
 	pr, pw := io.Pipe()
-	r.cmd.Stdout = io.MultiWriter(pw, lockedWriter{&r.mu, &r.stdout})
+	// The buffer first: by the time the reader sees a line, Stdout() has it.
+	r.cmd.Stdout = io.MultiWriter(lockedWriter{&r.mu, &r.stdout}, pw)
 	r.cmd.Stderr = lockedWriter{&r.mu, &r.stderr}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)

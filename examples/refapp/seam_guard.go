@@ -81,4 +81,11 @@ func (g sectionGuard) WebSearch(ctx context.Context, tenant string) error {
 	return nil
 }
 
-const integrationGuard = "section203 (per-tenant mode, model registry, tool list)"
+const integrationGuard = "section203 (per-tenant mode, model registry, tool list, knowledge-base access of § 203 tenants)"
+
+func (g sectionGuard) KnowledgeBase(ctx context.Context, owner, resource string) error {
+	if _, err := g.guard.Access(g.modes.Bind(ctx), section203.KnowledgeBase, owner, resource); err != nil {
+		return fmt.Errorf("%w: %v", errSection203, err)
+	}
+	return nil
+}
