@@ -54,9 +54,9 @@ type Entry struct {
 	Key  string
 	Meta Meta
 	// Err is set (wrapping [ErrCorruptMeta]) when the object's record
-	// cannot be read; Meta is then zero. Such an entry is listed by both
-	// List and ListExpired, so that a corrupt record is reported instead
-	// of silently kept or blocking every later purge.
+	// cannot be read; Meta is then zero. List returns such entries, and
+	// ListExpired those it meets, so that a corrupt record is reported
+	// instead of blocking every later purge.
 	Err error
 }
 
@@ -111,8 +111,8 @@ type Backend interface {
 	// [Entry.Err] set.
 	List(ctx context.Context, after string, limit int) ([]Entry, error)
 	// ListExpired is List restricted to entries for which cut.Expired
-	// holds, held and locked ones included, and entries with a corrupt
-	// record.
+	// holds, held and locked ones included (and corrupt entries it meets,
+	// see [Entry.Err]).
 	ListExpired(ctx context.Context, cut Cutoff, after string, limit int) ([]Entry, error)
 	// DeleteExpired deletes those of keys whose current record satisfies
 	// cut.Deletable, re-checking each at the moment of deletion so that
