@@ -127,23 +127,17 @@ func (e *Envelope) Decrypt(ctx context.Context, src io.Reader, ec Context) (io.R
 func (e *Envelope) decrypt(ctx context.Context, src io.Reader, ec Context) (io.Reader, error) {
 	hdr := make([]byte, format.FixedLen, format.MaxLen)
 	if n, err := io.ReadFull(src, hdr); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			if n >= 6 {
-				// Report what the header says before reporting that it is
-				// short: a bad magic or version is the better error.
-				if _, _, perr := format.Parse(hdr[:n]); perr != nil && !errors.Is(perr, format.ErrShort) {
-					return nil, mapFormatErr(perr)
-				}
-			}
-			if n == 0 {
-				return nil, fmt.Errorf("envelope: %w: empty ciphertext", ErrTruncated)
-			}
-			if _, _, perr := format.Parse(hdr[:n]); perr != nil && errors.Is(perr, format.ErrMagic) {
-				return nil, mapFormatErr(perr)
-			}
-			return nil, fmt.Errorf("envelope: %w: header", ErrTruncated)
+		if err != io.EOF && err != io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("envelope: decrypt: %w", err)
 		}
-		return nil, fmt.Errorf("envelope: decrypt: %w", err)
+		if n == 0 {
+			return nil, fmt.Errorf("envelope: %w: empty ciphertext", ErrTruncated)
+		}
+		// A bad magic, version or suite is the better error than "short".
+		if _, _, perr := format.Parse(hdr[:n]); perr != nil && !errors.Is(perr, format.ErrShort) {
+			return nil, mapFormatErr(perr)
+		}
+		return nil, fmt.Errorf("envelope: %w: header", ErrTruncated)
 	}
 	// Validate the fixed part before trusting the wrapped key length.
 	if _, _, err := format.Parse(hdr); err != nil && !errors.Is(err, format.ErrShort) {
