@@ -25,18 +25,22 @@
 //   - [Section203]: in § 203 mode web search is refused and only
 //     EU-controlled models are allowed.
 //
-// and [HTTPAuthRequired], [HTTPTenantSeparation] and [HTTPSection203],
-// which drive a service that speaks the reference service's HTTP contract
-// (examples/refapp/README.md).
+// and the methods of [Service] ([Service.HTTPAuthRequired],
+// [Service.HTTPTenantSeparation], [Service.HTTPEncryptedAtRest],
+// [Service.HTTPSection203]), which drive a service that speaks the
+// reference service's HTTP contract (examples/refapp/README.md).
 //
 // From go test, [Require] runs checks and fails the test for each broken
 // promise:
 //
 //	func TestTOM(t *testing.T) {
+//		decide := func(ctx context.Context, action, object string) error {
+//			return enforcer.Check(ctx, object, action) // an rbac.Enforcer
+//		}
 //		tomtest.Require(t,
 //			tomtest.TLS13Only(srv.URL, roots),
 //			tomtest.HSTS(srv.URL+"/healthz", roots),
-//			tomtest.DenyByDefault(enforcer.Check),
+//			tomtest.DenyByDefault(decide),
 //		)
 //	}
 //
