@@ -20,7 +20,12 @@ import (
 // the [KeyID] of a Remote always has Key zero.
 //
 // For per-tenant keys, create one Remote per tenant key URI (for example
-// "hcvault://vault:8200/transit/keys/tenant-42").
+// "hcvault://vault:8200/transit/keys/tenant-42"):
+//
+//	vc, err := vault.NewClient(vault.DefaultConfig()) // github.com/hashicorp/vault/api
+//	client, err := hcvault.NewClientWithAEADOptions("hcvault://vault:8200", vc.Logical())
+//	kek, err := kms.NewRemote(ctx, client, "hcvault://vault:8200/transit/keys/tenant-42", log)
+//	env, err := envelope.New(kek, envelope.Config{Audit: log, Cache: &envelope.Cache{}})
 //
 // # Vault Transit
 //
