@@ -18,8 +18,8 @@
 //     tenant.
 //   - [MFARequired]: privileged permissions are refused without MFA and
 //     granted with it.
-//   - [AuditIntegrity]: a log verifies, and still fails to verify after
-//     any single byte of it is flipped.
+//   - [AuditIntegrity]: a log verifies, and fails to verify once a byte
+//     is flipped, at positions spread over all of its files.
 //   - [RetentionWindow]: a store no longer holds an object once it is
 //     older than the promised maximum.
 //   - [Section203]: in § 203 mode web search is refused and only
