@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -427,13 +428,15 @@ func (e *Enforcer) log(ctx context.Context, ev audit.Event) error {
 	// unrecorded.
 	ev.Actor.Subject, ev.Actor.Tenant = logSafe(ev.Actor.Subject), logSafe(ev.Actor.Tenant)
 	ev.Resource, ev.Reason = logSafe(ev.Resource), logSafe(ev.Reason)
-	if len(ev.Attributes) > 0 {
-		attrs := make([]audit.Attr, len(ev.Attributes))
-		for i, a := range ev.Attributes {
-			a.Value = logSafe(a.Value)
-			attrs[i] = a
+	for i, a := range ev.Attributes {
+		if v := logSafe(a.Value); v != a.Value {
+			attrs := slices.Clone(ev.Attributes) // the caller's slice stays intact
+			for j := i; j < len(attrs); j++ {
+				attrs[j].Value = logSafe(attrs[j].Value)
+			}
+			ev.Attributes = attrs
+			break
 		}
-		ev.Attributes = attrs
 	}
 	if err := e.cfg.Logger.Log(ctx, ev); err != nil {
 		return fmt.Errorf("rbac: audit: %w", err)
