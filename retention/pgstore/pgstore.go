@@ -2,7 +2,9 @@
 //
 // Objects live in one table, retention_objects, in the connection's
 // search_path, with the record in columns and an index on retain_until
-// (and on class, created) so that expiry scans stay cheap. [Open] creates
+// (and on class, created) so that expiry scans stay cheap: on a table of
+// mostly live rows the purge's listing is a bitmap scan of those indexes,
+// on a table of mostly expired rows a walk of the primary key. [Open] creates
 // the table and indexes if they are missing.
 //
 // Deletions by the purge are one statement per batch that re-checks

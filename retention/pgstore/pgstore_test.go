@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/internal/testpg"
@@ -54,5 +57,78 @@ func TestCorruptRowListed(t *testing.T) {
 	es, err := s.ListExpired(ctx, retention.Cutoff{Now: storetest.T0.Add(2 * time.Hour)}, "", 10)
 	if err != nil || len(es) != 2 || !errors.Is(es[0].Err, retention.ErrCorruptMeta) || es[1].Err != nil {
 		t.Fatalf("ListExpired = %+v, %v", es, err)
+	}
+}
+
+// captureTracer records the last query whose SQL contains a marker.
+type captureTracer struct {
+	mu     sync.Mutex
+	marker string
+	sql    string
+	args   []any
+}
+
+func (c *captureTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, c.marker) {
+		c.mu.Lock()
+		c.sql, c.args = d.SQL, d.Args
+		c.mu.Unlock()
+	}
+	return ctx
+}
+
+func (c *captureTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestExpiryIndexUsed checks that on a table of mostly live rows the
+// backend's own ListExpired query finds the expired rows through the
+// expiry indexes, not by scanning the table.
+func TestExpiryIndexUsed(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(testpg.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &captureTracer{marker: "ORDER BY key LIMIT"}
+	cfg.ConnConfig.Tracer = tr
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := pgstore.Open(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `INSERT INTO retention_objects (key, class, created, retain_until, data)
+		SELECT 'k' || lpad(i::text, 7, '0'), 'log', $1::timestamptz - interval '1 day',
+			CASE WHEN i % 2000 = 0 THEN $1::timestamptz - interval '1 hour' ELSE $1::timestamptz + interval '10 days' END, '\x00'
+		FROM generate_series(0, 99999) i`, storetest.T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE retention_objects`); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.ListExpired(ctx, retention.DefaultPolicy().Cutoff(storetest.T0), "", 1000)
+	if err != nil || len(es) != 50 {
+		t.Fatalf("ListExpired: %d entries, %v", len(es), err)
+	}
+	tr.mu.Lock()
+	query, args := tr.sql, tr.args
+	tr.mu.Unlock()
+	rows, err := pool.Query(ctx, "EXPLAIN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if !strings.Contains(plan.String(), "retention_objects_retain_until") {
+		t.Fatalf("expiry index not used:\n%s", plan.String())
 	}
 }
