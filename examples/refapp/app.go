@@ -74,7 +74,10 @@ type app struct {
 }
 
 func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, error) {
-	a := &app{opts: o, data: d, errLog: log.New(stderr, "refapp: ", log.LstdFlags|log.LUTC), now: time.Now}
+	a := &app{opts: o, data: d, errLog: log.New(stderr, "refapp: ", log.LstdFlags|log.LUTC), now: o.now}
+	if a.now == nil {
+		a.now = time.Now
+	}
 	var err error
 	if a.tenants, err = d.tenants(); err != nil {
 		return nil, err

@@ -238,7 +238,7 @@ func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h h
 		return
 	}
 	st.p = &p
-	ctx = withMFA(audit.WithActor(ctx, audit.Actor{Subject: p.Subject, Tenant: p.Tenant}), p)
+	ctx = withMFA(audit.WithActor(ctx, audit.Actor{Subject: p.Subject, Tenant: p.Tenant}), p, a.now())
 	r = r.WithContext(ctx)
 	if !a.limits.allow(p.Subject) {
 		a.mon.rateLimited(ctx, p.Subject)

@@ -58,6 +58,10 @@ type options struct {
 	burst     int           // burst per principal
 	breakTTL  time.Duration // how long a break-glass grant lasts
 	retention time.Duration // how long a document is kept at most
+
+	// now is the clock of the store, the policy and the keyring. Nil
+	// means time.Now; tests inject one.
+	now func() time.Time
 }
 
 func defaultDataDir() string {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/tomkit/tomkit/audit"
 )
 
@@ -82,3 +84,12 @@ const integrationAudit = "audit (tamper-evident file log, signed checkpoints, ps
 // become tamper-evident when a checkpoint covers them, so the interval is
 // short: signing one Ed25519 note every two seconds costs nothing.
 const checkpointInterval = 2 * time.Second
+
+// auditVerifier returns the verifier of the audit log's checkpoints.
+func (d dataDir) auditVerifier() (note.Verifier, error) {
+	b, err := os.ReadFile(d.path(fileAuditPub))
+	if err != nil {
+		return nil, err
+	}
+	return audit.NewVerifier(strings.TrimSpace(string(b)))
+}

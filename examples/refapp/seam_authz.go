@@ -33,6 +33,7 @@ func openAuthorizer(ctx context.Context, a *app) (*rbacAuthz, error) {
 		Logger:        a.audit,
 		Policy:        text,
 		BreakGlassTTL: a.opts.breakTTL,
+		Now:           a.now,
 		Alert: func(ctx context.Context, e audit.Event) error {
 			why := e.Reason
 			for _, at := range e.Attributes {
@@ -71,9 +72,9 @@ func (z *rbacAuthz) Close() error {
 
 // withMFA marks ctx with the principal's MFA: a principal flagged MFA is
 // treated as verified at the time of the request.
-func withMFA(ctx context.Context, p principal) context.Context {
+func withMFA(ctx context.Context, p principal, now time.Time) context.Context {
 	if p.MFA {
-		return rbac.WithMFA(ctx, time.Now())
+		return rbac.WithMFA(ctx, now)
 	}
 	return ctx
 }
