@@ -197,10 +197,10 @@ const groupLevel = 4
 // last segment, where a bad frame beyond the last checkpoint is crash
 // residue rather than tampering.
 //
-// Feed walks the frame headers first, then checks payload checksums and
-// computes leaf hashes, and the subtree hashes of aligned groups of
-// consecutive records, in parallel; finally it folds them into the tree in
-// order, record by record wherever a fault or a checkpoint needs it. So
+// Feed works in windows of records: it parses and checksums a window's
+// frames, computes their leaf hashes and the subtree hashes of aligned
+// groups of consecutive records in parallel, then folds them into the tree
+// in order, record by record wherever a fault or a checkpoint needs it. So
 // verification is bound by hashing.
 func (s *State) Feed(data []byte, last bool) {
 	off := 0
@@ -237,7 +237,6 @@ const window = 2048
 type rec struct {
 	seq     uint64
 	payload []byte
-	crc     uint32
 	off     int
 }
 
@@ -245,15 +244,18 @@ type rec struct {
 // returns the offset after the last record folded in, and the frame error
 // found there, if any.
 func (s *State) feedWindow(data []byte, off int) (int, error) {
-	recs := make([]rec, 0, window)
+	recs := make([]rec, 0, 16)
 	var ferr error
 	for off < len(data) && len(recs) < window {
-		seq, payload, crc, n, err := frame.Header(data[off:], s.maxLen)
+		// Checking the payload checksum here, not in parallel below,
+		// stops at the first bad frame before hashing anything after
+		// it, and pulls the window into the CPU cache for hashing.
+		seq, payload, n, err := frame.Next(data[off:], s.maxLen)
 		if err != nil {
 			ferr = err
 			break
 		}
-		recs = append(recs, rec{seq, payload, crc, off})
+		recs = append(recs, rec{seq, payload, off})
 		off += n
 	}
 
@@ -269,11 +271,9 @@ func (s *State) feedWindow(data []byte, off int) (int, error) {
 		ngroups = (len(recs) - o) / G
 	}
 	leaves := make([]tlog.Hash, len(recs))
-	crcOK := make([]bool, len(recs))
 	groups := make([]tlog.Hash, ngroups)
 	groupOK := make([]bool, ngroups)
 	hashAll(len(recs), func(i int) {
-		crcOK[i] = frame.PayloadOK(recs[i].payload, recs[i].crc)
 		leaves[i] = tlog.RecordHash(recs[i].payload)
 	})
 	hashAll(ngroups, func(k int) {
@@ -282,7 +282,7 @@ func (s *State) feedWindow(data []byte, off int) (int, error) {
 			return
 		}
 		for i := lo; i < lo+G; i++ {
-			if !crcOK[i] || recs[i].seq != recs[lo].seq+uint64(i-lo) {
+			if recs[i].seq != recs[lo].seq+uint64(i-lo) {
 				return
 			}
 		}
@@ -292,9 +292,6 @@ func (s *State) feedWindow(data []byte, off int) (int, error) {
 
 	for j := 0; j < len(recs); j++ {
 		r := recs[j]
-		if !crcOK[j] {
-			return r.off, frame.ErrPayload
-		}
 		if s.pend {
 			k := KindMissing
 			if int64(r.seq) == s.pendIdx {
