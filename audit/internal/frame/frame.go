@@ -78,3 +78,29 @@ func Next(b []byte, maxLen int) (seq uint64, payload []byte, n int, err error) {
 	}
 	return seq, payload, end, nil
 }
+
+// Header parses the frame at the start of b like [Next], but does not
+// check the payload checksum: callers check it with [PayloadOK], possibly
+// in parallel. On error n is 0.
+func Header(b []byte, maxLen int) (seq uint64, payload []byte, crc uint32, n int, err error) {
+	if len(b) < HeaderSize {
+		return 0, nil, 0, 0, ErrShort
+	}
+	if binary.BigEndian.Uint32(b[12:16]) != crc32.Checksum(b[:12], castagnoli) {
+		return 0, nil, 0, 0, ErrHeader
+	}
+	l := binary.BigEndian.Uint32(b[0:4])
+	if uint64(l) > uint64(maxLen) {
+		return 0, nil, 0, 0, ErrHeader
+	}
+	end := HeaderSize + int(l) + TrailerSize
+	if len(b) < end {
+		return 0, nil, 0, 0, ErrShort
+	}
+	return binary.BigEndian.Uint64(b[4:12]), b[HeaderSize : HeaderSize+int(l)], binary.BigEndian.Uint32(b[HeaderSize+int(l) : end]), end, nil
+}
+
+// PayloadOK reports whether payload matches the checksum from [Header].
+func PayloadOK(payload []byte, crc uint32) bool {
+	return crc32.Checksum(payload, castagnoli) == crc
+}

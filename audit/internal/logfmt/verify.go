@@ -197,16 +197,20 @@ const groupLevel = 4
 // last segment, where a bad frame beyond the last checkpoint is crash
 // residue rather than tampering.
 //
-// Feed works in windows of records: it parses and checksums a window's
-// frames, computes their leaf hashes and the subtree hashes of aligned
-// groups of consecutive records in parallel, then folds them into the tree
-// in order, record by record wherever a fault or a checkpoint needs it. So
-// verification is bound by hashing.
+// Feed works in windows of records: it parses a window's frame headers,
+// checks the payload checksums and computes the leaf hashes and the
+// subtree hashes of aligned groups of consecutive records in parallel, then
+// folds them into the tree in order, record by record wherever a fault or
+// a checkpoint needs it. So verification is bound by hashing.
 func (s *State) Feed(data []byte, last bool) {
 	off := 0
+	// Windows start small, so that a fault near the start of data costs
+	// little, and double up to window.
+	w := 16
 	for s.fault == nil {
 		var ferr error
-		off, ferr = s.feedWindow(data, off)
+		off, ferr = s.feedWindow(data, off, w)
+		w = min(2*w, window)
 		if ferr == nil && off < len(data) {
 			continue
 		}
@@ -230,32 +234,30 @@ func (s *State) Feed(data []byte, last bool) {
 	}
 }
 
-// window is how many records Feed handles at a time, so that the bytes it
+// window is the most records Feed handles at a time, so that the bytes it
 // hashes are still in the CPU cache from the header walk.
 const window = 2048
 
 type rec struct {
 	seq     uint64
 	payload []byte
+	crc     uint32
 	off     int
 }
 
-// feedWindow verifies up to window records starting at data[off:]. It
+// feedWindow verifies up to w records starting at data[off:]. It
 // returns the offset after the last record folded in, and the frame error
 // found there, if any.
-func (s *State) feedWindow(data []byte, off int) (int, error) {
+func (s *State) feedWindow(data []byte, off, w int) (int, error) {
 	recs := make([]rec, 0, 16)
 	var ferr error
-	for off < len(data) && len(recs) < window {
-		// Checking the payload checksum here, not in parallel below,
-		// stops at the first bad frame before hashing anything after
-		// it, and pulls the window into the CPU cache for hashing.
-		seq, payload, n, err := frame.Next(data[off:], s.maxLen)
+	for off < len(data) && len(recs) < w {
+		seq, payload, crc, n, err := frame.Header(data[off:], s.maxLen)
 		if err != nil {
 			ferr = err
 			break
 		}
-		recs = append(recs, rec{seq, payload, off})
+		recs = append(recs, rec{seq, payload, crc, off})
 		off += n
 	}
 
@@ -271,9 +273,11 @@ func (s *State) feedWindow(data []byte, off int) (int, error) {
 		ngroups = (len(recs) - o) / G
 	}
 	leaves := make([]tlog.Hash, len(recs))
+	crcOK := make([]bool, len(recs))
 	groups := make([]tlog.Hash, ngroups)
 	groupOK := make([]bool, ngroups)
 	hashAll(len(recs), func(i int) {
+		crcOK[i] = frame.PayloadOK(recs[i].payload, recs[i].crc)
 		leaves[i] = tlog.RecordHash(recs[i].payload)
 	})
 	hashAll(ngroups, func(k int) {
@@ -282,7 +286,7 @@ func (s *State) feedWindow(data []byte, off int) (int, error) {
 			return
 		}
 		for i := lo; i < lo+G; i++ {
-			if recs[i].seq != recs[lo].seq+uint64(i-lo) {
+			if !crcOK[i] || recs[i].seq != recs[lo].seq+uint64(i-lo) {
 				return
 			}
 		}
@@ -292,6 +296,9 @@ func (s *State) feedWindow(data []byte, off int) (int, error) {
 
 	for j := 0; j < len(recs); j++ {
 		r := recs[j]
+		if !crcOK[j] {
+			return r.off, frame.ErrPayload
+		}
 		if s.pend {
 			k := KindMissing
 			if int64(r.seq) == s.pendIdx {
