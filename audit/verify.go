@@ -21,16 +21,19 @@ type Kind int
 const (
 	// KindModified: a record's bytes, or a record covered by a
 	// checkpoint, changed.
-	KindModified Kind = Kind(logfmt.KindModified)
+	KindModified Kind = 1 + iota
 	// KindMissing: a record was deleted.
-	KindMissing Kind = Kind(logfmt.KindMissing)
+	KindMissing
 	// KindReordered: records were swapped or moved.
-	KindReordered Kind = Kind(logfmt.KindReordered)
+	KindReordered
 	// KindTruncated: the log is shorter than a signed checkpoint says.
-	KindTruncated Kind = Kind(logfmt.KindTruncated)
+	KindTruncated
 	// KindBadSignature: a checkpoint or prune note does not verify.
-	KindBadSignature Kind = Kind(logfmt.KindBadSignature)
+	KindBadSignature
 )
+
+// The kinds mirror the internal format's, value for value.
+var _ = [1]struct{}{}[KindModified-Kind(logfmt.KindModified)+KindBadSignature-Kind(logfmt.KindBadSignature)]
 
 // String returns the kind as the CLI prints it: "modified", "missing",
 // "reordered", "truncated" or "bad signature".
