@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/tomkit/tomkit/audit"
@@ -65,54 +64,6 @@ func (k *keyFlags) ctx(ctx context.Context) context.Context {
 		name = u.Username
 	}
 	return audit.WithActor(ctx, audit.Actor{Subject: "os-user:" + name, Tenant: k.tenant})
-}
-
-// jsonLog is the CLI's audit sink: one JSON event per line, synced to disk
-// when it is a file, with personal attributes redacted.
-type jsonLog struct {
-	mu sync.Mutex
-	w  io.Writer
-	f  *os.File
-}
-
-func openJSONLog(path string, stderr io.Writer) (*jsonLog, func(), error) {
-	if path == "" {
-		return &jsonLog{w: stderr}, func() {}, nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit log: %w", err)
-	}
-	return &jsonLog{w: f, f: f}, func() { f.Close() }, nil
-}
-
-func (l *jsonLog) Log(ctx context.Context, ev audit.Event) error {
-	ev, err := ev.Normalize(ctx)
-	if err != nil {
-		return err
-	}
-	// No pseudonymizer here: personal attributes are redacted.
-	attrs := make([]audit.Attr, len(ev.Attributes))
-	for i, a := range ev.Attributes {
-		if a.Personal {
-			a.Value = audit.Redacted
-		}
-		attrs[i] = a
-	}
-	ev.Attributes = attrs
-	b, err := ev.Marshal()
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.w.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	if l.f != nil {
-		return l.f.Sync()
-	}
-	return nil
 }
 
 // runKeys dispatches `tomkit keys <subcommand>`.
