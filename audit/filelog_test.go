@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/internal/frame"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -470,4 +471,106 @@ func TestTornTailIsCrashResidue(t *testing.T) {
 	if _, err := audit.Verify(ctx, crashed, k.verifier); !errors.As(err, &ve) || ve.Kind != audit.KindTruncated {
 		t.Fatalf("cut inside signed range: %v", err)
 	}
+}
+
+// TestDamageBeforeAcknowledgedRecords is the torn-tail rule's other side:
+// a crash tears only the end of the last write, so a damaged record
+// followed by an intact one is tampering, even after the last checkpoint,
+// and Open must refuse rather than cut acknowledged records off.
+func TestDamageBeforeAcknowledgedRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	k := newKeys(t, "test.example/log")
+	dir := t.TempDir()
+	l := openLog(t, dir, k, audit.FileConfig{})
+	for i := 0; i < 10; i++ {
+		if err := l.Log(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A crash: no checkpoint after the records, no Close.
+	crashed := t.TempDir()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600)
+	}
+	l.Close()
+	seg := filepath.Join(crashed, "seg-00000000000000000000.log")
+	orig, _ := os.ReadFile(seg)
+	var offs []int
+	for off := 0; off < len(orig); {
+		_, _, n, err := frame.Next(orig[off:], audit.MaxEventSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, off)
+		off += n
+	}
+	r3 := offs[3]
+	cases := []struct {
+		name string
+		edit func(b []byte)
+	}{
+		{"payload byte", func(b []byte) { b[r3+frame.HeaderSize+20] ^= 0x01 }},
+		{"length field", func(b []byte) { b[r3+2] ^= 0x01 }},
+		{"sequence number", func(b []byte) { b[r3+11] ^= 0x01 }},
+		{"header checksum", func(b []byte) { b[r3+13] ^= 0x80 }},
+		{"zeroed record", func(b []byte) { clear(b[r3:offs[4]]) }},
+		{"zeroed page", func(b []byte) { clear(b[r3 : r3+300]) }},
+	}
+	for _, c := range cases {
+		b := append([]byte(nil), orig...)
+		c.edit(b)
+		os.WriteFile(seg, b, 0o600)
+		rep, err := audit.Verify(ctx, crashed, k.verifier)
+		var ve *audit.VerifyError
+		if !errors.As(err, &ve) || ve.Index != 3 || ve.Kind != audit.KindModified {
+			t.Fatalf("%s: %+v %v, want record 3 modified", c.name, rep, err)
+		}
+		l, err := audit.Open(ctx, crashed, audit.FileConfig{Signer: k.signer, Tick: make(chan time.Time)})
+		if !errors.As(err, &ve) || ve.Index != 3 {
+			if l != nil {
+				l.Close()
+			}
+			t.Fatalf("%s: Open: %v, want it to refuse", c.name, err)
+		}
+		if got, _ := os.ReadFile(seg); !bytes.Equal(got, b) {
+			t.Fatalf("%s: Open changed the segment", c.name)
+		}
+	}
+	os.WriteFile(seg, orig, 0o600)
+	if rep, err := audit.Verify(ctx, crashed, k.verifier); err != nil || rep.Size != 10 || rep.Residue != 0 {
+		t.Fatalf("intact: %+v %v", rep, err)
+	}
+
+	// Genuine torn tails stay crash residue: a zero-filled page, garbage,
+	// a partial frame, even a stale copy of an older record (a reused
+	// block). Garbage followed by an intact later record is not.
+	garbage := bytes.Repeat([]byte{0xa5, 0x00, 0x3c}, 700)
+	frame10 := frame.Append(nil, 10, orig[offs[9]+frame.HeaderSize:len(orig)-frame.TrailerSize])
+	tails := []struct {
+		name   string
+		tail   []byte
+		tamper bool
+	}{
+		{"zero page", make([]byte, 4096), false},
+		{"garbage", garbage, false},
+		{"partial frame", frame10[:len(frame10)-3], false},
+		{"garbage and a stale record", append(append([]byte(nil), garbage[:99]...), orig[offs[2]:offs[3]]...), false},
+		{"garbage and record 10", append(append([]byte(nil), garbage[:99]...), frame10...), true},
+	}
+	for _, c := range tails {
+		b := append(append([]byte(nil), orig...), c.tail...)
+		os.WriteFile(seg, b, 0o600)
+		rep, err := audit.Verify(ctx, crashed, k.verifier)
+		var ve *audit.VerifyError
+		switch {
+		case c.tamper && (!errors.As(err, &ve) || ve.Index != 10 || ve.Kind != audit.KindModified):
+			t.Fatalf("%s: %+v %v, want record 10 modified", c.name, rep, err)
+		case !c.tamper && (err != nil || rep.Size != 10 || rep.Residue != int64(len(c.tail))):
+			t.Fatalf("%s: %+v %v, want %d bytes of residue", c.name, rep, err, len(c.tail))
+		}
+	}
+	os.WriteFile(seg, orig, 0o600)
 }

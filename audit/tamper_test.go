@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/audit/internal/frame"
@@ -334,4 +336,216 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// crashedLog is a log whose writer was never closed, as after a crash:
+// its last records are acknowledged (fsynced) but not covered by any
+// checkpoint.
+type crashedLog struct {
+	dir   string
+	keys  testKeys
+	segs  [][]byte
+	names []string
+	rec   []struct{ seg, off, n int }
+	cps   []byte
+}
+
+const (
+	crashedN        = 200
+	crashedUnsigned = 50
+)
+
+func buildCrashedLog(t *testing.T) *crashedLog {
+	t.Helper()
+	ctx := context.Background()
+	k := newKeys(t, "tail.example/log")
+	dir := t.TempDir()
+	l := openLog(t, dir, k, audit.FileConfig{SegmentSize: 2 << 10})
+	for i := 0; i < crashedN; i++ {
+		if i == crashedN-crashedUnsigned {
+			if _, err := l.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Log(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every Log returned: the files now hold what a crash would leave.
+	crashed := t.TempDir()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600)
+	}
+	l.Close()
+	cl := &crashedLog{dir: crashed, keys: k}
+	segs, _ := logfmt.ListSegments(os.DirFS(crashed))
+	for si, s := range segs {
+		b, err := os.ReadFile(filepath.Join(crashed, s.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.segs = append(cl.segs, b)
+		cl.names = append(cl.names, s.Name)
+		for off := 0; off < len(b); {
+			_, _, n, err := frame.Next(b[off:], audit.MaxEventSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl.rec = append(cl.rec, struct{ seg, off, n int }{si, off, n})
+			off += n
+		}
+	}
+	cl.cps, _ = os.ReadFile(filepath.Join(crashed, "checkpoints"))
+	tail := cl.rec[crashedN-crashedUnsigned:]
+	if len(cl.rec) != crashedN || tail[0].seg == tail[len(tail)-1].seg {
+		t.Fatalf("%d records; the unsigned tail must span segments", len(cl.rec))
+	}
+	rep, err := audit.Verify(ctx, crashed, k.verifier)
+	if err != nil || rep.Size != crashedN || rep.Checkpoint.Size != crashedN-crashedUnsigned || rep.Residue != 0 {
+		t.Fatalf("crashed log: %+v %v", rep, err)
+	}
+	return cl
+}
+
+// TestTamperUnsignedTail flips every byte of every record after the last
+// checkpoint. Only checksums protect those records, and a crash can leave
+// a torn last write there, yet a damaged record followed by an intact one
+// is no torn write: it must be reported as tampering at that record, and
+// Open must refuse the log rather than cut acknowledged records off. A
+// flip inside the very last record is indistinguishable from a torn
+// write, and is crash residue.
+func TestTamperUnsignedTail(t *testing.T) {
+	t.Parallel()
+	cl := buildCrashedLog(t)
+	list, cpFault, _, err := logfmt.ReadCheckpoints(cl.cps, cl.keys.verifier)
+	if err != nil || cpFault != nil {
+		t.Fatalf("checkpoints: %v %v", cpFault, err)
+	}
+	st := logfmt.NewState(merkle.New(false), list, nil, audit.MaxEventSize)
+	states := make([]*logfmt.State, 0, crashedN)
+	for _, r := range cl.rec {
+		states = append(states, st.Clone())
+		st.Feed(cl.segs[r.seg][r.off:r.off+r.n], false)
+	}
+	lastSeg := len(cl.segs) - 1
+	finish := func(i int) *logfmt.State {
+		r := cl.rec[i]
+		st := states[i].Clone()
+		st.Feed(cl.segs[r.seg][r.off:], r.seg == lastSeg)
+		for s := r.seg + 1; s <= lastSeg && !st.Done(); s++ {
+			st.Feed(cl.segs[s], s == lastSeg)
+		}
+		return st
+	}
+
+	t.Run("flip every byte", func(t *testing.T) {
+		n := 0
+		for i := crashedN - crashedUnsigned; i < crashedN; i++ {
+			r := cl.rec[i]
+			seg := cl.segs[r.seg]
+			for b := r.off; b < r.off+r.n; b++ {
+				seg[b] ^= 0x01
+				st := finish(i)
+				seg[b] ^= 0x01
+				f := st.Finish()
+				if i < crashedN-1 {
+					if f == nil || f.Index != int64(i) || f.Kind != logfmt.KindModified {
+						wantFault(t, fmt.Sprintf("flip record %d byte %d", i, b-r.off), f, int64(i), logfmt.KindModified)
+					}
+					n++
+					continue
+				}
+				// The last record: a torn write, not tampering. (The
+				// residue offset is relative to the bytes fed, which
+				// start at the record.)
+				if f != nil || st.Tree().Size() != crashedN-1 || st.Residue != r.n || st.ResidueOffset != 0 {
+					t.Fatalf("flip in last record byte %d: %v, size %d, residue %d at %d", b-r.off, f, st.Tree().Size(), st.Residue, st.ResidueOffset)
+				}
+			}
+		}
+		t.Logf("%d byte flips in the unsigned tail detected", n)
+	})
+
+	t.Run("zero or garbage instead of a record", func(t *testing.T) {
+		for i := crashedN - crashedUnsigned; i < crashedN-1; i++ {
+			r := cl.rec[i]
+			seg := cl.segs[r.seg]
+			saved := append([]byte(nil), seg[r.off:r.off+r.n]...)
+			for _, fill := range []byte{0x00, 0xff, 0x5a} {
+				for b := r.off; b < r.off+r.n; b++ {
+					seg[b] = fill
+				}
+				f := finish(i).Finish()
+				copy(seg[r.off:], saved)
+				wantFault(t, fmt.Sprintf("record %d filled with %#x", i, fill), f, int64(i), logfmt.KindModified)
+			}
+		}
+	})
+
+	t.Run("Open refuses and loses nothing", func(t *testing.T) {
+		ctx := context.Background()
+		for i := crashedN - crashedUnsigned; i < crashedN-1; i++ {
+			r := cl.rec[i]
+			// A payload byte and a length byte (header checksum).
+			for _, at := range []int{r.off + r.n/2, r.off + 2} {
+				p := filepath.Join(cl.dir, cl.names[r.seg])
+				b := append([]byte(nil), cl.segs[r.seg]...)
+				b[at] ^= 0x10
+				os.WriteFile(p, b, 0o600)
+				_, err := audit.Verify(ctx, cl.dir, cl.keys.verifier)
+				var ve *audit.VerifyError
+				if !errors.As(err, &ve) || ve.Index != int64(i) || ve.Kind != audit.KindModified {
+					t.Fatalf("verify record %d byte %d: %v", i, at-r.off, err)
+				}
+				l, err := audit.Open(ctx, cl.dir, audit.FileConfig{Signer: cl.keys.signer, Tick: make(chan time.Time)})
+				if !errors.As(err, &ve) || ve.Index != int64(i) {
+					if l != nil {
+						l.Close()
+					}
+					t.Fatalf("open record %d byte %d: %v", i, at-r.off, err)
+				}
+				for s, name := range cl.names {
+					got, _ := os.ReadFile(filepath.Join(cl.dir, name))
+					want := cl.segs[s]
+					if s == r.seg {
+						want = b
+					}
+					if !bytes.Equal(got, want) {
+						t.Fatalf("record %d byte %d: Open changed %s", i, at-r.off, name)
+					}
+				}
+				os.WriteFile(p, cl.segs[r.seg], 0o600)
+			}
+		}
+
+		// A flip in the last record: residue, cut by Open, and every
+		// other record kept.
+		r := cl.rec[crashedN-1]
+		p := filepath.Join(cl.dir, cl.names[r.seg])
+		b := append([]byte(nil), cl.segs[r.seg]...)
+		b[r.off+r.n/2] ^= 0x10
+		os.WriteFile(p, b, 0o600)
+		rep, err := audit.Verify(ctx, cl.dir, cl.keys.verifier)
+		if err != nil || rep.Size != crashedN-1 || rep.Residue != int64(r.n) {
+			t.Fatalf("flip in last record: %+v %v", rep, err)
+		}
+		l := openLog(t, cl.dir, cl.keys, audit.FileConfig{})
+		if l.Recovered() != int64(r.n) {
+			t.Fatalf("recovered %d, want %d", l.Recovered(), r.n)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		have := readResources(t, cl.dir)
+		for i := 0; i < crashedN-1; i++ {
+			if !have[fmt.Sprintf("doc/%d", i)] {
+				t.Fatalf("acknowledged record %d lost", i)
+			}
+		}
+		if rep, err := audit.Verify(ctx, cl.dir, cl.keys.verifier); err != nil || rep.Size != crashedN || rep.Residue != 0 {
+			t.Fatalf("after recovery: %+v %v", rep, err)
+		}
+	})
 }

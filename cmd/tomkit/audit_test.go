@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/internal/testpg"
@@ -100,6 +102,64 @@ func TestAuditVerify(t *testing.T) {
 		if code, _, _ := runCLI(t, "", args...); code != exitUsage {
 			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
 		}
+	}
+}
+
+// TestAuditVerifyUnsignedTail: damage to a record after the last
+// checkpoint, followed by intact records, is tampering (exit 1), not
+// crash residue; damage to the last record alone is residue (exit 0).
+func TestAuditVerifyUnsignedTail(t *testing.T) {
+	keys := t.TempDir()
+	prefix := filepath.Join(keys, "k")
+	if code, _, errOut := runCLI(t, "", "audit", "keygen", "--name", "cli.example/log", "--out", prefix); code != exitOK {
+		t.Fatalf("keygen: %d %s", code, errOut)
+	}
+	skey, _ := os.ReadFile(prefix + ".signer")
+	s, err := audit.NewSigner(string(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	l, err := audit.Open(ctx, dir, audit.FileConfig{Signer: s, Tick: make(chan time.Time)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 10; i++ {
+		if err := l.Log(ctx, audit.Event{Action: "doc.read", Resource: fmt.Sprintf("doc/%d", i), Outcome: audit.OutcomeAllow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No checkpoint after the records and no Close: a crashed log. Verify
+	// a copy, so that the writer's Close cannot sign the damage.
+	crashed := t.TempDir()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600)
+	}
+	seg := filepath.Join(crashed, "seg-00000000000000000000.log")
+	orig, _ := os.ReadFile(seg)
+	code, out, _ := runCLI(t, "", "audit", "verify", "--key", prefix+".verifier", crashed)
+	if code != exitOK || !strings.Contains(out, "OK: 10 records") || !strings.Contains(out, "10 records after the latest checkpoint") {
+		t.Fatalf("intact: code %d, %q", code, out)
+	}
+
+	b := append([]byte(nil), orig...)
+	b[strings.Index(string(b), "doc/3")+4] ^= 0x01
+	os.WriteFile(seg, b, 0o600)
+	code, out, _ = runCLI(t, "", "audit", "verify", "--key", prefix+".verifier", crashed)
+	if code != exitFailure || !strings.Contains(out, "first bad record 3: modified") || strings.Contains(out, "residue") {
+		t.Fatalf("damaged unsigned record: code %d, %q", code, out)
+	}
+
+	b = append([]byte(nil), orig...)
+	b[strings.Index(string(b), "doc/9")+4] ^= 0x01
+	os.WriteFile(seg, b, 0o600)
+	code, out, _ = runCLI(t, "", "audit", "verify", "--key", prefix+".verifier", crashed)
+	if code != exitOK || !strings.Contains(out, "OK: 9 records") || !strings.Contains(out, "crash residue") {
+		t.Fatalf("damaged last record: code %d, %q", code, out)
 	}
 }
 

@@ -104,3 +104,39 @@ func Header(b []byte, maxLen int) (seq uint64, payload []byte, crc uint32, n int
 func PayloadOK(payload []byte, crc uint32) bool {
 	return crc32.Checksum(payload, castagnoli) == crc
 }
+
+// ErrBudget is returned by [Find] when the data holds so many plausible
+// frame headers that checking their payloads would cost more than the
+// budget allowed.
+var ErrBudget = errors.New("frame: resynchronisation budget exhausted")
+
+// Find looks for an intact frame in b, trying every byte offset: the first
+// complete frame whose header and payload checksums hold and whose
+// sequence number is at least minSeq. It returns its offset and sequence
+// number, or off -1 when there is none.
+//
+// Find is for after a bad frame, whose length field cannot be trusted. Its
+// work is bounded: one 12-byte checksum per offset, plus the payloads of
+// candidate frames, at most budget bytes of them in total; beyond that it
+// gives up with [ErrBudget].
+func Find(b []byte, maxLen int, minSeq uint64, budget int) (off int, seq uint64, err error) {
+	for p := 0; p+Overhead <= len(b); p++ {
+		h := b[p:]
+		l := binary.BigEndian.Uint32(h[0:4])
+		if uint64(l) > uint64(maxLen) || uint64(l) > uint64(len(h)-Overhead) {
+			continue
+		}
+		s := binary.BigEndian.Uint64(h[4:12])
+		if s < minSeq || binary.BigEndian.Uint32(h[12:16]) != crc32.Checksum(h[:12], castagnoli) {
+			continue
+		}
+		if budget -= int(l); budget < 0 {
+			return -1, 0, ErrBudget
+		}
+		end := HeaderSize + int(l)
+		if binary.BigEndian.Uint32(h[end:end+TrailerSize]) == crc32.Checksum(h[HeaderSize:end], castagnoli) {
+			return p, s, nil
+		}
+	}
+	return -1, 0, nil
+}

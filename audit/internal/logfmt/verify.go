@@ -75,8 +75,14 @@ func ReadCheckpoints(data []byte, v note.Verifier) (cps []Checkpoint, fault *Fau
 		s, msg, n, ferr := frame.Next(data[off:], MaxNote)
 		if ferr != nil {
 			if errors.Is(ferr, frame.ErrShort) || allZero(data[off:]) {
-				residue = len(data) - off
-				break
+				// Residue only if no intact checkpoint follows: a
+				// crash tears a suffix, never the middle.
+				rest := data[off+1:]
+				p, _, serr := frame.Find(rest, MaxNote, seq, len(rest)+4*MaxNote)
+				if p < 0 && serr == nil {
+					residue = len(data) - off
+					break
+				}
 			}
 			fault = earlier(fault, &Fault{Index: good, Kind: KindBadSignature, Err: fmt.Errorf("checkpoint %d: %w", seq, ferr)})
 			break
@@ -223,7 +229,9 @@ func (s *State) Feed(data []byte, last bool) {
 		}
 		i := s.tree.Size()
 		if last && i >= s.signed {
-			s.ResidueOffset, s.Residue = off, len(data)-off
+			if s.fault = tornTail(data, off, i, ferr, s.maxLen); s.fault == nil {
+				s.ResidueOffset, s.Residue = off, len(data)-off
+			}
 			return
 		}
 		k := KindModified
@@ -232,6 +240,27 @@ func (s *State) Feed(data []byte, last bool) {
 		}
 		s.fault = &Fault{Index: i, Kind: k, Err: ferr}
 	}
+}
+
+// tornTail decides whether the bad frame for record i at data[off:], the
+// last segment, is crash residue (it returns nil) or tampering.
+//
+// A crash tears only a suffix of the file: the unacknowledged tail of the
+// last write, possibly zero-filled or garbage after a power loss. So a bad
+// frame is residue only if no intact frame for record i or later follows
+// it anywhere in the rest of the segment; otherwise cutting it would drop
+// acknowledged records. The length of a bad frame cannot be trusted, so
+// the rest is searched at every byte offset.
+func tornTail(data []byte, off int, i int64, ferr error, maxLen int) *Fault {
+	rest := data[off+1:]
+	p, seq, err := frame.Find(rest, maxLen, uint64(i), len(rest)+4*maxLen)
+	switch {
+	case err != nil:
+		return &Fault{Index: i, Kind: KindModified, Err: fmt.Errorf("%w; cannot tell the rest from crash residue: %w", ferr, err)}
+	case p >= 0:
+		return &Fault{Index: i, Kind: KindModified, Err: fmt.Errorf("%w, yet intact record %d follows at byte %d", ferr, seq, off+1+p)}
+	}
+	return nil
 }
 
 // window is the most records Feed handles at a time, so that the bytes it
