@@ -51,9 +51,12 @@
 // [FileLog.Log] returns only once the record is on disk: a single writer
 // goroutine batches concurrent callers, writes once and fsyncs once for
 // the whole batch (group commit), then answers them all. A crash can only
-// tear the unacknowledged tail; [Verify] reports it as [Report.Residue],
-// not as tampering, and the next [Open] cuts it off and records an
-// "audit.recover" event. A directory is held by one FileLog at a time
+// tear the unacknowledged tail, a suffix of the last segment; [Verify]
+// reports it as [Report.Residue], not as tampering, and the next [Open]
+// cuts it off and records an "audit.recover" event. A damaged record
+// followed by any intact record of the same or a later index is no torn
+// write: it is tampering, and Open refuses the log instead of cutting
+// acknowledged records off. A directory is held by one FileLog at a time
 // ([ErrLocked]). [FileLog.Prune] deletes old segments under a signed prune
 // note, so that the audit log obeys its own retention period and what
 // remains still verifies.
@@ -97,7 +100,11 @@
 // from the log's storage (a secret store, a separate account), and give
 // auditors the verifier key. Records appended after the last checkpoint
 // are protected only by checksums until the next checkpoint, at most
-// CheckpointInterval later; an attacker who also deletes the latest
+// CheckpointInterval later. Among them, a damaged record followed by an
+// intact one is reported as tampering at the damaged record, but damage
+// confined to the very last record, and truncating the unsigned tail, are
+// indistinguishable from a crash's torn write: Verify reports crash
+// residue and Open drops it. An attacker who also deletes the latest
 // checkpoints can roll the log back to an earlier checkpoint, which is
 // why auditors should keep (or witness) the latest checkpoint they saw.
 package audit

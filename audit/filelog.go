@@ -113,7 +113,9 @@ var _ Logger = (*FileLog)(nil)
 // and refuses to extend a tampered one, returning the [*VerifyError]. A
 // torn, never-acknowledged tail left by a crash is crash residue, not
 // tampering: Open cuts it off, and records an "audit.recover" event saying
-// how many bytes it dropped (see [FileLog.Recovered]).
+// how many bytes it dropped (see [FileLog.Recovered]). Open never cuts a
+// damaged record that an intact record follows: such a log is tampered
+// (or damaged other than by a crash), and Open refuses it unchanged.
 func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 	if cfg.Signer == nil {
 		return nil, ErrNoSigner

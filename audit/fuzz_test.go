@@ -22,6 +22,27 @@ func FuzzRecordReader(f *testing.F) {
 	f.Add(frame.Append(frame.Append(nil, 7, nil), 8, []byte("x")))
 	f.Add([]byte{0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// Find, the resynchronisation after a bad frame, agrees with
+		// Next tried at every offset.
+		if len(b) > 0 {
+			minSeq := uint64(b[0] % 16)
+			p, seq, err := frame.Find(b, audit.MaxEventSize, minSeq, len(b)+4*audit.MaxEventSize)
+			want := -1
+			for q := range b {
+				if s, _, _, err := frame.Next(b[q:], audit.MaxEventSize); err == nil && s >= minSeq {
+					want = q
+					break
+				}
+			}
+			if err == nil && p != want {
+				t.Fatalf("Find = %d, want %d", p, want)
+			}
+			if p >= 0 {
+				if s, _, _, err := frame.Next(b[p:], audit.MaxEventSize); err != nil || s != seq {
+					t.Fatalf("Find returned a bad frame at %d", p)
+				}
+			}
+		}
 		for off := 0; off < len(b); {
 			seq, p, n, err := frame.Next(b[off:], audit.MaxEventSize)
 			if err != nil {
@@ -57,6 +78,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add(seg, cps, []byte(nil))
 	f.Add(seg[:len(seg)/2], cps, []byte(nil))
 	f.Add([]byte(nil), []byte(nil), []byte("garbage"))
+	// Garbage, then an intact unsigned record: tampering, not residue.
+	tail := append(append([]byte(nil), seg...), 0xff, 0, 0, 0, 1, 2, 3)
+	f.Add(frame.Append(tail, 5, []byte(`{"action":"a.b"}`)), cps, []byte(nil))
 	f.Fuzz(func(t *testing.T, seg, cps, prune []byte) {
 		fsys := fstest.MapFS{
 			"seg-00000000000000000000.log": {Data: seg},
@@ -68,6 +92,16 @@ func FuzzVerify(f *testing.F) {
 		res, fault, err := logfmt.VerifyFS(context.Background(), fsys, k.verifier, false, audit.MaxEventSize)
 		if err != nil || fault != nil {
 			return
+		}
+		// Crash residue holds no intact record that follows the last
+		// good one: cutting it loses nothing acknowledged.
+		if r := res.State.Residue; r > 0 {
+			size := uint64(res.State.Tree().Size())
+			for q := len(seg) - r + 1; q < len(seg); q++ {
+				if s, _, _, err := frame.Next(seg[q:], audit.MaxEventSize); err == nil && s >= size {
+					t.Fatalf("residue at %d hides intact record %d at %d", len(seg)-r, s, q)
+				}
+			}
 		}
 		// Accepted: the latest checkpoint must match the records.
 		if res.Latest != nil && res.Prune == nil {

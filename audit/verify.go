@@ -103,7 +103,10 @@ type Report struct {
 	Checkpoint Checkpoint
 	// Residue is the number of bytes of crash residue: a torn,
 	// never-acknowledged tail left by a crash, which [Open] removes.
-	// It is not tampering.
+	// It is not tampering. Only a suffix of the last segment, beyond
+	// the latest checkpoint and followed by no intact record, counts as
+	// residue; a damaged record followed by an intact one is a
+	// [*VerifyError].
 	Residue int64
 }
 
