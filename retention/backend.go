@@ -121,6 +121,34 @@ type Backend interface {
 	DeleteExpired(ctx context.Context, cut Cutoff, keys []string) ([]string, error)
 }
 
+// BatchPurger is an optional interface of a [Backend] that lists and
+// deletes one purge batch in a single server-side step, without a round
+// trip per step or per key. [Store.Purge] uses it, when the backend has
+// it, for every run that is not a dry run.
+type BatchPurger interface {
+	// PurgeBatch takes the up to limit entries that ListExpired(ctx, cut,
+	// after, limit) would list, and deletes those whose current record
+	// satisfies cut.Deletable and is well-formed, re-checking each at the
+	// moment of deletion as DeleteExpired does. It calls deleted with the
+	// key of each deleted object, in ascending key order; the slice is
+	// only valid during the call. The batch's deletions are committed
+	// when PurgeBatch returns a nil error (and only then).
+	PurgeBatch(ctx context.Context, cut Cutoff, after string, limit int, deleted func(key []byte)) (PurgedBatch, error)
+}
+
+// PurgedBatch is what [BatchPurger.PurgeBatch] reports.
+type PurgedBatch struct {
+	// Listed counts the expired entries taken (deleted or kept); zero
+	// means there are no more after the given key.
+	Listed int
+	// First and Last are the least and greatest keys taken.
+	First, Last string
+	// Kept lists the entries taken but not deleted, as they were when
+	// taken: corrupt ones (with [Entry.Err]), held or locked ones, and
+	// ones that became live or were deleted by someone else meanwhile.
+	Kept []Entry
+}
+
 // MaxKeyLen is the longest key, in bytes.
 const MaxKeyLen = 100
 

@@ -54,7 +54,8 @@
 //
 // [Store.Purge] works in small batches in key order: list expired objects,
 // then ask the backend to delete them with an atomic re-check, so that an
-// object rewritten or put on hold after it was listed survives. Each batch
+// object rewritten or put on hold after it was listed survives (a
+// [BatchPurger] backend such as pgstore does both in one statement). Each batch
 // commits on its own, which keeps readers unblocked (River's JobCleaner
 // pattern) and makes the purge resumable: a run that dies part-way has
 // deleted whole batches only, and the next run finishes the job. Each batch

@@ -13,8 +13,10 @@ import (
 )
 
 // DefaultPurgeBatch is the batch size of [Store.Purge] when
-// [PurgeOptions.BatchSize] is zero.
-const DefaultPurgeBatch = 1000
+// [PurgeOptions.BatchSize] is zero. On PostgreSQL a batch of 5,000 is one
+// statement of some tens of milliseconds, which removes well over 50,000
+// rows/s; at 1,000 the per-statement overhead caps the rate near 50,000.
+const DefaultPurgeBatch = 5000
 
 // MaxPurgeBatch is the largest batch [Store.Purge] accepts.
 const MaxPurgeBatch = 50000
@@ -64,7 +66,9 @@ type PurgeReport struct {
 // Each batch lists up to BatchSize expired objects in key order and asks
 // the backend to delete them with an atomic re-check, so an object that
 // became live again (rewritten) or was put on hold after listing is never
-// deleted, and readers are never blocked for longer than one small batch.
+// deleted, and readers are never blocked. A backend that is a
+// [BatchPurger] (pgstore) does both in one statement per batch; with
+// others the next batch is listed while the current one is deleted.
 // A purge that dies part-way leaves every batch it finished done and no
 // half-deleted object behind; running it again finishes the job. Running
 // it twice is harmless.
@@ -91,81 +95,12 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 	s.sweepMemory(now)
 
 	all := sha256.New()
-	// The next batch is listed while the current one is deleted: the
-	// listing does not depend on the deletion (which re-checks anyway),
-	// and overlapping the two round trips nearly doubles the rate.
-	lctx, stopList := context.WithCancel(ctx)
-	defer stopList()
-	batches := make(chan listed, 1)
-	go s.lister(lctx, cut, batch, batches)
-	for {
-		if err := ctx.Err(); err != nil {
-			return rep, s.purgeFailed(ctx, rep, err)
+	if bp, ok := s.b.(BatchPurger); ok && !o.DryRun {
+		if err := s.purgeBatches(ctx, bp, cut, batch, &rep, all); err != nil {
+			return rep, err
 		}
-		var lb listed
-		select {
-		case lb = <-batches:
-		case <-ctx.Done():
-			return rep, s.purgeFailed(ctx, rep, ctx.Err())
-		}
-		entries, err := lb.entries, lb.err
-		if err != nil {
-			return rep, s.purgeFailed(ctx, rep, err)
-		}
-		if len(entries) == 0 {
-			break
-		}
-		after := entries[len(entries)-1].Key
-		rep.Batches++
-		rep.Expired += len(entries)
-		var cand []string
-		for _, e := range entries {
-			if e.Err != nil {
-				rep.Corrupt = append(rep.Corrupt, e.Key)
-				if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.corrupt", Resource: e.Key, Outcome: audit.OutcomeError,
-					Severity: audit.SeverityCritical, Reason: e.Err.Error(), Time: now}); err != nil {
-					return rep, fmt.Errorf("retention: purge: audit: %w", err)
-				}
-				continue
-			}
-			if cut.Deletable(e.Meta) {
-				cand = append(cand, e.Key)
-				continue
-			}
-			rep.Held = append(rep.Held, e.Key)
-			why := "legal hold blocks deletion past maximum age"
-			if !e.Meta.LegalHold {
-				why = "minimum-retention lock blocks deletion past maximum age"
-			}
-			if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.held", Resource: e.Key, Outcome: audit.OutcomeDeny,
-				Severity: audit.SeverityWarning, Reason: why, Time: now,
-				Attributes: []audit.Attr{audit.String("retain_until", e.Meta.RetainUntil.Format(time.RFC3339Nano))}}); err != nil {
-				return rep, fmt.Errorf("retention: purge: audit: %w", err)
-			}
-		}
-		deleted := cand
-		if !o.DryRun && len(cand) > 0 {
-			deleted, err = s.b.DeleteExpired(ctx, cut, cand)
-			if err != nil {
-				return rep, s.purgeFailed(ctx, rep, err)
-			}
-		}
-		rep.Skipped += len(cand) - len(deleted)
-		rep.Deleted += len(deleted)
-		bd := sha256.New()
-		for _, k := range deleted {
-			writeKey(all, k)
-			writeKey(bd, k)
-		}
-		if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.batch", Outcome: audit.OutcomeAllow, Time: now,
-			Attributes: []audit.Attr{
-				audit.String("dry_run", strconv.FormatBool(o.DryRun)),
-				audit.String("deleted", strconv.Itoa(len(deleted))),
-				audit.String("first", entries[0].Key), audit.String("last", after),
-				audit.String("digest", hex.EncodeToString(bd.Sum(nil))),
-			}}); err != nil {
-			return rep, fmt.Errorf("retention: purge: audit: %w", err)
-		}
+	} else if err := s.purgeListed(ctx, o.DryRun, cut, batch, &rep, all); err != nil {
+		return rep, err
 	}
 	rep.Digest = hex.EncodeToString(all.Sum(nil))
 	rep.Finished = s.now().UTC()
@@ -178,6 +113,158 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 	}
 	return rep, nil
 }
+
+// purgeBatches runs the purge with a backend that lists and deletes each
+// batch in one step: nothing but the kept entries and two keys per batch
+// is copied into the process, so a purge of millions of rows allocates
+// next to nothing.
+func (s *Store) purgeBatches(ctx context.Context, bp BatchPurger, cut Cutoff, batch int, rep *PurgeReport, all hash.Hash) error {
+	var (
+		after string
+		bd    = sha256.New()
+		bsum  []byte
+		n     int
+	)
+	deleted := func(k []byte) {
+		n++
+		all.Write(k)
+		all.Write(newline)
+		bd.Write(k)
+		bd.Write(newline)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return s.purgeFailed(ctx, *rep, err)
+		}
+		n = 0
+		bd.Reset()
+		pb, err := bp.PurgeBatch(ctx, cut, after, batch, deleted)
+		if err != nil {
+			return s.purgeFailed(ctx, *rep, err)
+		}
+		if pb.Listed == 0 {
+			return nil
+		}
+		after = pb.Last
+		rep.Batches++
+		rep.Expired += pb.Listed
+		rep.Deleted += n
+		for _, e := range pb.Kept {
+			del, err := s.keep(ctx, cut, e, rep)
+			if err != nil {
+				return err
+			}
+			if del {
+				rep.Skipped++
+			}
+		}
+		bsum = bd.Sum(bsum[:0])
+		if err := s.batchEvent(ctx, rep.Time, false, n, pb.First, pb.Last, bsum); err != nil {
+			return err
+		}
+	}
+}
+
+// purgeListed runs the purge with ListExpired and DeleteExpired.
+func (s *Store) purgeListed(ctx context.Context, dryRun bool, cut Cutoff, batch int, rep *PurgeReport, all hash.Hash) error {
+	// The next batch is listed while the current one is deleted: the
+	// listing does not depend on the deletion (which re-checks anyway),
+	// and overlapping the two round trips nearly doubles the rate.
+	lctx, stopList := context.WithCancel(ctx)
+	defer stopList()
+	batches := make(chan listed, 1)
+	go s.lister(lctx, cut, batch, batches)
+	for {
+		if err := ctx.Err(); err != nil {
+			return s.purgeFailed(ctx, *rep, err)
+		}
+		var lb listed
+		select {
+		case lb = <-batches:
+		case <-ctx.Done():
+			return s.purgeFailed(ctx, *rep, ctx.Err())
+		}
+		entries, err := lb.entries, lb.err
+		if err != nil {
+			return s.purgeFailed(ctx, *rep, err)
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		after := entries[len(entries)-1].Key
+		rep.Batches++
+		rep.Expired += len(entries)
+		var cand []string
+		for _, e := range entries {
+			del, err := s.keep(ctx, cut, e, rep)
+			if err != nil {
+				return err
+			}
+			if del {
+				cand = append(cand, e.Key)
+			}
+		}
+		deleted := cand
+		if !dryRun && len(cand) > 0 {
+			deleted, err = s.b.DeleteExpired(ctx, cut, cand)
+			if err != nil {
+				return s.purgeFailed(ctx, *rep, err)
+			}
+		}
+		rep.Skipped += len(cand) - len(deleted)
+		rep.Deleted += len(deleted)
+		bd := sha256.New()
+		for _, k := range deleted {
+			writeKey(all, k)
+			writeKey(bd, k)
+		}
+		if err := s.batchEvent(ctx, rep.Time, dryRun, len(deleted), entries[0].Key, after, bd.Sum(nil)); err != nil {
+			return err
+		}
+	}
+}
+
+// keep reports whether e is deletable; otherwise it records and audits e
+// as corrupt or held.
+func (s *Store) keep(ctx context.Context, cut Cutoff, e Entry, rep *PurgeReport) (bool, error) {
+	if e.Err != nil {
+		rep.Corrupt = append(rep.Corrupt, e.Key)
+		if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.corrupt", Resource: e.Key, Outcome: audit.OutcomeError,
+			Severity: audit.SeverityCritical, Reason: e.Err.Error(), Time: rep.Time}); err != nil {
+			return false, fmt.Errorf("retention: purge: audit: %w", err)
+		}
+		return false, nil
+	}
+	if cut.Deletable(e.Meta) {
+		return true, nil
+	}
+	rep.Held = append(rep.Held, e.Key)
+	why := "legal hold blocks deletion past maximum age"
+	if !e.Meta.LegalHold {
+		why = "minimum-retention lock blocks deletion past maximum age"
+	}
+	if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.held", Resource: e.Key, Outcome: audit.OutcomeDeny,
+		Severity: audit.SeverityWarning, Reason: why, Time: rep.Time,
+		Attributes: []audit.Attr{audit.String("retain_until", e.Meta.RetainUntil.Format(time.RFC3339Nano))}}); err != nil {
+		return false, fmt.Errorf("retention: purge: audit: %w", err)
+	}
+	return false, nil
+}
+
+func (s *Store) batchEvent(ctx context.Context, now time.Time, dryRun bool, deleted int, first, last string, digest []byte) error {
+	if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.batch", Outcome: audit.OutcomeAllow, Time: now,
+		Attributes: []audit.Attr{
+			audit.String("dry_run", strconv.FormatBool(dryRun)),
+			audit.String("deleted", strconv.Itoa(deleted)),
+			audit.String("first", first), audit.String("last", last),
+			audit.String("digest", hex.EncodeToString(digest)),
+		}}); err != nil {
+		return fmt.Errorf("retention: purge: audit: %w", err)
+	}
+	return nil
+}
+
+var newline = []byte{'\n'}
 
 type listed struct {
 	entries []Entry

@@ -38,7 +38,7 @@ JSON. Objects under legal hold are kept and listed. Exactly one store:
 Other flags:
 
   --dry-run         list what would be deleted, delete nothing
-  --batch N         objects per batch (default 1000)
+  --batch N         objects per batch (default 5000)
   --max-age C=D     maximum age of class C, e.g. content=30d, backup=90d
                     (repeatable; unnamed classes keep the defaults)
   --audit-log FILE  append audit events as JSON lines to FILE

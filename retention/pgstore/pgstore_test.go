@@ -113,10 +113,24 @@ func TestExpiryIndexUsed(t *testing.T) {
 	if err != nil || len(es) != 50 {
 		t.Fatalf("ListExpired: %d entries, %v", len(es), err)
 	}
+	explainUsesExpiryIndex(t, pool, tr)
+	// The one-statement purge takes its batch with the same query.
+	tr.mu.Lock()
+	tr.marker = "WITH taken"
+	tr.mu.Unlock()
+	pb, err := s.PurgeBatch(ctx, retention.DefaultPolicy().Cutoff(storetest.T0), "", 1000, func([]byte) {})
+	if err != nil || pb.Listed != 50 || len(pb.Kept) != 0 {
+		t.Fatalf("PurgeBatch = %+v, %v", pb, err)
+	}
+	explainUsesExpiryIndex(t, pool, tr)
+}
+
+func explainUsesExpiryIndex(t *testing.T, pool *pgxpool.Pool, tr *captureTracer) {
+	t.Helper()
 	tr.mu.Lock()
 	query, args := tr.sql, tr.args
 	tr.mu.Unlock()
-	rows, err := pool.Query(ctx, "EXPLAIN "+query, args...)
+	rows, err := pool.Query(context.Background(), "EXPLAIN "+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -333,3 +333,72 @@ func TestPurgeDigestStable(t *testing.T) {
 		t.Fatalf("digest %s, want %s", rep.Digest, want)
 	}
 }
+
+// TestPurgeKeepsHeldAndCorrupt checks that the one-statement purge leaves
+// alone, reports and audits every expired row it must not delete: one
+// under legal hold, and one per way a record can be corrupt (each also
+// refused by Stat, so the SQL check and [retention.Meta.Validate] agree).
+func TestPurgeKeepsHeldAndCorrupt(t *testing.T) {
+	corrupt := []struct{ name, set string }{
+		{"mode", `mode = 'bogus'`},
+		{"class", `class = 'Log'`},
+		{"class-long", `class = repeat('a', 33)`},
+		{"lock-without-mode", `lock_until = created`},
+		{"mode-without-lock", `mode = 'governance'`},
+		{"lock-after-retain", `mode = 'compliance', lock_until = retain_until + interval '1 second'`},
+		{"lock-before-created", `mode = 'compliance', lock_until = created - interval '1 second'`},
+		{"retain-before-created", `created = retain_until + interval '1 second'`},
+		{"created-zero", `created = '0001-01-01 00:00:00+00'`},
+		{"tenant-long", `tenant = repeat('x', 257)`},
+		{"subject-long", `subject = repeat('x', 257)`},
+	}
+	b, pool := open(t)
+	n := len(corrupt) + 10
+	load(t, pool, n, 1000) // k0000000 live, the others expired
+	ctx := context.Background()
+	want := map[string]bool{}
+	for i, c := range corrupt {
+		k := key(i + 1)
+		if _, err := pool.Exec(ctx, `UPDATE retention_objects SET `+c.set+` WHERE key = $1`, k); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if _, err := b.Stat(ctx, k); !errors.Is(err, retention.ErrCorruptMeta) {
+			t.Fatalf("%s: Stat = %v, want ErrCorruptMeta", c.name, err)
+		}
+		want[k] = true
+	}
+	held := key(n - 1)
+	if _, err := pool.Exec(ctx, `UPDATE retention_objects SET legal_hold = true WHERE key = $1`, held); err != nil {
+		t.Fatal(err)
+	}
+	var rec audit.Recorder
+	rep, err := newStore(t, b, &rec).Purge(ctx, retention.PurgeOptions{BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Held) != 1 || rep.Held[0] != held {
+		t.Errorf("Held = %v, want [%s]", rep.Held, held)
+	}
+	if len(rep.Corrupt) != len(corrupt) {
+		t.Errorf("Corrupt = %v, want %d keys", rep.Corrupt, len(corrupt))
+	}
+	for _, k := range rep.Corrupt {
+		if !want[k] {
+			t.Errorf("%s reported corrupt", k)
+		}
+	}
+	if rep.Deleted != n-1-len(corrupt)-1 || rep.Expired != n-1 || rep.Skipped != 0 {
+		t.Errorf("report %+v", rep)
+	}
+	if got := count(t, pool); got != 1+len(corrupt)+1 {
+		t.Errorf("%d rows left, want %d", got, 1+len(corrupt)+1)
+	}
+	events := map[string]int{}
+	for _, e := range rec.Events() {
+		events[e.Action]++
+	}
+	if events["retention.purge.corrupt"] != len(corrupt) || events["retention.purge.held"] != 1 ||
+		events["retention.purge"] != 1 || events["retention.purge.batch"] != rep.Batches {
+		t.Errorf("events %v, batches %d", events, rep.Batches)
+	}
+}
