@@ -131,7 +131,7 @@ const (
 // scratch is per-call working memory, pooled so that Seal and Open do not
 // allocate it.
 type scratch struct {
-	keys    []string
+	entries []format.Entry
 	canon   []byte
 	wrapAD  []byte
 	segAD   []byte
@@ -139,8 +139,11 @@ type scratch struct {
 	wrapped []byte
 	dek     []byte
 	dekBuf  [64]byte
-	okm     [64]byte
-	nonce   [format.SegNonceLen]byte
+	// rnd receives the message's randomness in one read: the DEK and
+	// the header nonce N.
+	rnd   [dekLen + format.NonceLen]byte
+	okm   [64]byte
+	nonce [format.SegNonceLen]byte
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -154,6 +157,8 @@ func getScratch() *scratch {
 func putScratch(s *scratch) {
 	clear(s.dek[:cap(s.dek)])
 	clear(s.okm[:])
+	clear(s.rnd[:])
+	clear(s.entries) // drop references to the caller's strings
 	if cap(s.canon) > 1<<16 || cap(s.segAD) > 1<<17 {
 		return // do not pin huge contexts
 	}
@@ -163,7 +168,7 @@ func putScratch(s *scratch) {
 // prepare encodes ec and builds the DEK-wrapping associated data.
 func (s *scratch) prepare(ec Context) error {
 	var err error
-	s.canon, s.keys, err = format.AppendContext(s.canon[:0], s.keys, ec)
+	s.canon, s.entries, err = format.AppendContext(s.canon[:0], s.entries, ec)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidContext, err)
 	}
@@ -198,18 +203,24 @@ func (s *scratch) derive(dek, bound []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-// newDEK returns a DEK and its wrapping: a fresh one, or one from the cache.
-func (e *Envelope) newDEK(ctx context.Context, s *scratch, size int64) (kms.KeyID, error) {
+// newDEK puts a DEK and its wrapping in s, a fresh one or one from the
+// cache, and a fresh header nonce in n. A fresh DEK and the nonce come
+// from a single read of crypto/rand.
+func (e *Envelope) newDEK(ctx context.Context, s *scratch, size int64, n *[format.NonceLen]byte) (kms.KeyID, error) {
 	if e.cache != nil {
 		if id, w, ok := e.cache.getSeal(s, size); ok {
 			s.wrapped = append(s.wrapped[:0], w...)
+			if _, err := rand.Read(n[:]); err != nil {
+				return kms.KeyID{}, fmt.Errorf("envelope: %w", err)
+			}
 			return id, nil
 		}
 	}
-	s.dek = append(s.dek[:0], make([]byte, dekLen)...)
-	if _, err := rand.Read(s.dek); err != nil {
+	if _, err := rand.Read(s.rnd[:]); err != nil {
 		return kms.KeyID{}, fmt.Errorf("envelope: %w", err)
 	}
+	s.dek = append(s.dek[:0], s.rnd[:dekLen]...)
+	copy(n[:], s.rnd[dekLen:])
 	id, w, err := e.kek.Wrap(ctx, s.wrapped[:0], s.dek, s.wrapAD)
 	if err != nil {
 		return kms.KeyID{}, fmt.Errorf("envelope: wrap: %w", err)
@@ -239,14 +250,11 @@ func (e *Envelope) Seal(ctx context.Context, dst, plaintext []byte, ec Context) 
 		return nil, err
 	}
 	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg)}
-	id, err := e.newDEK(ctx, s, int64(len(plaintext)))
+	id, err := e.newDEK(ctx, s, int64(len(plaintext)), &h.Nonce)
 	if err != nil {
 		return nil, err
 	}
 	h.Ring, h.Key, h.Wrapped = id.Ring, id.Key, s.wrapped
-	if _, err := rand.Read(h.Nonce[:]); err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
 	start := len(dst)
 	dst = growFor(dst, h.Len()+int(segs)*format.TagLen+len(plaintext))
 	dst = h.Append(dst)

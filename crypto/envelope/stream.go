@@ -3,7 +3,6 @@ package envelope
 import (
 	"context"
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,15 +23,12 @@ func (e *Envelope) Encrypt(ctx context.Context, dst io.Writer, ec Context) (io.W
 	if err := s.prepare(ec); err != nil {
 		return nil, err
 	}
-	id, err := e.newDEK(ctx, s, 0)
+	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg)}
+	id, err := e.newDEK(ctx, s, 0, &h.Nonce)
 	if err != nil {
 		return nil, err
 	}
-	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg),
-		Ring: id.Ring, Key: id.Key, Wrapped: s.wrapped}
-	if _, err := rand.Read(h.Nonce[:]); err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
+	h.Ring, h.Key, h.Wrapped = id.Ring, id.Key, s.wrapped
 	hdr := h.Append(make([]byte, 0, h.Len()))
 	aead, err := s.derive(s.dek, hdr)
 	if err != nil {

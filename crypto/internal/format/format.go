@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -135,33 +136,47 @@ func SegmentNonce(n *[SegNonceLen]byte, i uint32, last bool) {
 	}
 }
 
+// Entry is one key-value pair of a context, the scratch element of
+// [AppendContext].
+type Entry struct{ Key, Value string }
+
 // AppendContext appends the canonical encoding of ctx to dst: the number
 // of entries, then each key and value in ascending byte order of the keys,
-// each as a 4-byte big-endian length and the bytes. keys is scratch space
-// that is returned for reuse. Keys must be non-empty, keys and values valid
-// UTF-8, and the encoding at most MaxContextLen bytes, else ErrContext.
-func AppendContext(dst []byte, keys []string, ctx map[string]string) ([]byte, []string, error) {
-	keys = keys[:0]
+// each as a 4-byte big-endian length and the bytes. entries is scratch
+// space that is returned for reuse. Keys must be non-empty, keys and values
+// valid UTF-8, and the encoding at most MaxContextLen bytes, else
+// ErrContext.
+func AppendContext(dst []byte, entries []Entry, ctx map[string]string) ([]byte, []Entry, error) {
+	entries = entries[:0]
 	size := 4
 	for k, v := range ctx {
 		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return dst, keys, fmt.Errorf("%w: empty or non-UTF-8 entry", ErrContext)
+			return dst, entries, fmt.Errorf("%w: empty or non-UTF-8 entry", ErrContext)
 		}
 		size += 8 + len(k) + len(v)
-		keys = append(keys, k)
+		entries = append(entries, Entry{k, v})
 	}
 	if size > MaxContextLen {
-		return dst, keys, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrContext, size, MaxContextLen)
+		return dst, entries, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrContext, size, MaxContextLen)
 	}
-	slices.Sort(keys)
+	// Map keys are distinct, so the order is total. Contexts are small:
+	// an insertion sort beats the general sort below a dozen entries.
+	if len(entries) <= 12 {
+		for i := 1; i < len(entries); i++ {
+			for j := i; j > 0 && entries[j].Key < entries[j-1].Key; j-- {
+				entries[j], entries[j-1] = entries[j-1], entries[j]
+			}
+		}
+	} else {
+		slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+	}
 	dst = slices.Grow(dst, size)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(keys)))
-	for _, k := range keys {
-		v := ctx[k]
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(k)))
-		dst = append(dst, k...)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
-		dst = append(dst, v...)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(entries)))
+	for _, e := range entries {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Key)))
+		dst = append(dst, e.Key...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Value)))
+		dst = append(dst, e.Value...)
 	}
-	return dst, keys, nil
+	return dst, entries, nil
 }
