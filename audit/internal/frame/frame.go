@@ -127,6 +127,9 @@ func Find(b []byte, maxLen int, minSeq uint64, budget int) (off int, seq uint64,
 			continue
 		}
 		s := binary.BigEndian.Uint64(h[4:12])
+		if l == 0 && s == 0 && binary.BigEndian.Uint32(h[12:16]) == 0 {
+			continue // zero fill: never a valid header (its checksum is not 0)
+		}
 		if s < minSeq || binary.BigEndian.Uint32(h[12:16]) != crc32.Checksum(h[:12], castagnoli) {
 			continue
 		}
