@@ -484,6 +484,27 @@ func TestTamperUnsignedTail(t *testing.T) {
 		}
 	})
 
+	t.Run("torn end of a segment that is not the last", func(t *testing.T) {
+		n := 0
+		for i := crashedN - crashedUnsigned; i < crashedN-1; i++ {
+			r := cl.rec[i]
+			if cl.rec[i+1].seg == r.seg {
+				continue // not the last record of its segment
+			}
+			seg := cl.segs[r.seg]
+			st := states[i].Clone()
+			st.Feed(seg[r.off:r.off+r.n/2], false)
+			for s := r.seg + 1; s <= lastSeg && !st.Done(); s++ {
+				st.Feed(cl.segs[s], s == lastSeg)
+			}
+			wantFault(t, fmt.Sprintf("record %d torn at the end of segment %d", i, r.seg), st.Finish(), int64(i), logfmt.KindTruncated)
+			n++
+		}
+		if n == 0 {
+			t.Fatal("no segment boundary in the unsigned tail")
+		}
+	})
+
 	t.Run("Open refuses and loses nothing", func(t *testing.T) {
 		ctx := context.Background()
 		for i := crashedN - crashedUnsigned; i < crashedN-1; i++ {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tomkit/tomkit/audit/internal/frame"
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -59,4 +60,41 @@ func FuzzParseCheckpoint(f *testing.F) {
 		logfmt.OpenCheckpoint([]byte(text), nil)
 		logfmt.OpenPrune([]byte(text), nil)
 	})
+}
+
+// TestCheckpointResidue: an incomplete last checkpoint frame or a zero tail
+// is crash residue, but not when an intact checkpoint follows it.
+func TestCheckpointResidue(t *testing.T) {
+	skey, vkey, _ := note.GenerateKey(rand.Reader, "example.com/log")
+	s, _ := note.NewSigner(skey)
+	v, _ := note.NewVerifier(vkey)
+	var data []byte
+	var starts []int
+	for i := 0; i < 3; i++ {
+		starts = append(starts, len(data))
+		msg, err := logfmt.SignCheckpoint(s, int64(10*i), tlog.RecordHash([]byte{byte(i)}), time.Unix(int64(i), 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = frame.Append(data, uint64(i), msg)
+	}
+	_, _, n0, _ := frame.Next(data, logfmt.MaxNote)
+
+	cps, fault, residue, err := logfmt.ReadCheckpoints(append(append([]byte(nil), data...), make([]byte, 100)...), v)
+	if err != nil || fault != nil || residue != 100 || len(cps) != 3 {
+		t.Fatalf("zero tail: %d %v %d %v", len(cps), fault, residue, err)
+	}
+	cps, fault, residue, err = logfmt.ReadCheckpoints(data[:len(data)-7], v)
+	if err != nil || fault != nil || residue != len(data)-7-starts[2] || len(cps) != 2 {
+		t.Fatalf("torn last checkpoint: %d %v %d %v", len(cps), fault, residue, err)
+	}
+
+	// A header (with a valid checksum) whose length swallows the later
+	// checkpoints: they are intact, so it is no torn write.
+	forged := frame.Append(nil, 1, make([]byte, len(data)))[:frame.HeaderSize]
+	bad := append(append(append([]byte(nil), data[:n0]...), forged...), data[n0:]...)
+	cps, fault, residue, err = logfmt.ReadCheckpoints(bad, v)
+	if err != nil || fault == nil || fault.Index != 0 || fault.Kind != logfmt.KindBadSignature || residue != 0 || len(cps) != 1 {
+		t.Fatalf("swallowed checkpoints: %d %v %d %v", len(cps), fault, residue, err)
+	}
 }
