@@ -3,14 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -86,7 +82,7 @@ func runRetention(ctx context.Context, e env, args []string) int {
 		return exitUsage
 	}
 
-	log, closeLog, err := openRetentionLog(*auditPath, e.stderr)
+	log, closeLog, err := openJSONLog(*auditPath, e.stderr)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit retention: %v\n", err)
 		return exitFailure
@@ -152,53 +148,4 @@ func parseAge(s string) (time.Duration, error) {
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
-}
-
-// retentionLog writes audit events as JSON lines, synced when it is a file.
-// Personal attributes are redacted: the CLI has no pseudonymization key.
-type retentionLog struct {
-	mu sync.Mutex
-	w  io.Writer
-	f  *os.File
-}
-
-func openRetentionLog(path string, stderr io.Writer) (*retentionLog, func(), error) {
-	if path == "" {
-		return &retentionLog{w: stderr}, func() {}, nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit log: %w", err)
-	}
-	return &retentionLog{w: f, f: f}, func() { f.Close() }, nil
-}
-
-func (l *retentionLog) Log(ctx context.Context, ev audit.Event) error {
-	ev, err := ev.Normalize(ctx)
-	if err != nil {
-		return err
-	}
-	attrs := make([]audit.Attr, len(ev.Attributes))
-	for i, a := range ev.Attributes {
-		if a.Personal {
-			a.Value = audit.Redacted
-		}
-		attrs[i] = a
-	}
-	ev.Attributes = attrs
-	b, err := ev.Marshal()
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.w.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	if l.f != nil {
-		if err := l.f.Sync(); err != nil {
-			return errors.Join(errors.New("audit log: sync"), err)
-		}
-	}
-	return nil
 }
