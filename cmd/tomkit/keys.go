@@ -202,18 +202,9 @@ func runKeysCreate(ctx context.Context, e env, args []string) int {
 		fmt.Fprintln(e.stderr, "tomkit keys create: --tenant is required")
 		return exitUsage
 	}
-	ctx = k.ctx(ctx)
-	r, _, closeLog, ok := openRing(ctx, e, "keys create", k)
-	if !ok {
-		return exitFailure
-	}
-	defer closeLog()
-	if err := r.Create(ctx, k.scope()); err != nil {
-		fmt.Fprintf(e.stderr, "tomkit keys create: %v\n", err)
-		return exitFailure
-	}
-	fmt.Fprintf(e.stdout, "%s has a key\n", scopeName(k.scope()))
-	return exitOK
+	return onRing(ctx, e, "create", k, func(ctx context.Context, r *kms.Keyring) (string, error) {
+		return fmt.Sprintf("%s has a key", scopeName(k.scope())), r.Create(ctx, k.scope())
+	})
 }
 
 func runKeysRotate(ctx context.Context, e env, args []string) int {
@@ -221,19 +212,10 @@ func runKeysRotate(ctx context.Context, e env, args []string) int {
 	if !ok {
 		return exitUsage
 	}
-	ctx = k.ctx(ctx)
-	r, _, closeLog, ok := openRing(ctx, e, "keys rotate", k)
-	if !ok {
-		return exitFailure
-	}
-	defer closeLog()
-	v, err := r.Rotate(ctx, k.scope())
-	if err != nil {
-		fmt.Fprintf(e.stderr, "tomkit keys rotate: %v\n", err)
-		return exitFailure
-	}
-	fmt.Fprintf(e.stdout, "%s: new primary key version %d\n", scopeName(k.scope()), v)
-	return exitOK
+	return onRing(ctx, e, "rotate", k, func(ctx context.Context, r *kms.Keyring) (string, error) {
+		v, err := r.Rotate(ctx, k.scope())
+		return fmt.Sprintf("%s: new primary key version %d", scopeName(k.scope()), v), err
+	})
 }
 
 func runKeysRetire(ctx context.Context, e env, args []string) int {
@@ -248,18 +230,10 @@ func runKeysRetire(ctx context.Context, e env, args []string) int {
 		fmt.Fprintln(e.stderr, "tomkit keys retire: --min-version N is required")
 		return exitUsage
 	}
-	ctx = k.ctx(ctx)
-	r, _, closeLog, ok := openRing(ctx, e, "keys retire", k)
-	if !ok {
-		return exitFailure
-	}
-	defer closeLog()
-	if err := r.SetMinVersion(ctx, k.scope(), uint32(minVersion)); err != nil {
-		fmt.Fprintf(e.stderr, "tomkit keys retire: %v\n", err)
-		return exitFailure
-	}
-	fmt.Fprintf(e.stdout, "%s: minimum decryption version %d\n", scopeName(k.scope()), minVersion)
-	return exitOK
+	return onRing(ctx, e, "retire", k, func(ctx context.Context, r *kms.Keyring) (string, error) {
+		return fmt.Sprintf("%s: minimum decryption version %d", scopeName(k.scope()), minVersion),
+			r.SetMinVersion(ctx, k.scope(), uint32(minVersion))
+	})
 }
 
 func runKeysList(ctx context.Context, e env, args []string) int {
@@ -306,17 +280,27 @@ func runKeysShred(ctx context.Context, e env, args []string) int {
 		fmt.Fprintln(e.stderr, "tomkit keys shred: --tenant is required (there is no default for destroying keys)")
 		return exitUsage
 	}
+	return onRing(ctx, e, "shred", k, func(ctx context.Context, r *kms.Keyring) (string, error) {
+		return fmt.Sprintf("%s: keys destroyed; its ciphertexts are unrecoverable", scopeName(k.scope())), r.Shred(ctx, k.scope())
+	})
+}
+
+// onRing runs one keyring operation for `tomkit keys NAME`: it opens the
+// keyring and the audit log as the caller, runs op, and prints op's message
+// on success or its error on failure.
+func onRing(ctx context.Context, e env, name string, k *keyFlags, op func(context.Context, *kms.Keyring) (string, error)) int {
 	ctx = k.ctx(ctx)
-	r, _, closeLog, ok := openRing(ctx, e, "keys shred", k)
+	r, _, closeLog, ok := openRing(ctx, e, "keys "+name, k)
 	if !ok {
 		return exitFailure
 	}
 	defer closeLog()
-	if err := r.Shred(ctx, k.scope()); err != nil {
-		fmt.Fprintf(e.stderr, "tomkit keys shred: %v\n", err)
+	msg, err := op(ctx, r)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tomkit keys %s: %v\n", name, err)
 		return exitFailure
 	}
-	fmt.Fprintf(e.stdout, "%s: keys destroyed; its ciphertexts are unrecoverable\n", scopeName(k.scope()))
+	fmt.Fprintln(e.stdout, msg)
 	return exitOK
 }
 
