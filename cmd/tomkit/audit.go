@@ -22,17 +22,7 @@ func runAudit(ctx context.Context, e env, args []string) int {
 		"prove":       runAuditProve,
 		"check-proof": runAuditCheckProof,
 	}
-	if len(args) == 0 {
-		auditUsage(e.stderr)
-		return exitUsage
-	}
-	f, ok := subs[args[0]]
-	if !ok {
-		fmt.Fprintf(e.stderr, "tomkit audit: unknown subcommand %q\n", args[0])
-		auditUsage(e.stderr)
-		return exitUsage
-	}
-	return f(ctx, e, args[1:])
+	return dispatch(ctx, e, "audit", subs, auditUsage, args)
 }
 
 func auditUsage(w io.Writer) {

@@ -77,17 +77,7 @@ func runKeys(ctx context.Context, e env, args []string) int {
 		"shred":  runKeysShred,
 		"rewrap": runKeysRewrap,
 	}
-	if len(args) == 0 {
-		keysUsage(e.stderr)
-		return exitUsage
-	}
-	f, ok := subs[args[0]]
-	if !ok {
-		fmt.Fprintf(e.stderr, "tomkit keys: unknown subcommand %q\n", args[0])
-		keysUsage(e.stderr)
-		return exitUsage
-	}
-	return f(ctx, e, args[1:])
+	return dispatch(ctx, e, "keys", subs, keysUsage, args)
 }
 
 func keysUsage(w io.Writer) {

@@ -88,3 +88,25 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 }
+
+// dispatch runs the subcommand args[0] of the command name from subs. With
+// no subcommand, or an unknown one, it prints usage and returns exitUsage;
+// "help" prints usage and returns exitOK.
+func dispatch(ctx context.Context, e env, name string, subs map[string]func(context.Context, env, []string) int, usage func(io.Writer), args []string) int {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(e.stderr)
+		return exitOK
+	}
+	f, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(e.stderr, "tomkit %s: unknown subcommand %q\n", name, args[0])
+		usage(e.stderr)
+		return exitUsage
+	}
+	return f(ctx, e, args[1:])
+}

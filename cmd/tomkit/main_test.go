@@ -34,3 +34,18 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("unknown: code %d, stderr %q", code, errOut)
 	}
 }
+
+func TestSubcommandDispatch(t *testing.T) {
+	for _, cmd := range []string{"audit", "keys", "rbac"} {
+		if code, _, _ := runCLI(t, "", cmd); code != exitUsage {
+			t.Errorf("%s with no subcommand: code %d, want %d", cmd, code, exitUsage)
+		}
+		code, _, errOut := runCLI(t, "", cmd, "no-such")
+		if code != exitUsage || !strings.Contains(errOut, "tomkit "+cmd+": unknown subcommand") {
+			t.Errorf("%s no-such: code %d, stderr %q", cmd, code, errOut)
+		}
+		if code, _, errOut := runCLI(t, "", cmd, "help"); code != exitOK || !strings.Contains(errOut, "usage") {
+			t.Errorf("%s help: code %d, stderr %q", cmd, code, errOut)
+		}
+	}
+}

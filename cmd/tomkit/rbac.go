@@ -19,22 +19,10 @@ func rbacUsage(w io.Writer) {
 
 // runRBAC checks a decision against a policy file, or lints one.
 func runRBAC(ctx context.Context, e env, args []string) int {
-	if len(args) == 0 {
-		rbacUsage(e.stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "check":
-		return rbacCheck(ctx, e, args[1:])
-	case "lint":
-		return rbacLint(e, args[1:])
-	case "-h", "--help", "help":
-		rbacUsage(e.stderr)
-		return exitOK
-	}
-	fmt.Fprintf(e.stderr, "tomkit rbac: unknown subcommand %q\n", args[0])
-	rbacUsage(e.stderr)
-	return exitUsage
+	return dispatch(ctx, e, "rbac", map[string]func(context.Context, env, []string) int{
+		"check": rbacCheck,
+		"lint":  func(_ context.Context, e env, args []string) int { return rbacLint(e, args) },
+	}, rbacUsage, args)
 }
 
 // rbacCheck prints "allow" or "deny", the reason and the deciding rule.
