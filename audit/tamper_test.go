@@ -21,7 +21,8 @@ import (
 
 // tamperLog is a closed 1,000-event log loaded into memory: its segments,
 // the byte offset of every record, and the checkpoints file.
-type tamperLog struct {
+// logBytes is a closed log directory read into memory.
+type logBytes struct {
 	dir   string
 	keys  testKeys
 	segs  [][]byte
@@ -29,6 +30,36 @@ type tamperLog struct {
 	// rec[i] locates record i: segment, offset, length.
 	rec []struct{ seg, off, n int }
 	cps []byte
+}
+
+// readLog reads the segments and checkpoints of the log in dir and locates
+// every record.
+func readLog(t *testing.T, dir string, k testKeys) logBytes {
+	t.Helper()
+	lb := logBytes{dir: dir, keys: k}
+	segs, _ := logfmt.ListSegments(os.DirFS(dir))
+	for si, s := range segs {
+		b, err := os.ReadFile(filepath.Join(dir, s.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb.segs = append(lb.segs, b)
+		lb.names = append(lb.names, s.Name)
+		for off := 0; off < len(b); {
+			_, _, n, err := frame.Next(b[off:], audit.MaxEventSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb.rec = append(lb.rec, struct{ seg, off, n int }{si, off, n})
+			off += n
+		}
+	}
+	lb.cps, _ = os.ReadFile(filepath.Join(dir, "checkpoints"))
+	return lb
+}
+
+type tamperLog struct {
+	logBytes
 	// sizes of the checkpoints, in file order
 	cpSizes []int64
 }
@@ -65,28 +96,10 @@ func buildTamperLog(t *testing.T) *tamperLog {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	tl := &tamperLog{dir: dir, keys: k, cpSizes: []int64{0, 250, 500, 750, 1000}}
-	segs, _ := logfmt.ListSegments(os.DirFS(dir))
-	for si, s := range segs {
-		b, err := os.ReadFile(filepath.Join(dir, s.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tl.segs = append(tl.segs, b)
-		tl.names = append(tl.names, s.Name)
-		for off := 0; off < len(b); {
-			_, _, n, err := frame.Next(b[off:], audit.MaxEventSize)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tl.rec = append(tl.rec, struct{ seg, off, n int }{si, off, n})
-			off += n
-		}
-	}
+	tl := &tamperLog{logBytes: readLog(t, dir, k), cpSizes: []int64{0, 250, 500, 750, 1000}}
 	if len(tl.rec) != tamperN || len(tl.segs) < 4 {
 		t.Fatalf("%d records in %d segments", len(tl.rec), len(tl.segs))
 	}
-	tl.cps, _ = os.ReadFile(filepath.Join(dir, "checkpoints"))
 	return tl
 }
 
@@ -342,12 +355,7 @@ func contains(list []string, s string) bool {
 // its last records are acknowledged (fsynced) but not covered by any
 // checkpoint.
 type crashedLog struct {
-	dir   string
-	keys  testKeys
-	segs  [][]byte
-	names []string
-	rec   []struct{ seg, off, n int }
-	cps   []byte
+	logBytes
 }
 
 const (
@@ -379,25 +387,7 @@ func buildCrashedLog(t *testing.T) *crashedLog {
 		os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600)
 	}
 	l.Close()
-	cl := &crashedLog{dir: crashed, keys: k}
-	segs, _ := logfmt.ListSegments(os.DirFS(crashed))
-	for si, s := range segs {
-		b, err := os.ReadFile(filepath.Join(crashed, s.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl.segs = append(cl.segs, b)
-		cl.names = append(cl.names, s.Name)
-		for off := 0; off < len(b); {
-			_, _, n, err := frame.Next(b[off:], audit.MaxEventSize)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cl.rec = append(cl.rec, struct{ seg, off, n int }{si, off, n})
-			off += n
-		}
-	}
-	cl.cps, _ = os.ReadFile(filepath.Join(crashed, "checkpoints"))
+	cl := &crashedLog{readLog(t, crashed, k)}
 	tail := cl.rec[crashedN-crashedUnsigned:]
 	if len(cl.rec) != crashedN || tail[0].seg == tail[len(tail)-1].seg {
 		t.Fatalf("%d records; the unsigned tail must span segments", len(cl.rec))
