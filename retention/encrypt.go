@@ -41,7 +41,10 @@ type EncryptConfig struct {
 // or relabelled with another class or tenant, does not decrypt.
 //
 // Records stay in the clear (the purge must read them); content never
-// does. Wrap the result in a [Store] as with any backend.
+// does. Wrap the result in a [Store] as with any backend. [Store.Purge]
+// looks through an Encrypted backend: when the wrapped backend is a
+// [BatchPurger] (pgstore), the purge runs in one statement per batch, as
+// it does without encryption.
 type Encrypted struct {
 	b    Backend
 	ring *kms.Keyring

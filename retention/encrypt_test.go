@@ -223,3 +223,83 @@ func TestEraseReachesBackups(t *testing.T) {
 		t.Fatalf("erase without tenant = %v", err)
 	}
 }
+
+// batchCounter is a backend with a one-step purge that counts its calls.
+type batchCounter struct {
+	retention.Backend
+	calls int
+}
+
+func (c *batchCounter) PurgeBatch(ctx context.Context, cut retention.Cutoff, after string, limit int, deleted func([]byte)) (retention.PurgedBatch, error) {
+	c.calls++
+	es, err := c.ListExpired(ctx, cut, after, limit)
+	if err != nil || len(es) == 0 {
+		return retention.PurgedBatch{}, err
+	}
+	pb := retention.PurgedBatch{Listed: len(es), First: es[0].Key, Last: es[len(es)-1].Key}
+	var keys []string
+	for _, e := range es {
+		if e.Err == nil && cut.Deletable(e.Meta) {
+			keys = append(keys, e.Key)
+		} else {
+			pb.Kept = append(pb.Kept, e)
+		}
+	}
+	gone, err := c.DeleteExpired(ctx, cut, keys)
+	for _, k := range gone {
+		deleted([]byte(k))
+	}
+	return pb, err
+}
+
+// TestEncryptedUsesBatchPurger checks that a purge through an Encrypted
+// backend uses the one-step purge of the backend it wraps, and that a dry
+// run does not.
+func TestEncryptedUsesBatchPurger(t *testing.T) {
+	var rec audit.Recorder
+	raw, err := fsstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := &batchCounter{Backend: raw}
+	e, err := retention.NewEncrypted(bc, retention.EncryptConfig{Keyring: testKeyring(t, &rec), Logger: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock()
+	s, err := retention.New(e, retention.Config{Logger: &rec, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if _, err := s.Put(userCtx, k, strings.NewReader("secret "+k), retention.PutOptions{Class: retention.ClassLog, RetainFor: day}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Put(userCtx, "live", strings.NewReader("x"), retention.PutOptions{Class: retention.ClassLog, RetainFor: 3 * day}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(day)
+	dry, err := s.Purge(context.Background(), retention.PurgeOptions{DryRun: true, BatchSize: 2})
+	if err != nil || dry.Deleted != 3 || bc.calls != 0 {
+		t.Fatalf("dry run %+v, %v, %d one-step calls", dry, err, bc.calls)
+	}
+	rep, err := s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 2})
+	if err != nil || rep.Deleted != 3 || rep.Digest != dry.Digest {
+		t.Fatalf("purge %+v, %v (dry run %+v)", rep, err, dry)
+	}
+	if bc.calls == 0 {
+		t.Fatal("purge through Encrypted did not use the wrapped backend's PurgeBatch")
+	}
+	if _, err := raw.Stat(context.Background(), "a"); !errors.Is(err, retention.ErrNotFound) {
+		t.Fatalf("purged object still stored: %v", err)
+	}
+	rc, _, err := s.Get(userCtx, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, err := io.ReadAll(rc); err != nil || string(b) != "x" {
+		t.Fatalf("live object: %q %v", b, err)
+	}
+}

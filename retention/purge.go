@@ -95,7 +95,7 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 	s.sweepMemory(now)
 
 	all := sha256.New()
-	if bp, ok := s.b.(BatchPurger); ok && !o.DryRun {
+	if bp, ok := batchPurgerOf(s.b); ok && !o.DryRun {
 		if err := s.purgeBatches(ctx, bp, cut, batch, &rep, all); err != nil {
 			return rep, err
 		}
@@ -112,6 +112,23 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 		return rep, fmt.Errorf("retention: purge: audit: %w", err)
 	}
 	return rep, nil
+}
+
+// batchPurgerOf returns b's [BatchPurger], looking through an [Encrypted]
+// backend: its records are those of the backend it wraps, in the clear,
+// and it deletes nothing of its own, so the wrapped backend's one-step
+// purge serves it unchanged.
+func batchPurgerOf(b Backend) (BatchPurger, bool) {
+	for {
+		switch v := b.(type) {
+		case BatchPurger:
+			return v, true
+		case *Encrypted:
+			b = v.b
+		default:
+			return nil, false
+		}
+	}
 }
 
 // purgeBatches runs the purge with a backend that lists and deletes each
