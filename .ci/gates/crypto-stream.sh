@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# crypto-stream: encrypt and then decrypt 1 GiB through the tomkit CLI, in
-# one pipe, and check
+# crypto-stream: encrypt and then decrypt 1 GiB through the tomkit CLI and
+# check
 #   - the round trip is exact (sha256 of input and output);
 #   - peak RSS of `tomkit encrypt` and of `tomkit decrypt` is <= 32 MiB
 #     (/usr/bin/time -v);
-#   - throughput against the same pipe through a standard-library
+#   - throughput against the same pipeline through a standard-library
 #     AES-256-GCM program with the same 64 KiB framing (target >= 0.7x).
+# The measured run decrypts into a regular file (as does the baseline),
+# where decrypt writes as it goes and truncates back on failure. A second
+# run decrypts into a pipe (`| sha256sum`), where decrypt spills past
+# 2 MiB to an encrypted temporary file and writes only after the whole
+# stream has authenticated: its round trip and RSS are checked too, its
+# throughput is informational.
 # RSS and correctness fail the gate. Throughput is reported, and fails the
-# gate only with TOMKIT_STRICT_THROUGHPUT=1: CI machines are shared and too
-# noisy for a hard timing assertion.
+# gate only with TOMKIT_STRICT_THROUGHPUT=1 (main ratio only): CI machines
+# are shared and too noisy for a hard timing assertion.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -89,33 +95,55 @@ export TOMKIT_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
 want=$(gen | sha256sum | cut -d' ' -f1)
 
 now() { date +%s.%N; }
+ks=(--keyset "$work/keyring.json" --audit-log "$work/audit.jsonl" --context object=gate)
+
+# Measured: decrypt into a regular file; the hash is taken after timing.
 t0=$(now)
-got=$(gen \
-  | /usr/bin/time -v -o "$work/enc.time" "$work/tomkit" encrypt --keyset "$work/keyring.json" --audit-log "$work/audit.jsonl" --context object=gate \
-  | /usr/bin/time -v -o "$work/dec.time" "$work/tomkit" decrypt --keyset "$work/keyring.json" --audit-log "$work/audit.jsonl" --context object=gate \
-  | sha256sum | cut -d' ' -f1)
+gen \
+  | /usr/bin/time -v -o "$work/enc.time" "$work/tomkit" encrypt "${ks[@]}" \
+  | /usr/bin/time -v -o "$work/dec.time" "$work/tomkit" decrypt "${ks[@]}" >"$work/out"
 t1=$(now)
-gen | "$work/std" seal | "$work/std" open | sha256sum >/dev/null
+got=$(sha256sum <"$work/out" | cut -d' ' -f1)
+rm -f "$work/out"
+t1b=$(now)
+gen | "$work/std" seal | "$work/std" open >"$work/std.out"
 t2=$(now)
+rm -f "$work/std.out"
+
+# Informational: decrypt into a pipe, which spills to $work.
+t3=$(now)
+pipe_got=$(gen \
+  | "$work/tomkit" encrypt "${ks[@]}" \
+  | /usr/bin/time -v -o "$work/pipe.time" "$work/tomkit" decrypt "${ks[@]}" --spill-dir "$work" \
+  | sha256sum | cut -d' ' -f1)
+t4=$(now)
 
 rss() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 enc_rss=$(rss "$work/enc.time")
 dec_rss=$(rss "$work/dec.time")
+pipe_rss=$(rss "$work/pipe.time")
 calc() { awk "BEGIN { print $1 }"; }
 tomkit_s=$(calc "$t1 - $t0")
-std_s=$(calc "$t2 - $t1")
+std_s=$(calc "$t2 - $t1b")
+pipe_s=$(calc "$t4 - $t3")
 ratio=$(calc "$std_s / $tomkit_s")
+pipe_ratio=$(calc "$std_s / $pipe_s")
 mibs() { calc "1024 / $1"; }
 
 printf 'crypto-stream: 1 GiB round trip: tomkit %.2fs (%.0f MiB/s), stdlib AES-GCM %.2fs (%.0f MiB/s), ratio %.2fx (target >= 0.7x)\n' \
   "$tomkit_s" "$(mibs "$tomkit_s")" "$std_s" "$(mibs "$std_s")" "$ratio"
 printf 'crypto-stream: peak RSS encrypt %d KiB, decrypt %d KiB (limit %d KiB)\n' "$enc_rss" "$dec_rss" "$MAX_RSS_KB"
+printf 'crypto-stream: pipe path (decrypt | sha256sum, spills): tomkit %.2fs (%.0f MiB/s), ratio %.2fx (informational), peak RSS decrypt %d KiB\n' \
+  "$pipe_s" "$(mibs "$pipe_s")" "$pipe_ratio" "$pipe_rss"
 
 fail=0
 if [ "$got" != "$want" ]; then
   echo "crypto-stream: FAIL: round trip differs (sha256 $got, want $want)"; fail=1
 fi
-if [ "$enc_rss" -gt "$MAX_RSS_KB" ] || [ "$dec_rss" -gt "$MAX_RSS_KB" ]; then
+if [ "$pipe_got" != "$want" ]; then
+  echo "crypto-stream: FAIL: pipe-path round trip differs (sha256 $pipe_got, want $want)"; fail=1
+fi
+if [ "$enc_rss" -gt "$MAX_RSS_KB" ] || [ "$dec_rss" -gt "$MAX_RSS_KB" ] || [ "$pipe_rss" -gt "$MAX_RSS_KB" ]; then
   echo "crypto-stream: FAIL: peak RSS above 32 MiB"; fail=1
 fi
 if [ "$(calc "($ratio < 0.7) ? 1 : 0")" = 1 ]; then

@@ -36,12 +36,27 @@ const (
 	cryptBuffer     = 256 << 10
 )
 
+// parseCrypt parses the flags shared by encrypt, decrypt and keys rewrap.
 func parseCrypt(e env, name string, args []string) (*keyFlags, envelope.Context, bool) {
+	return parseCryptSpill(e, name, args, nil)
+}
+
+// parseCryptSpill is parseCrypt that, with spillDir non-nil, also takes
+// --spill-dir (decrypt).
+func parseCryptSpill(e env, name string, args []string, spillDir *string) (*keyFlags, envelope.Context, bool) {
 	fs, k := newKeyFlags(e, name, "default")
 	ec := contextFlag{}
 	fs.Var(ec, "context", "bind the encryption context entry `key=value` (repeatable)")
+	spillUsage := ""
+	if spillDir != nil {
+		fs.StringVar(spillDir, "spill-dir", "", "hold plaintext past the first 2 MiB, encrypted, in an unlinked temporary file in `DIR` when standard output is not a regular file (default: the system temporary directory)")
+		spillUsage = " [--spill-dir DIR]"
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: tomkit %s --keyset FILE [--tenant T] [--subject S] [--context k=v]... < in > out\n", name)
+		fmt.Fprintf(e.stderr, "usage: tomkit %s --keyset FILE [--tenant T] [--subject S] [--context k=v]...%s < in > out\n", name, spillUsage)
+		if spillDir != nil {
+			fmt.Fprint(e.stderr, decryptGuarantee)
+		}
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -57,6 +72,19 @@ func parseCrypt(e env, name string, args []string) (*keyFlags, envelope.Context,
 	}
 	return k, envelope.Context(ec), true
 }
+
+// decryptGuarantee is the promise decrypt's usage text makes.
+const decryptGuarantee = `
+When decryption fails (changed, truncated or foreign ciphertext, wrong key
+or context) decrypt exits 1 and leaves no plaintext at all on standard
+output, be it a file or a pipe. Into a regular file it writes as it goes
+and truncates the file back on failure. Into anything else (pipe, socket,
+terminal) it writes nothing until the whole stream has authenticated: it
+holds the first 2 MiB in memory and the rest in an encrypted, unlinked
+temporary file in --spill-dir, so a pipe past 2 MiB costs a temporary file
+as large as the plaintext, and reading it twice.
+
+`
 
 func openEnvelope(ctx context.Context, e env, name string, k *keyFlags) (*envelope.Envelope, func(), bool) {
 	r, log, closeLog, ok := openRing(ctx, e, name, k)
@@ -104,15 +132,29 @@ func runEncrypt(ctx context.Context, e env, args []string) int {
 	return exitOK
 }
 
-// runDecrypt implements `tomkit decrypt`. It writes only authenticated
-// plaintext, and none at all when anything fails in the first 2 MiB (the
-// hold-back buffer) or in the header, key or context. A longer stream
-// that fails later has had its earlier, authenticated, segments written;
-// when standard output is a regular file it is truncated back, so a
-// failed decryption leaves no plaintext there either. Either way decrypt
-// exits 1.
+// runDecrypt implements `tomkit decrypt`. Standard output receives no
+// plaintext at all when decryption fails, whatever it is: decrypt reports
+// the reason on standard error and exits 1. The stream is checked
+// segment by segment, but a cut at a segment boundary shows only at its
+// end, so decrypt releases plaintext as follows:
+//
+//   - into a regular file it writes as it goes (after the first 2 MiB),
+//     and truncates the file back to where it started on failure;
+//   - into anything else (a pipe, socket or terminal, which cannot be
+//     taken back) it holds the first 2 MiB in memory and spills the rest
+//     to a temporary file in --spill-dir (see spill): unlinked at once,
+//     mode 0600, sealed under a key that only this process holds. Once
+//     the whole stream has been authenticated it writes the held bytes,
+//     then the spill. A spill file changed on disk fails with its own
+//     message, and nothing is written (spill.release says when that
+//     cannot hold).
+//
+// Memory stays constant: the 2 MiB hold-back and a few buffers of at most
+// 256 KiB. A pipe past 2 MiB costs a temporary file as large as the
+// plaintext, and the spill is read twice (authenticate, then write).
 func runDecrypt(ctx context.Context, e env, args []string) int {
-	k, ec, ok := parseCrypt(e, "decrypt", args)
+	var spillDir string
+	k, ec, ok := parseCryptSpill(e, "decrypt", args, &spillDir)
 	if !ok {
 		return exitUsage
 	}
@@ -130,8 +172,18 @@ func runDecrypt(ctx context.Context, e env, args []string) int {
 			}
 		}
 	}
+	var sp *spill
+	defer func() {
+		if sp != nil {
+			sp.Close()
+		}
+	}()
 	fail := func(err error) int {
-		fmt.Fprintf(e.stderr, "tomkit decrypt: %v\n", err)
+		if errors.Is(err, errSpillCorrupt) {
+			fmt.Fprintf(e.stderr, "tomkit decrypt: %v; the ciphertext itself authenticated, so decrypting again may succeed\n", err)
+		} else {
+			fmt.Fprintf(e.stderr, "tomkit decrypt: %v\n", err)
+		}
 		if start >= 0 {
 			f := e.stdout.(*os.File)
 			if terr := f.Truncate(start); terr != nil {
@@ -144,44 +196,62 @@ func runDecrypt(ctx context.Context, e env, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	hb := &holdBack{w: e.stdout, buf: make([]byte, 0, decryptHoldBack)}
+	hb := &holdBack{buf: make([]byte, 0, decryptHoldBack)}
+	if start >= 0 {
+		// A regular file can be truncated back: write through.
+		hb.overflow = func(head []byte) (io.Writer, error) {
+			if _, err := e.stdout.Write(head); err != nil {
+				return nil, err
+			}
+			return e.stdout, nil
+		}
+	} else {
+		hb.overflow = func([]byte) (io.Writer, error) {
+			var err error
+			sp, err = newSpill(spillDir)
+			if err != nil {
+				return nil, err
+			}
+			return sp, nil
+		}
+	}
 	if _, err := io.CopyBuffer(hb, struct{ io.Reader }{r}, make([]byte, cryptBuffer)); err != nil {
 		return fail(err)
 	}
-	if err := hb.flush(); err != nil {
+	// The whole stream is authentic: release what was held.
+	switch {
+	case sp != nil:
+		err = sp.release(e.stdout, hb.buf)
+	case hb.rest == nil && len(hb.buf) > 0:
+		_, err = e.stdout.Write(hb.buf)
+	}
+	if err != nil {
 		return fail(err)
 	}
 	return exitOK
 }
 
-// holdBack buffers the first bytes written to it, and passes everything
-// through once the buffer is full.
+// holdBack keeps the first cap(buf) bytes written to it. When they
+// overflow it calls overflow once, with the bytes kept so far, and
+// sends everything after them to the writer it returns.
 type holdBack struct {
-	w       io.Writer
-	buf     []byte
-	passing bool
+	buf      []byte
+	overflow func(head []byte) (io.Writer, error)
+	rest     io.Writer
 }
 
 func (h *holdBack) Write(p []byte) (int, error) {
-	if h.passing {
-		return h.w.Write(p)
+	if h.rest != nil {
+		return h.rest.Write(p)
 	}
 	if len(h.buf)+len(p) <= cap(h.buf) {
 		h.buf = append(h.buf, p...)
 		return len(p), nil
 	}
-	if err := h.flush(); err != nil {
+	w, err := h.overflow(h.buf)
+	if err != nil {
 		return 0, err
 	}
-	h.passing = true
-	return h.w.Write(p)
-}
-
-func (h *holdBack) flush() error {
-	if len(h.buf) == 0 {
-		return nil
-	}
-	_, err := h.w.Write(h.buf)
-	h.buf = h.buf[:0]
-	return err
+	h.rest = w
+	return w.Write(p)
 }

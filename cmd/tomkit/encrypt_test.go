@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tomkit/tomkit/crypto/envelope"
 )
 
 func TestEncryptDecrypt(t *testing.T) {
@@ -87,6 +91,95 @@ func TestDecryptTruncatesFileOutput(t *testing.T) {
 	got, _ := os.ReadFile(f.Name())
 	if string(got) != "kept\n" {
 		t.Fatalf("output file holds %d bytes after a failed decryption", len(got))
+	}
+}
+
+// decryptToPipe runs decrypt with standard output a pipe, and returns
+// the exit code, every byte read from the pipe and standard error.
+func decryptToPipe(t *testing.T, ct []byte, args ...string) (int, []byte, string) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		got <- b
+	}()
+	var errb bytes.Buffer
+	code := run(context.Background(), env{bytes.NewReader(ct), pw, &errb}, append([]string{"decrypt"}, args...))
+	pw.Close()
+	return code, <-got, errb.String()
+}
+
+// TestDecryptPipeNoPlaintextOnFailure checks that a stream longer than
+// the hold-back buffer that fails late puts no byte into a pipe, and
+// that an intact one goes through it exactly, leaving no spill file.
+func TestDecryptPipeNoPlaintextOnFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("decrypts 5 MiB streams")
+	}
+	ks := keysEnv(t)
+	if code, _, errOut := runCLI(t, "", "keys", "init", "--keyset", ks); code != exitOK {
+		t.Fatalf("init: %s", errOut)
+	}
+	pt := make([]byte, decryptHoldBack+3<<20+1234)
+	rand.Read(pt)
+	code, ct, errOut := runCLIBytes(t, pt, "encrypt", "--keyset", ks, "--context", "object=1")
+	if code != exitOK {
+		t.Fatal(errOut)
+	}
+	seg := envelope.DefaultSegmentSize
+	nseg := len(pt)/seg + 1
+	hl := len(ct) - len(pt) - nseg*16 // header length
+	// A cut after the second-to-last segment: every segment left is
+	// authentic, and more than the hold-back buffer of plaintext precedes
+	// the cut.
+	cut := hl + (nseg-1)*(seg+16)
+	if (nseg-1)*seg <= decryptHoldBack {
+		t.Fatal("test stream too short")
+	}
+	flipped := bytes.Clone(ct)
+	flipped[len(flipped)-1] ^= 1
+
+	spillDir := t.TempDir()
+	args := []string{"--keyset", ks, "--context", "object=1", "--spill-dir", spillDir}
+	for _, c := range []struct {
+		name, why string
+		ct        []byte
+	}{
+		{"last byte flipped", "authentication failed", flipped},
+		{"truncated at a segment boundary", "truncated", ct[:cut]},
+	} {
+		code, out, errOut := decryptToPipe(t, c.ct, args...)
+		if code != exitFailure || len(out) != 0 || !strings.Contains(errOut, c.why) {
+			t.Errorf("%s: code %d, %d bytes read from the pipe, stderr %q", c.name, code, len(out), errOut)
+		}
+	}
+	code, out, errOut := decryptToPipe(t, ct, args...)
+	if code != exitOK || !bytes.Equal(out, pt) {
+		t.Fatalf("intact: code %d, %d of %d bytes, stderr %q", code, len(out), len(pt), errOut)
+	}
+	if ents, _ := os.ReadDir(spillDir); len(ents) != 0 {
+		t.Fatalf("spill directory not empty: %v", ents)
+	}
+	// A pipe past the hold-back needs the spill directory...
+	code, out, errOut = decryptToPipe(t, ct, "--keyset", ks, "--context", "object=1", "--spill-dir", filepath.Join(spillDir, "missing"))
+	if code != exitFailure || len(out) != 0 || !strings.Contains(errOut, "spill") {
+		t.Fatalf("missing spill dir into a pipe: code %d, %d bytes, stderr %q", code, len(out), errOut)
+	}
+	// ...a regular file does not spill at all.
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var errb bytes.Buffer
+	code = run(context.Background(), env{bytes.NewReader(ct), f, &errb}, []string{"decrypt", "--keyset", ks, "--context", "object=1", "--spill-dir", filepath.Join(spillDir, "missing")})
+	if got, _ := os.ReadFile(f.Name()); code != exitOK || !bytes.Equal(got, pt) {
+		t.Fatalf("into a file: code %d, %d bytes, stderr %q", code, len(got), errb.String())
 	}
 }
 
