@@ -44,7 +44,7 @@ var commands = map[string]command{
 	"version": {"print the tomkit version", runVersion},
 	"keys":    {"manage encryption keys: init, rotate, rewrap, retire, list, shred", runKeys},
 	"encrypt": {"encrypt standard input to standard output (streaming)", runEncrypt},
-	"decrypt": {"decrypt standard input to standard output; only authenticated output", runDecrypt},
+	"decrypt": {"decrypt standard input to standard output; no plaintext out unless all of it authenticates", runDecrypt},
 	"audit":   {"keygen, verify and prove tamper-evident audit logs", runAudit},
 	"check":   {"run the compliance checks and write an evidence report", runCheck},
 	"rbac":    {"check an access decision against a policy file, or lint one", runRBAC},
