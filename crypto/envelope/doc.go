@@ -54,6 +54,21 @@
 // are audited by the KEK. Successful Seal and Open calls are not audited
 // one by one, which would cost a durable log write per message.
 //
+// # Performance
+//
+// Large messages run at the speed of the standard library's AES-GCM: a
+// fresh DEK costs a fixed ~1 µs per message (drawing it, wrapping it,
+// deriving the payload key and expanding it), which vanishes at 64 KiB and
+// above. Small messages pay it in full: at 1 KiB, Seal takes about 6.7 and
+// Open about 5.7 times as long as sealing with an already expanded
+// AES-GCM key, and about 0.6 and 0.9 times as long as Tink's KMS envelope
+// AEAD. Nothing with a fresh key per message can come near the reused-key
+// figure: drawing a key and expanding it for AES-GCM alone (the "floor"
+// rows of BenchmarkSeal and BenchmarkOpen) already takes three times as
+// long as sealing 1 KiB. Seal and Open allocate only the AES-GCM state
+// of the new key (two allocations) when dst has room. Streams run in
+// constant memory.
+//
 // # Format
 //
 // The ciphertext format is versioned and documented in docs/FORMAT.md,
