@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/blob/memblob"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/testpg"
 	"github.com/tomkit/tomkit/retention"
 	"github.com/tomkit/tomkit/retention/blobstore"
 	"github.com/tomkit/tomkit/retention/fsstore"
+	"github.com/tomkit/tomkit/retention/pgstore"
 )
 
 type nopLogger struct{}
@@ -103,18 +106,31 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
-// BenchmarkOverheadPaired runs the raw backend and the wrapper in lockstep,
-// alternating which goes first, and reports the ratio of their total
-// times: on a noisy machine this is steadier than comparing two separate
-// benchmarks. Target: ratio <= 1.1.
+// BenchmarkOverheadPaired runs the raw backend and the wrapper in lockstep
+// (filesystem, in-memory blob, and PostgreSQL when TOMKIT_TEST_POSTGRES_DSN
+// is set), alternating which goes first, and reports the ratio of their
+// median times: on a noisy machine this is steadier than comparing two
+// separate benchmarks. Target: ratio <= 1.1.
 func BenchmarkOverheadPaired(b *testing.B) {
 	payload := bytes.Repeat([]byte("x"), 4<<10)
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	meta := retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day), Tenant: "acme", Subject: "alice"}
 	for _, op := range []string{"write", "read"} {
-		for _, name := range []string{"fs", "mem"} {
+		for _, name := range []string{"fs", "mem", "pg"} {
 			b.Run(op+"/"+name, func(b *testing.B) {
 				open := func() retention.Backend {
+					if name == "pg" {
+						pool, err := pgxpool.New(context.Background(), testpg.Schema(b))
+						if err != nil {
+							b.Fatal(err)
+						}
+						b.Cleanup(pool.Close)
+						s, err := pgstore.Open(context.Background(), pool)
+						if err != nil {
+							b.Fatal(err)
+						}
+						return s
+					}
 					if name == "fs" {
 						s, err := fsstore.Open(b.TempDir())
 						if err != nil {
