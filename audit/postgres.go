@@ -42,11 +42,16 @@ type PostgresConfig struct {
 //
 //	audit_records      (idx, leaf, event, written_at): append-only
 //	audit_checkpoints  (seq, size, note): append-only
+//	audit_prunes       (seq, min, note): append-only, signed prune notes
 //	audit_head         (size, frontier): the tree's growing edge
 //
-// Triggers refuse UPDATE, DELETE and TRUNCATE on the append-only tables.
-// A superuser can disable triggers; [VerifyPostgres] still detects any
-// change covered by a checkpoint.
+// Triggers refuse UPDATE, DELETE and TRUNCATE on the append-only tables,
+// with one exception: a DELETE from audit_records is let through when
+// every row it deletes lies below the greatest min in audit_prunes, that
+// is below a prune point that [PostgresLog.Prune] recorded first. A
+// superuser can disable triggers; [VerifyPostgres] still detects any
+// change covered by a checkpoint or a prune note, and a prune row whose
+// note is not signed by the log's key.
 type PostgresLog struct {
 	pool   *pgxpool.Pool
 	cfg    PostgresConfig
@@ -77,18 +82,47 @@ CREATE TABLE IF NOT EXISTS audit_head (
 	size     bigint NOT NULL,
 	frontier bytea NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit_prunes (
+	seq  bigserial PRIMARY KEY,
+	min  bigint NOT NULL CHECK (min >= 0),
+	note bytea NOT NULL
+);
 INSERT INTO audit_head (one, size, frontier) VALUES (true, 0, '') ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	RAISE EXCEPTION 'audit: % on % refused: the audit log is append-only', TG_OP, TG_TABLE_NAME;
 END $$;
-CREATE OR REPLACE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE ON audit_records
+-- A DELETE on audit_records passes only if every row it deleted lies
+-- below the greatest prune point. audit_prunes is looked up in the
+-- table's own schema and the function's search_path is pinned, so that
+-- no table or function of the caller's search_path can stand in.
+CREATE OR REPLACE FUNCTION audit_delete_pruned() RETURNS trigger LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m bigint;
+	bad bigint;
+BEGIN
+	EXECUTE format('SELECT max(min) FROM %I.audit_prunes', TG_TABLE_SCHEMA) INTO m;
+	SELECT min(idx) INTO bad FROM audit_deleted WHERE m IS NULL OR idx >= m;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'audit: DELETE on % refused: record % is not below a prune point; the audit log is append-only', TG_TABLE_NAME, bad;
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER audit_records_append_only BEFORE UPDATE ON audit_records
 	FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_records_delete_pruned AFTER DELETE ON audit_records
+	REFERENCING OLD TABLE AS audit_deleted
+	FOR EACH STATEMENT EXECUTE FUNCTION audit_delete_pruned();
 CREATE OR REPLACE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
 	FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 CREATE OR REPLACE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
 	FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 CREATE OR REPLACE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_prunes_append_only BEFORE UPDATE OR DELETE ON audit_prunes
+	FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_prunes_no_truncate BEFORE TRUNCATE ON audit_prunes
 	FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 `
 
@@ -172,26 +206,32 @@ func (l *PostgresLog) Log(ctx context.Context, e Event) error {
 		return err
 	}
 	defer l.mu.RUnlock()
-	leaf := tlog.RecordHash(b)
 	err = pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		t, err := lockHead(ctx, tx)
 		if err != nil {
 			return err
 		}
-		idx := t.Size()
-		if err := t.AppendHash(leaf); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_records (idx, leaf, event) VALUES ($1, $2, $3)`, idx, leaf[:], b); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE audit_head SET size = $1, frontier = $2 WHERE one`, t.Size(), joinHashes(t.Frontier()))
-		return err
+		return appendRecord(ctx, tx, t, b)
 	})
 	if err != nil {
 		return fmt.Errorf("audit: postgres: log: %w", err)
 	}
 	return nil
+}
+
+// appendRecord appends the encoded event b to t inside tx, which holds
+// the head lock, and stores the record and the new head.
+func appendRecord(ctx context.Context, tx pgx.Tx, t *merkle.Tree, b []byte) error {
+	leaf := tlog.RecordHash(b)
+	idx := t.Size()
+	if err := t.AppendHash(leaf); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_records (idx, leaf, event) VALUES ($1, $2, $3)`, idx, leaf[:], b); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE audit_head SET size = $1, frontier = $2 WHERE one`, t.Size(), joinHashes(t.Frontier()))
+	return err
 }
 
 // lockHead locks the head row and returns the tree's frontier.
@@ -258,6 +298,199 @@ func (l *PostgresLog) checkpoint(ctx context.Context) (Checkpoint, error) {
 	return cp, nil
 }
 
+// ErrBadIndex reports a negative record index, such as a prune point
+// below zero.
+var ErrBadIndex = errors.New("audit: negative record index")
+
+// Prune deletes the records below index below, so that the log itself
+// obeys a retention period, like [FileLog.Prune] (which can only delete
+// whole segments; Prune cuts at below exactly). It returns the index of
+// the first record kept.
+//
+// Prune never deletes records that no signed checkpoint covers: below is
+// lowered to the size of the latest checkpoint (call
+// [PostgresLog.Checkpoint] first to prune up to the current end). A below
+// at or under the current prune point changes nothing and returns that
+// point; a negative below returns [ErrBadIndex].
+//
+// Before deleting anything Prune checks the records it deletes against a
+// signed checkpoint, and refuses with a [*VerifyError] if they or the
+// latest prune note were tampered with. It then stores a signed prune note
+// (the same note a FileLog stores, with the tree hashes needed to keep
+// verifying the rest) in audit_prunes, deletes the records below it, and
+// records an "audit.prune" event, all in one transaction: a crash leaves
+// either everything or nothing. The transaction holds the head lock, so
+// appends by every writer wait for it, for as long as reading the records
+// from the previous prune point to that checkpoint takes.
+func (l *PostgresLog) Prune(ctx context.Context, below int64) (int64, error) {
+	if below < 0 {
+		return 0, fmt.Errorf("%w: prune below %d", ErrBadIndex, below)
+	}
+	if err := l.enter(); err != nil {
+		return 0, err
+	}
+	defer l.mu.RUnlock()
+	var kept int64
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		t, err := lockHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		cur, err := l.prunePoint(ctx, tx)
+		if err != nil {
+			return err
+		}
+		kept = cur.Min
+		if below <= cur.Min {
+			return nil
+		}
+		min, cp, err := l.pruneTarget(ctx, tx, cur.Min, below)
+		if err != nil || min <= cur.Min {
+			return err
+		}
+		frontier, err := checkRange(ctx, tx, cur, min, cp)
+		if err != nil {
+			return err
+		}
+		msg, err := logfmt.SignPrune(l.cfg.Signer.s, min, frontier)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_prunes (min, note) VALUES ($1, $2)`, min, msg); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_records WHERE idx < $1`, min); err != nil {
+			return err
+		}
+		e, err := Event{
+			Time: l.now(), Action: "audit.prune", Outcome: OutcomeAllow, Severity: SeverityNotice,
+			Reason:     "deleted records below the retention point",
+			Attributes: []Attr{String("below", fmt.Sprint(min))},
+		}.Normalize(ctx)
+		if err != nil {
+			return err
+		}
+		b, err := protect(e, l.cfg.Pseudonymizer).Marshal()
+		if err != nil {
+			return err
+		}
+		if err := appendRecord(ctx, tx, t, b); err != nil {
+			return err
+		}
+		kept = min
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("audit: postgres: prune: %w", err)
+	}
+	return kept, nil
+}
+
+// prunePoint returns the latest prune note, verified with the log's key,
+// or a zero Prune when there is none.
+func (l *PostgresLog) prunePoint(ctx context.Context, tx pgx.Tx) (logfmt.Prune, error) {
+	var min int64
+	var msg []byte
+	err := tx.QueryRow(ctx, `SELECT min, note FROM audit_prunes ORDER BY seq DESC LIMIT 1`).Scan(&min, &msg)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return logfmt.Prune{}, nil
+	}
+	if err != nil {
+		return logfmt.Prune{}, err
+	}
+	p, err := logfmt.OpenPrune(msg, l.cfg.Signer.Verifier())
+	if err == nil && p.Min != min {
+		err = fmt.Errorf("row says %d, the signed note %d", min, p.Min)
+	}
+	if err != nil {
+		return logfmt.Prune{}, &VerifyError{Index: 0, Kind: KindBadSignature, Err: fmt.Errorf("latest prune note: %w", err)}
+	}
+	return p, nil
+}
+
+// pruneTarget returns the new prune point for below, clamped to the
+// latest checkpoint, and the smallest checkpoint at or above it. Only
+// checkpoints signed by the log's key count.
+func (l *PostgresLog) pruneTarget(ctx context.Context, tx pgx.Tx, cur, below int64) (int64, logfmt.Checkpoint, error) {
+	rows, err := tx.Query(ctx, `SELECT note FROM audit_checkpoints WHERE size >= $1 ORDER BY seq`, cur)
+	if err != nil {
+		return 0, logfmt.Checkpoint{}, err
+	}
+	var cps []logfmt.Checkpoint
+	n := 0
+	v := l.cfg.Signer.Verifier()
+	for rows.Next() {
+		var msg []byte
+		if err := rows.Scan(&msg); err != nil {
+			rows.Close()
+			return 0, logfmt.Checkpoint{}, err
+		}
+		n++
+		if c, err := logfmt.OpenCheckpoint(msg, v); err == nil {
+			cps = append(cps, c)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, logfmt.Checkpoint{}, err
+	}
+	if n > 0 && len(cps) == 0 {
+		return 0, logfmt.Checkpoint{}, ErrWrongKey
+	}
+	target := cur
+	for _, c := range cps {
+		target = max(target, min(below, c.Size))
+	}
+	var at logfmt.Checkpoint
+	for _, c := range cps {
+		if c.Size >= target && (at.Note == nil || c.Size < at.Size) {
+			at = c
+		}
+	}
+	return target, at, nil
+}
+
+// checkRange replays the records from the prune point cur up to the
+// checkpoint cp, which must match, and returns the tree's frontier at min.
+func checkRange(ctx context.Context, tx pgx.Tx, cur logfmt.Prune, min int64, cp logfmt.Checkpoint) ([]tlog.Hash, error) {
+	t, err := merkle.Start(cur.Min, cur.Frontier, false)
+	if err != nil {
+		return nil, &VerifyError{Index: 0, Kind: KindBadSignature, Err: fmt.Errorf("latest prune note: %w", err)}
+	}
+	rows, err := tx.Query(ctx, `SELECT idx, event FROM audit_records WHERE idx >= $1 AND idx < $2 ORDER BY idx`, cur.Min, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var frontier []tlog.Hash
+	for rows.Next() {
+		var idx int64
+		var ev []byte
+		if err := rows.Scan(&idx, &ev); err != nil {
+			return nil, err
+		}
+		if idx != t.Size() {
+			return nil, &VerifyError{Index: t.Size(), Kind: KindMissing}
+		}
+		if err := t.AppendHash(tlog.RecordHash(ev)); err != nil {
+			return nil, err
+		}
+		if t.Size() == min {
+			frontier = t.Frontier()
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if t.Size() != cp.Size {
+		return nil, &VerifyError{Index: t.Size(), Kind: KindTruncated, Err: fmt.Errorf("log has %d records, checkpoint signs %d", t.Size(), cp.Size)}
+	}
+	if root, err := t.Root(); err != nil || root != cp.Root {
+		return nil, &VerifyError{Index: cur.Min, Kind: KindModified, Err: fmt.Errorf("tree of size %d does not match its signed checkpoint", cp.Size)}
+	}
+	return frontier, nil
+}
+
 // Close writes a final checkpoint and closes the connection pool.
 func (l *PostgresLog) Close() error {
 	l.mu.Lock()
@@ -275,7 +508,13 @@ func (l *PostgresLog) Close() error {
 }
 
 // VerifyPostgres verifies the log in the database at dsn (tables in its
-// search_path) like [Verify] verifies a file log.
+// search_path) like [Verify] verifies a file log. After a
+// [PostgresLog.Prune] it verifies the records from the latest prune point
+// on, starting from the tree hashes in its signed note, and reports the
+// pruned count in [Report.Pruned]. Every row of audit_prunes must hold a
+// note signed by the log's key whose prune point advances; a row that
+// does not is reported as tampering, as is a record below the prune
+// point (Prune deletes them in the transaction that stores the note).
 func VerifyPostgres(ctx context.Context, dsn string, v note.Verifier) (Report, error) {
 	if v == nil {
 		return Report{}, fmt.Errorf("%w: no verifier", ErrBadKey)
@@ -288,7 +527,8 @@ func VerifyPostgres(ctx context.Context, dsn string, v note.Verifier) (Report, e
 }
 
 // ProvePostgres returns an inclusion proof for record index of the log at
-// dsn, against its latest checkpoint.
+// dsn, against its latest checkpoint. A record not yet covered by a
+// checkpoint, or pruned, gives [ErrNotCovered].
 func ProvePostgres(ctx context.Context, dsn string, index int64) (*InclusionProof, error) {
 	var rec []byte
 	res, err := verifyPostgres(ctx, dsn, nil, true, func(idx int64, ev []byte) {
@@ -300,7 +540,11 @@ func ProvePostgres(ctx context.Context, dsn string, index int64) (*InclusionProo
 		return nil, err
 	}
 	cp := res.Latest
-	if cp == nil || index < 0 || index >= cp.Size || rec == nil {
+	min := int64(0)
+	if res.Prune != nil {
+		min = res.Prune.Min
+	}
+	if cp == nil || index < min || index >= cp.Size || rec == nil {
 		return nil, fmt.Errorf("%w: record %d", ErrNotCovered, index)
 	}
 	p, err := tlog.ProveRecord(cp.Size, index, res.State.Tree())
@@ -357,10 +601,37 @@ func verifyPostgres(ctx context.Context, dsn string, v note.Verifier, keep bool,
 			res.Latest = &cps[i]
 		}
 	}
-	st := logfmt.NewState(merkle.New(keep), cps, cpFault, MaxEventSize)
+	tree := merkle.New(keep)
+	notes, pruneFault, err := readPrunes(ctx, tx, v)
+	if err != nil {
+		return verified{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	var min int64
+	if n := len(notes); n > 0 {
+		p := notes[n-1]
+		t, terr := merkle.Start(p.Min, p.Frontier, keep)
+		if terr != nil {
+			pruneFault = &logfmt.Fault{Index: 0, Kind: logfmt.KindBadSignature, Err: fmt.Errorf("prune note: %w", terr)}
+		} else {
+			res.Prune, tree, min = &p, t, p.Min
+		}
+	}
+	if pruneFault != nil && (cpFault == nil || pruneFault.Index < cpFault.Index) {
+		cpFault = pruneFault
+	}
+	// Prune deletes in the transaction that stores the note, so a record
+	// below the prune point was inserted afterwards.
+	var stray *int64
+	if err := tx.QueryRow(ctx, `SELECT min(idx) FROM audit_records WHERE idx < $1`, min).Scan(&stray); err != nil {
+		return verified{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	if stray != nil && (cpFault == nil || *stray < cpFault.Index) {
+		cpFault = &logfmt.Fault{Index: *stray, Kind: logfmt.KindModified, Err: fmt.Errorf("record below the prune point %d", min)}
+	}
+	st := logfmt.NewState(tree, cps, cpFault, MaxEventSize)
 	res.State = st
 
-	rows, err = tx.Query(ctx, `SELECT idx, leaf, event FROM audit_records ORDER BY idx`)
+	rows, err = tx.Query(ctx, `SELECT idx, leaf, event FROM audit_records WHERE idx >= $1 ORDER BY idx`, min)
 	if err != nil {
 		return verified{}, fmt.Errorf("audit: verify: %w", err)
 	}
@@ -391,7 +662,7 @@ func verifyPostgres(ctx context.Context, dsn string, v note.Verifier, keep bool,
 		return verified{}, fmt.Errorf("audit: verify: %w", err)
 	}
 	st.Feed(buf, false)
-	if n == 0 && len(cps) == 0 && cpFault == nil {
+	if n == 0 && len(cps) == 0 && cpFault == nil && res.Prune == nil {
 		return convert(nil, nil, logfmt.ErrEmpty)
 	}
 	fault := st.Finish()
@@ -401,4 +672,53 @@ func verifyPostgres(ctx context.Context, dsn string, v note.Verifier, keep bool,
 		fault = leafFault
 	}
 	return convert(res, fault, nil)
+}
+
+// readPrunes returns the prune notes in audit_prunes that verify under v
+// (any well-formed note when v is nil), in order, and the first fault
+// among them: a note that does not verify, a row whose min is not its
+// note's, or a prune point that does not advance.
+func readPrunes(ctx context.Context, tx pgx.Tx, v note.Verifier) ([]logfmt.Prune, *logfmt.Fault, error) {
+	// A log last opened before Prune existed has no audit_prunes; a
+	// failed query would abort the read-only transaction.
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass('audit_prunes') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return nil, nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT seq, min, note FROM audit_prunes ORDER BY seq`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var ps []logfmt.Prune
+	var fault *logfmt.Fault
+	var last int64
+	for rows.Next() {
+		var seq, min int64
+		var msg []byte
+		if err := rows.Scan(&seq, &min, &msg); err != nil {
+			return nil, nil, err
+		}
+		p, err := logfmt.OpenPrune(msg, v)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("prune note %d: %w", seq, err)
+		case p.Min != min:
+			err = fmt.Errorf("prune note %d: row says %d, the signed note %d", seq, min, p.Min)
+		case p.Min <= last:
+			if fault == nil {
+				fault = &logfmt.Fault{Index: p.Min, Kind: logfmt.KindReordered, Err: fmt.Errorf("prune note %d: prune point %d after %d", seq, p.Min, last)}
+			}
+			continue
+		}
+		if err != nil {
+			if fault == nil {
+				fault = &logfmt.Fault{Index: last, Kind: logfmt.KindBadSignature, Err: err}
+			}
+			continue
+		}
+		ps = append(ps, p)
+		last = p.Min
+	}
+	return ps, fault, rows.Err()
 }
