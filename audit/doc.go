@@ -83,7 +83,8 @@
 // # Other sinks
 //
 // [PostgresLog] keeps the same tree in PostgreSQL: several processes may
-// write one totally ordered log, triggers refuse UPDATE and DELETE, and
+// write one totally ordered log, triggers refuse UPDATE and DELETE,
+// [PostgresLog.Prune] deletes old records under a signed prune note, and
 // [VerifyPostgres] checks it. [SlogSink] and [OTelSink] forward events to
 // slog and OpenTelemetry (span events and log records with the same trace
 // and span ids). [Fanout] combines sinks: durable ones fail closed, as in

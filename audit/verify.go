@@ -96,7 +96,8 @@ func publicCheckpoint(c *logfmt.Checkpoint) Checkpoint {
 type Report struct {
 	// Size is the number of records, counting pruned ones.
 	Size int64
-	// Pruned is the number of records deleted by [FileLog.Prune].
+	// Pruned is the number of records deleted by [FileLog.Prune] or
+	// [PostgresLog.Prune].
 	Pruned int64
 	// Checkpoint is the latest signed checkpoint. Records at or above
 	// Checkpoint.Size are not yet covered by a signature.
