@@ -343,8 +343,11 @@ func (l *FileLog) Checkpoint(ctx context.Context) (Checkpoint, error) {
 // so that the log itself obeys a retention period. It first stores a
 // signed prune note with the tree hashes needed to keep verifying the
 // rest, then records an "audit.prune" event. It returns the index of the
-// first record kept.
+// first record kept. A negative below is refused with [ErrBadIndex].
 func (l *FileLog) Prune(ctx context.Context, below int64) (int64, error) {
+	if below < 0 {
+		return 0, fmt.Errorf("audit: prune below %d: %w", below, ErrBadIndex)
+	}
 	res, err := l.do(ctx, &request{kind: reqPrune, below: below})
 	if err != nil {
 		return 0, err

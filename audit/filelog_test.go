@@ -366,6 +366,9 @@ func TestPrune(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		l.Log(ctx, testEvent(i))
 	}
+	if _, err := l.Prune(ctx, -1); !errors.Is(err, audit.ErrBadIndex) {
+		t.Fatalf("Prune(-1) = %v, want ErrBadIndex", err)
+	}
 	min, err := l.Prune(ctx, 120)
 	if err != nil {
 		t.Fatal(err)
