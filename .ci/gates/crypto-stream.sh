@@ -6,8 +6,9 @@
 #     (/usr/bin/time -v);
 #   - throughput against the same pipeline through a standard-library
 #     AES-256-GCM program with the same 64 KiB framing (target >= 0.7x).
-# The measured run decrypts into a regular file (as does the baseline),
-# where decrypt writes as it goes and truncates back on failure. A second
+# The measured runs decrypt into a regular file (as does the baseline),
+# where decrypt writes as it goes and truncates back on failure; the file
+# is on tmpfs when it has room, and each side runs twice, best run counts. A second
 # run decrypts into a pipe (`| sha256sum`), where decrypt spills past
 # 2 MiB to an encrypted temporary file and writes only after the whole
 # stream has authenticated: its round trip and RSS are checked too, its
@@ -97,18 +98,46 @@ want=$(gen | sha256sum | cut -d' ' -f1)
 now() { date +%s.%N; }
 ks=(--keyset "$work/keyring.json" --audit-log "$work/audit.jsonl" --context object=gate)
 
+rss() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
+calc() { awk "BEGIN { print $1 }"; }
+maxi() { if [ "$1" -gt "$2" ]; then echo "$1"; else echo "$2"; fi; }
+faster() { calc "($1 < $2) ? $1 : $2"; }
+
 # Measured: decrypt into a regular file; the hash is taken after timing.
-t0=$(now)
-gen \
-  | /usr/bin/time -v -o "$work/enc.time" "$work/tomkit" encrypt "${ks[@]}" \
-  | /usr/bin/time -v -o "$work/dec.time" "$work/tomkit" decrypt "${ks[@]}" >"$work/out"
-t1=$(now)
-got=$(sha256sum <"$work/out" | cut -d' ' -f1)
-rm -f "$work/out"
-t1b=$(now)
-gen | "$work/std" seal | "$work/std" open >"$work/std.out"
-t2=$(now)
-rm -f "$work/std.out"
+# The files go to tmpfs when it has room, so that the disk writeback of
+# one run cannot slow the next; each side runs twice, alternating with
+# the other, and its faster run counts.
+outdir="$work"
+if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(df -Pk /dev/shm | awk 'NR==2 {print $4}')" -gt $((3 * 1024 * 1024)) ]; then
+  outdir=$(mktemp -d -p /dev/shm tomkit-gate.XXXXXX)
+  trap 'rm -rf "$work" "$outdir"' EXIT
+fi
+round_trip_ok=1 enc_rss=0 dec_rss=0 tomkit_s=999999 std_s=999999
+tomkit_run() {
+  local t0 t1 got
+  t0=$(now)
+  gen \
+    | /usr/bin/time -v -o "$work/enc.time" "$work/tomkit" encrypt "${ks[@]}" \
+    | /usr/bin/time -v -o "$work/dec.time" "$work/tomkit" decrypt "${ks[@]}" >"$outdir/out"
+  t1=$(now)
+  got=$(sha256sum <"$outdir/out" | cut -d' ' -f1)
+  rm -f "$outdir/out"
+  if [ "$got" != "$want" ]; then
+    echo "crypto-stream: FAIL: round trip differs (sha256 $got, want $want)"; round_trip_ok=0
+  fi
+  enc_rss=$(maxi "$(rss "$work/enc.time")" "$enc_rss")
+  dec_rss=$(maxi "$(rss "$work/dec.time")" "$dec_rss")
+  tomkit_s=$(faster "$(calc "$t1 - $t0")" "$tomkit_s")
+}
+std_run() {
+  local t0 t1
+  t0=$(now)
+  gen | "$work/std" seal | "$work/std" open >"$outdir/std.out"
+  t1=$(now)
+  rm -f "$outdir/std.out"
+  std_s=$(faster "$(calc "$t1 - $t0")" "$std_s")
+}
+std_run; tomkit_run; tomkit_run; std_run
 
 # Informational: decrypt into a pipe, which spills to $work.
 t3=$(now)
@@ -118,28 +147,20 @@ pipe_got=$(gen \
   | sha256sum | cut -d' ' -f1)
 t4=$(now)
 
-rss() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
-enc_rss=$(rss "$work/enc.time")
-dec_rss=$(rss "$work/dec.time")
 pipe_rss=$(rss "$work/pipe.time")
-calc() { awk "BEGIN { print $1 }"; }
-tomkit_s=$(calc "$t1 - $t0")
-std_s=$(calc "$t2 - $t1b")
 pipe_s=$(calc "$t4 - $t3")
 ratio=$(calc "$std_s / $tomkit_s")
 pipe_ratio=$(calc "$std_s / $pipe_s")
 mibs() { calc "1024 / $1"; }
 
-printf 'crypto-stream: 1 GiB round trip: tomkit %.2fs (%.0f MiB/s), stdlib AES-GCM %.2fs (%.0f MiB/s), ratio %.2fx (target >= 0.7x)\n' \
-  "$tomkit_s" "$(mibs "$tomkit_s")" "$std_s" "$(mibs "$std_s")" "$ratio"
+printf 'crypto-stream: 1 GiB round trip (best of 2 each, into %s): tomkit %.2fs (%.0f MiB/s), stdlib AES-GCM %.2fs (%.0f MiB/s), ratio %.2fx (target >= 0.7x)\n' \
+  "$outdir" "$tomkit_s" "$(mibs "$tomkit_s")" "$std_s" "$(mibs "$std_s")" "$ratio"
 printf 'crypto-stream: peak RSS encrypt %d KiB, decrypt %d KiB (limit %d KiB)\n' "$enc_rss" "$dec_rss" "$MAX_RSS_KB"
 printf 'crypto-stream: pipe path (decrypt | sha256sum, spills): tomkit %.2fs (%.0f MiB/s), ratio %.2fx (informational), peak RSS decrypt %d KiB\n' \
   "$pipe_s" "$(mibs "$pipe_s")" "$pipe_ratio" "$pipe_rss"
 
 fail=0
-if [ "$got" != "$want" ]; then
-  echo "crypto-stream: FAIL: round trip differs (sha256 $got, want $want)"; fail=1
-fi
+[ "$round_trip_ok" = 1 ] || fail=1
 if [ "$pipe_got" != "$want" ]; then
   echo "crypto-stream: FAIL: pipe-path round trip differs (sha256 $pipe_got, want $want)"; fail=1
 fi
