@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -447,4 +448,138 @@ func (e *Enforcer) CloseReview(ctx context.Context, id, note string) error {
 	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
 		return ce.RemoveNamedPolicy("p2", grantFields(g))
 	})
+}
+
+// PruneReport is the result of [Enforcer.PruneExpired].
+type PruneReport struct {
+	// Grants and Requests count the expired grants and access requests
+	// removed from the store.
+	Grants, Requests int
+	// BreakGlassKept counts the expired break-glass grants kept because
+	// their post-incident review is still open ([Enforcer.CloseReview]).
+	BreakGlassKept int
+}
+
+// PruneExpired removes from the policy store every grant and access
+// request whose expiry is at or before the clock (Config.Now), so that
+// the store and policy dumps do not fill with dead rows. Decisions never
+// depend on it: an expired grant denies whether or not it was pruned.
+//
+// Expired break-glass grants are kept and counted in the report: they
+// are the evidence for the post-incident review and stay listed by
+// [Enforcer.BreakGlassReview] until [Enforcer.CloseReview] removes them.
+//
+// Each removal is audited, before the row is removed, as
+// "rbac.grant.expire" or "rbac.access.expire" (the actor is the holder or
+// requester), and each run ends with one "rbac.policy.prune" event with
+// the counts. If an audit write fails, PruneExpired stops and returns the
+// error: what could not be audited stays in the store, and the report
+// counts what was removed before. A cancelled ctx stops it the same way.
+//
+// The removals go through the same store as every other change (the
+// PostgreSQL table, announced to the other instances with NOTIFY). It is
+// idempotent, safe to call concurrently with decisions and changes, and
+// meant to be called periodically, for example from a ticker. With
+// several instances, run it on one: two runs at the same moment on
+// different instances remove each row once but may both audit it.
+func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
+	var rep PruneReport
+	if e.closed.Load() {
+		return rep, ErrClosed
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	grants, err := e.readGrants()
+	if err != nil {
+		return rep, err
+	}
+	reqs, err := e.readRequests()
+	if err != nil {
+		return rep, err
+	}
+
+	type row struct {
+		ptype  string
+		fields []string
+		ev     audit.Event
+	}
+	var rows []row
+	for _, g := range grants {
+		if now.Before(g.Expires) {
+			continue
+		}
+		if strings.HasPrefix(g.Note, notePrefixBreakGlass) {
+			rep.BreakGlassKept++
+			continue
+		}
+		rows = append(rows, row{"p2", grantFields(g), audit.Event{Time: now, Actor: audit.Actor{Subject: g.Sub, Tenant: g.Dom},
+			Action: "rbac.grant.expire", Resource: g.ID, Outcome: audit.OutcomeAllow, Severity: audit.SeverityNotice,
+			Attributes: []audit.Attr{audit.String("role", g.Role), audit.String("expires", g.Expires.UTC().Format(time.RFC3339))}}})
+	}
+	for _, q := range reqs {
+		if now.Before(q.Expires) {
+			continue
+		}
+		rows = append(rows, row{"p3", requestFields(q), audit.Event{Time: now, Actor: q.Actor,
+			Action: "rbac.access.expire", Resource: q.ID, Outcome: audit.OutcomeAllow, Severity: audit.SeverityNotice,
+			Attributes: []audit.Attr{audit.String("role", q.Role), audit.String("expires", q.Expires.UTC().Format(time.RFC3339))}}})
+	}
+
+	// Audit each row, then remove it; stop at the first failure.
+	var stop error
+	for _, r := range rows {
+		if err := ctx.Err(); err != nil {
+			stop = err
+			break
+		}
+		if err := e.log(ctx, r.ev); err != nil {
+			stop = err
+			break
+		}
+		if _, err := e.ce.RemoveNamedPolicy(r.ptype, r.fields); err != nil {
+			xev := r.ev
+			xev.Outcome, xev.Reason, xev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
+			_ = e.log(ctx, xev)
+			stop = fmt.Errorf("%w: %v", ErrStore, err)
+			break
+		}
+		if r.ptype == "p2" {
+			rep.Grants++
+		} else {
+			rep.Requests++
+		}
+	}
+
+	sev := audit.SeverityInfo
+	if rep.Grants+rep.Requests > 0 {
+		sev = audit.SeverityNotice
+	}
+	sum := audit.Event{Time: now, Actor: audit.ActorFrom(ctx), Action: "rbac.policy.prune", Outcome: audit.OutcomeAllow, Severity: sev,
+		Attributes: []audit.Attr{audit.String("grants", strconv.Itoa(rep.Grants)), audit.String("requests", strconv.Itoa(rep.Requests)),
+			audit.String("breakglass_kept", strconv.Itoa(rep.BreakGlassKept))}}
+	if rep.Grants+rep.Requests > 0 {
+		if err := e.rebuildIndex(false); err != nil {
+			sum.Outcome, sum.Reason, sum.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
+			_ = e.log(ctx, sum)
+			return rep, errors.Join(stop, err)
+		}
+		if e.pg != nil {
+			// Announce what was removed even if ctx was cancelled
+			// meanwhile, so that the other instances reload.
+			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err := e.pg.notify(nctx, e.id)
+			cancel()
+			if err != nil {
+				sum.Reason, sum.Severity = "changed, but notify failed: "+err.Error(), audit.SeverityWarning
+			}
+		}
+	}
+	if stop != nil {
+		// Best effort: the logger may be what failed.
+		sum.Outcome, sum.Reason, sum.Severity = audit.OutcomeError, "stopped: "+stop.Error(), audit.SeverityWarning
+		_ = e.log(ctx, sum)
+		return rep, stop
+	}
+	return rep, e.log(ctx, sum)
 }

@@ -108,6 +108,17 @@
 // audit event and calls Config.Alert; the grant stays listed by
 // [Enforcer.BreakGlassReview] until [Enforcer.CloseReview].
 //
+// Expired grants and requests deny at once but stay in the store until
+// [Enforcer.PruneExpired] removes them. Call it periodically, for example
+// from a ticker in one instance of the service (hourly is plenty; it is
+// idempotent and safe beside decisions), so that the store and policy
+// dumps do not fill with dead rows. Each removal is audited before it
+// happens ("rbac.grant.expire", "rbac.access.expire", then one
+// "rbac.policy.prune" with the counts), and a failed audit write stops
+// the run, leaving the rest in place. Expired break-glass grants are
+// kept: they are the evidence for the post-incident review, and only
+// CloseReview removes them.
+//
 // # Decision log
 //
 // Every deny and every privileged allow is written to the audit Logger as
