@@ -19,7 +19,8 @@ import (
 
 // keyFlags are the flags shared by keys, encrypt and decrypt.
 type keyFlags struct {
-	keyset, masterFile, tenant, subject, auditLog string
+	keyset, masterFile, tenant, subject string
+	sink                                sinkFlags
 }
 
 func newKeyFlags(e env, name string, tenantDefault string) (*flag.FlagSet, *keyFlags) {
@@ -30,31 +31,23 @@ func newKeyFlags(e env, name string, tenantDefault string) (*flag.FlagSet, *keyF
 	fs.StringVar(&k.masterFile, "master-key-file", "", "read the master key from `FILE` (mode 0600); default: $"+kms.MasterKeyEnv)
 	fs.StringVar(&k.tenant, "tenant", tenantDefault, "`TENANT` whose key to use")
 	fs.StringVar(&k.subject, "subject", "", "data `SUBJECT` whose own key to use (per-subject scope)")
-	fs.StringVar(&k.auditLog, "audit-log", "", "append audit events as JSON lines to `FILE`; default: standard error")
+	k.sink.add(fs)
 	return fs, k
 }
 
 func (k *keyFlags) scope() audit.Actor { return audit.Actor{Tenant: k.tenant, Subject: k.subject} }
 
-// config returns the keyring configuration and a function that releases
-// the audit sink.
-func (k *keyFlags) config(e env) (kms.Config, func(), error) {
-	var cfg kms.Config
+// config returns the keyring configuration: the master key, and sink as
+// its audit log.
+func (k *keyFlags) config(sink audit.Logger) (kms.Config, error) {
+	cfg := kms.Config{Audit: sink}
 	var err error
 	if k.masterFile != "" {
 		cfg.Master, err = kms.MasterKeyFromFile(k.masterFile)
 	} else {
 		cfg.Master, err = kms.MasterKeyFromEnv()
 	}
-	if err != nil {
-		return cfg, nil, err
-	}
-	l, closeLog, err := openJSONLog(k.auditLog, e.stderr)
-	if err != nil {
-		return cfg, nil, err
-	}
-	cfg.Audit = l
-	return cfg, closeLog, nil
+	return cfg, err
 }
 
 // ctx returns ctx carrying the operating-system user as the actor.
@@ -95,9 +88,12 @@ in --master-key-file (mode 0600). keys init with a --master-key-file that
 does not exist generates a new master key into it. --tenant defaults to
 "default" except for shred, which must name it. rewrap moves a
 ciphertext's data key under the current primary key and copies the
-encrypted payload unchanged: nothing is decrypted but the data key. Every key operation is
-audited (--audit-log FILE, or JSON lines on standard error).
-`)
+encrypted payload unchanged: nothing is decrypted but the data key.
+
+Every key operation is audited; a command whose event cannot be recorded
+fails. Every subcommand takes:
+
+`+auditLogHelp)
 }
 
 // parseKeys parses the flags of a keys subcommand that takes no arguments.
@@ -117,32 +113,61 @@ func parseKeys(e env, name string, tenantDefault string, args []string, extra fu
 		fmt.Fprintf(e.stderr, "tomkit keys %s: --keyset is required\n", name)
 		return nil, false
 	}
+	if err := k.sink.check(); err != nil {
+		fmt.Fprintf(e.stderr, "tomkit keys %s: %v\n", name, err)
+		return nil, false
+	}
 	return k, true
 }
 
 // openRing opens the keyring of k, reporting errors on stderr. It returns
-// the keyring, its audit sink and a function that closes the sink.
+// the keyring, its audit sink and a function that closes the sink,
+// reporting a failure to close on stderr.
 func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, audit.Logger, func(), bool) {
-	cfg, closeLog, err := k.config(e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+	r, sink, ok := openRingSink(ctx, e, name, k)
+	if !ok {
 		return nil, nil, nil, false
 	}
-	r, err := kms.Open(ctx, k.keyset, cfg)
-	if err != nil {
-		closeLog()
-		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
-		return nil, nil, nil, false
-	}
-	return r, cfg.Audit, closeLog, true
+	return r, sink, func() { sink.finish(e, name, exitOK) }, true
 }
 
-func runKeysInit(ctx context.Context, e env, args []string) int {
+// openRingSink is openRing for callers that fail when the sink does not
+// close cleanly (see auditSink.finish).
+func openRingSink(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, *auditSink, bool) {
+	cfg, err := k.config(nil)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+		return nil, nil, false
+	}
+	sink, err := k.sink.open(ctx, e.stderr)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+		return nil, nil, false
+	}
+	cfg.Audit = sink
+	r, err := kms.Open(ctx, k.keyset, cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+		sink.finish(e, name, exitFailure)
+		return nil, nil, false
+	}
+	return r, sink, true
+}
+
+func runKeysInit(ctx context.Context, e env, args []string) (code int) {
 	k, ok := parseKeys(e, "init", "default", args, nil)
 	if !ok {
 		return exitUsage
 	}
 	ctx = k.ctx(ctx)
+	// The audit log first: a log that cannot be opened (say, locked by a
+	// running service) leaves no new master key file behind.
+	sink, err := k.sink.open(ctx, e.stderr)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tomkit keys init: %v\n", err)
+		return exitFailure
+	}
+	defer func() { code = sink.finish(e, "keys init", code) }()
 	if k.masterFile != "" {
 		if _, err := os.Lstat(k.masterFile); errors.Is(err, os.ErrNotExist) {
 			f, err := os.OpenFile(k.masterFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -164,12 +189,11 @@ func runKeysInit(ctx context.Context, e env, args []string) int {
 			fmt.Fprintf(e.stderr, "tomkit keys init: wrote a new master key to %s; keep it apart from the keyring\n", k.masterFile)
 		}
 	}
-	cfg, closeLog, err := k.config(e)
+	cfg, err := k.config(sink)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit keys init: %v\n", err)
 		return exitFailure
 	}
-	defer closeLog()
 	r, err := kms.Create(ctx, k.keyset, cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit keys init: %v\n", err)
@@ -178,6 +202,9 @@ func runKeysInit(ctx context.Context, e env, args []string) int {
 	if err := r.Create(ctx, k.scope()); err != nil {
 		fmt.Fprintf(e.stderr, "tomkit keys init: %v\n", err)
 		return exitFailure
+	}
+	if code := sink.finish(e, "keys init", exitOK); code != exitOK {
+		return code
 	}
 	fmt.Fprintf(e.stdout, "created %s with a key for %s\n", k.keyset, scopeName(k.scope()))
 	return exitOK
@@ -226,17 +253,17 @@ func runKeysRetire(ctx context.Context, e env, args []string) int {
 	})
 }
 
-func runKeysList(ctx context.Context, e env, args []string) int {
+func runKeysList(ctx context.Context, e env, args []string) (code int) {
 	k, ok := parseKeys(e, "list", "", args, nil)
 	if !ok {
 		return exitUsage
 	}
 	ctx = k.ctx(ctx)
-	r, _, closeLog, ok := openRing(ctx, e, "keys list", k)
+	r, sink, ok := openRingSink(ctx, e, "keys list", k)
 	if !ok {
 		return exitFailure
 	}
-	defer closeLog()
+	defer func() { code = sink.finish(e, "keys list", code) }()
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TENANT\tSUBJECT\tVERSION\tKEY ID\tSTATUS\tCREATED")
 	for _, s := range r.List() {
@@ -277,21 +304,25 @@ func runKeysShred(ctx context.Context, e env, args []string) int {
 
 // onRing runs one keyring operation for `tomkit keys NAME`: it opens the
 // keyring and the audit log as the caller, runs op, and prints op's message
-// on success or its error on failure.
+// on success or its error on failure. The audit log is closed before the
+// message is printed, so success is reported only once the final
+// checkpoint is written.
 func onRing(ctx context.Context, e env, name string, k *keyFlags, op func(context.Context, *kms.Keyring) (string, error)) int {
 	ctx = k.ctx(ctx)
-	r, _, closeLog, ok := openRing(ctx, e, "keys "+name, k)
+	r, sink, ok := openRingSink(ctx, e, "keys "+name, k)
 	if !ok {
 		return exitFailure
 	}
-	defer closeLog()
+	code := exitOK
 	msg, err := op(ctx, r)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit keys %s: %v\n", name, err)
-		return exitFailure
+		code = exitFailure
 	}
-	fmt.Fprintln(e.stdout, msg)
-	return exitOK
+	if code = sink.finish(e, "keys "+name, code); code == exitOK {
+		fmt.Fprintln(e.stdout, msg)
+	}
+	return code
 }
 
 func scopeName(s audit.Actor) string {

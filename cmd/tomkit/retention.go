@@ -37,11 +37,11 @@ Other flags:
   --batch N         objects per batch (default 5000)
   --max-age C=D     maximum age of class C, e.g. content=30d, backup=90d
                     (repeatable; unnamed classes keep the defaults)
-  --audit-log FILE  append audit events as JSON lines to FILE
-                    (default: standard error)
+` + auditLogHelp + `
+A purge whose audit events cannot be recorded fails.
 `
 
-func runRetention(ctx context.Context, e env, args []string) int {
+func runRetention(ctx context.Context, e env, args []string) (code int) {
 	if len(args) == 0 || args[0] != "purge" {
 		fmt.Fprint(e.stderr, retentionUsage)
 		return exitUsage
@@ -54,7 +54,8 @@ func runRetention(ctx context.Context, e env, args []string) int {
 	bucket := fs.String("bucket", "", "")
 	dry := fs.Bool("dry-run", false, "")
 	batch := fs.Int("batch", 0, "")
-	auditPath := fs.String("audit-log", "", "")
+	var sink sinkFlags
+	sink.add(fs)
 	policy := retention.DefaultPolicy()
 	fs.Func("max-age", "", func(s string) error {
 		c, d, ok := strings.Cut(s, "=")
@@ -81,13 +82,18 @@ func runRetention(ctx context.Context, e env, args []string) int {
 		fmt.Fprint(e.stderr, "tomkit retention purge: name exactly one store (--dir, --postgres or --bucket)\n\n"+retentionUsage)
 		return exitUsage
 	}
+	if err := sink.check(); err != nil {
+		fmt.Fprintf(e.stderr, "tomkit retention purge: %v\n", err)
+		return exitUsage
+	}
 
-	log, closeLog, err := openJSONLog(*auditPath, e.stderr)
+	log, err := sink.open(ctx, e.stderr)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit retention: %v\n", err)
 		return exitFailure
 	}
-	defer closeLog()
+	// Runs after the store is closed (deferred later, run earlier).
+	defer func() { code = log.finish(e, "retention", code) }()
 	var b retention.Backend
 	switch {
 	case *dir != "":
