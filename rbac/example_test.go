@@ -73,3 +73,37 @@ g, bob, admin, acme
 	// line 1: privileged-no-mfa: privileged permission "manage" for "admin" lacks the mfa marker
 	// line 2: standing-privileged: "bob" holds privileged role "admin" in "acme" permanently; use a time-bound four-eyes grant
 }
+
+func ExampleEnforcer_PruneExpired() {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	var log audit.Recorder
+	e, _ := rbac.New(context.Background(), rbac.Config{
+		Logger: &log,
+		Policy: []byte(examplePolicy),
+		Now:    func() time.Time { return now },
+	})
+	defer e.Close()
+	alice := rbac.WithMFA(audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"}), now)
+	dave := rbac.WithMFA(audit.WithActor(context.Background(), audit.Actor{Subject: "dave", Tenant: "acme"}), now)
+	q, _ := e.RequestAccess(alice, "admin", "INC-42")
+	e.Approve(dave, q.ID, 30*time.Minute)
+	e.RequestAccess(alice, "admin", "INC-43, never approved")
+
+	// A day later, from a ticker in one instance of the service:
+	now = now.Add(24 * time.Hour)
+	rep, err := e.PruneExpired(context.Background())
+	fmt.Printf("%+v %v\n", rep, err)
+	grants, _ := e.Grants("acme")
+	fmt.Println("grants left:", len(grants))
+	for _, ev := range log.Events() {
+		if ev.Action == "rbac.grant.expire" || ev.Action == "rbac.access.expire" || ev.Action == "rbac.policy.prune" {
+			fmt.Println(ev.Action)
+		}
+	}
+	// Output:
+	// {Grants:1 Requests:1 BreakGlassKept:0} <nil>
+	// grants left: 0
+	// rbac.grant.expire
+	// rbac.access.expire
+	// rbac.policy.prune
+}
