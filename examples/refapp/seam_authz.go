@@ -20,6 +20,8 @@ import (
 type rbacAuthz struct {
 	enf  *rbac.Enforcer
 	pool *pgxpool.Pool
+	stop chan struct{}
+	done chan struct{}
 }
 
 // openAuthorizer loads the policy into an rbac.Enforcer. Break-glass
@@ -56,10 +58,38 @@ func openAuthorizer(ctx context.Context, a *app) (*rbacAuthz, error) {
 		z.Close()
 		return nil, err
 	}
+	z.stop, z.done = make(chan struct{}), make(chan struct{})
+	go z.pruneLoop()
 	return z, nil
 }
 
+// grantPruneInterval is how often expired grants and access requests are
+// removed from the policy store. They deny from the instant they expire;
+// the prune only keeps the store and policy dumps free of dead rows.
+const grantPruneInterval = time.Hour
+
+func (z *rbacAuthz) pruneLoop() {
+	defer close(z.done)
+	t := time.NewTicker(grantPruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-z.stop:
+			return
+		case <-t.C:
+			ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "refapp-prune", Tenant: "-"})
+			// A failed run is retried on the next tick.
+			_, _ = z.enf.PruneExpired(ctx)
+		}
+	}
+}
+
 func (z *rbacAuthz) Close() error {
+	if z.stop != nil {
+		close(z.stop)
+		<-z.done
+		z.stop = nil
+	}
 	var err error
 	if z.enf != nil {
 		err = z.enf.Close()
