@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,15 +53,47 @@ type PostgresConfig struct {
 // superuser can disable triggers; [VerifyPostgres] still detects any
 // change covered by a checkpoint or a prune note, and a prune row whose
 // note is not signed by the log's key.
+//
+// Concurrent [PostgresLog.Log] calls on one PostgresLog share a
+// transaction (group commit): a writer goroutine takes every event
+// queued, up to 256 events or 1 MiB, and appends them in one
+// transaction that takes the head lock once, inserts the records in the
+// order the calls were accepted, updates the head once and commits once.
+// A lone event is never delayed: the writer commits whatever is queued
+// and repeats, with no timer.
 type PostgresLog struct {
 	pool   *pgxpool.Pool
 	cfg    PostgresConfig
 	now    func() time.Time
 	stop   chan struct{}
 	exited chan struct{}
+	reqs   chan *pgRequest // closed by Close; drained by the writer
+	wrote  chan struct{}   // closed when the writer has drained reqs
 
 	mu     sync.RWMutex
 	closed bool
+}
+
+// Limits of one group-commit transaction. A batch ends at whichever
+// comes first; it may exceed pgMaxBatchBytes by one event.
+const (
+	pgMaxBatch      = 256
+	pgMaxBatchBytes = 1 << 20
+)
+
+// States of a pgRequest: a request leaves pgQueued exactly once, either
+// taken into a batch by the writer or cancelled by its caller.
+const (
+	pgQueued int32 = iota
+	pgTaken
+	pgCancelled
+)
+
+// pgRequest is one Log call waiting for the writer.
+type pgRequest struct {
+	payload []byte
+	state   atomic.Int32
+	done    chan error // buffered; receives the batch's result
 }
 
 var _ Logger = (*PostgresLog)(nil)
@@ -139,7 +172,11 @@ func OpenPostgres(ctx context.Context, dsn string, cfg PostgresConfig) (*Postgre
 	if err != nil {
 		return nil, fmt.Errorf("audit: postgres: %w", err)
 	}
-	l := &PostgresLog{pool: pool, cfg: cfg, now: cfg.Now, stop: make(chan struct{}), exited: make(chan struct{})}
+	l := &PostgresLog{
+		pool: pool, cfg: cfg, now: cfg.Now,
+		stop: make(chan struct{}), exited: make(chan struct{}),
+		reqs: make(chan *pgRequest, pgMaxBatch), wrote: make(chan struct{}),
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -161,6 +198,7 @@ func OpenPostgres(ctx context.Context, dsn string, cfg PostgresConfig) (*Postgre
 		ticker = time.NewTicker(cfg.CheckpointInterval)
 		tick = ticker.C
 	}
+	go l.writer()
 	go func() {
 		defer close(l.exited)
 		if ticker != nil {
@@ -189,7 +227,22 @@ func (l *PostgresLog) enter() error {
 	return nil
 }
 
-// Log records e in one transaction and returns once it committed.
+// Log records e and returns once the transaction that holds it
+// committed. It normalizes e (see [Event.Normalize]) and pseudonymizes or
+// redacts its personal attributes first.
+//
+// Concurrent calls share one transaction (see [PostgresLog]), so they
+// share its outcome: if it fails, every Log call of the batch returns
+// the error and none of the batch is written. An error means the event
+// may not have been recorded and the caller must fail the audited action;
+// unlike a [FileLog], a PostgresLog is not broken by a failed
+// transaction, and later calls may succeed.
+//
+// If ctx ends while the event still waits for the writer, Log returns
+// ctx.Err() and the event is not written. Once the writer took it into a
+// batch, it is written (or not) with the batch; a Log whose ctx ends then
+// returns an error that wraps ctx.Err() and says the event may still be
+// written. After Close, Log returns [ErrClosed].
 func (l *PostgresLog) Log(ctx context.Context, e Event) error {
 	if e.Time.IsZero() {
 		e.Time = l.now()
@@ -202,16 +255,89 @@ func (l *PostgresLog) Log(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &pgRequest{payload: b, done: make(chan error, 1)}
 	if err := l.enter(); err != nil {
 		return err
 	}
-	defer l.mu.RUnlock()
-	err = pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+	select {
+	case l.reqs <- r:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(pgQueued, pgCancelled) {
+			return ctx.Err()
+		}
+		select {
+		case err := <-r.done:
+			return err
+		default:
+		}
+		return fmt.Errorf("audit: postgres: log: %w (the event may still be written)", ctx.Err())
+	}
+}
+
+// writer appends the queued events in batches until Close closes reqs
+// and every event queued before is written.
+func (l *PostgresLog) writer() {
+	defer close(l.wrote)
+	batch := make([]*pgRequest, 0, pgMaxBatch)
+	for r := range l.reqs {
+		batch = batch[:0]
+		n := 0
+		take := func(r *pgRequest) {
+			// Skip a request whose caller gave up waiting.
+			if r.state.CompareAndSwap(pgQueued, pgTaken) {
+				batch = append(batch, r)
+				n += len(r.payload)
+			}
+		}
+		take(r)
+	drain:
+		for len(batch) < pgMaxBatch && n < pgMaxBatchBytes {
+			select {
+			case r, ok := <-l.reqs:
+				if !ok {
+					break drain
+				}
+				take(r)
+			default:
+				break drain
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		err := l.appendBatch(batch)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+// appendBatch appends the batch's events in one transaction. The tree's
+// frontier is read under the head lock each time, so a failed
+// transaction leaves no state behind, in this process or another.
+func (l *PostgresLog) appendBatch(batch []*pgRequest) error {
+	ctx := context.Background()
+	bs := make([][]byte, len(batch))
+	for i, r := range batch {
+		bs[i] = r.payload
+	}
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		t, err := lockHead(ctx, tx)
 		if err != nil {
 			return err
 		}
-		return appendRecord(ctx, tx, t, b)
+		return appendRecords(ctx, tx, t, bs)
 	})
 	if err != nil {
 		return fmt.Errorf("audit: postgres: log: %w", err)
@@ -219,15 +345,21 @@ func (l *PostgresLog) Log(ctx context.Context, e Event) error {
 	return nil
 }
 
-// appendRecord appends the encoded event b to t inside tx, which holds
-// the head lock, and stores the record and the new head.
-func appendRecord(ctx context.Context, tx pgx.Tx, t *merkle.Tree, b []byte) error {
-	leaf := tlog.RecordHash(b)
-	idx := t.Size()
-	if err := t.AppendHash(leaf); err != nil {
-		return err
+// appendRecords appends the encoded events bs, in order, to t inside tx,
+// which holds the head lock, and stores the records and the new head.
+func appendRecords(ctx context.Context, tx pgx.Tx, t *merkle.Tree, bs [][]byte) error {
+	idxs := make([]int64, len(bs))
+	leaves := make([][]byte, len(bs))
+	for i, b := range bs {
+		leaf := tlog.RecordHash(b)
+		idxs[i] = t.Size()
+		if err := t.AppendHash(leaf); err != nil {
+			return err
+		}
+		leaves[i] = leaf[:]
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_records (idx, leaf, event) VALUES ($1, $2, $3)`, idx, leaf[:], b); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_records (idx, leaf, event)
+		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])`, idxs, leaves, bs); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `UPDATE audit_head SET size = $1, frontier = $2 WHERE one`, t.Size(), joinHashes(t.Frontier()))
@@ -374,7 +506,7 @@ func (l *PostgresLog) Prune(ctx context.Context, below int64) (int64, error) {
 		if err != nil {
 			return err
 		}
-		if err := appendRecord(ctx, tx, t, b); err != nil {
+		if err := appendRecords(ctx, tx, t, [][]byte{b}); err != nil {
 			return err
 		}
 		kept = min
@@ -491,7 +623,9 @@ func checkRange(ctx context.Context, tx pgx.Tx, cur logfmt.Prune, min int64, cp 
 	return frontier, nil
 }
 
-// Close writes a final checkpoint and closes the connection pool.
+// Close waits for the events already accepted by Log to be written,
+// writes a final checkpoint and closes the connection pool. Log calls
+// after Close return [ErrClosed].
 func (l *PostgresLog) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -499,7 +633,10 @@ func (l *PostgresLog) Close() error {
 		return ErrClosed
 	}
 	l.closed = true
+	// No Log is sending: they send holding the read lock.
+	close(l.reqs)
 	l.mu.Unlock()
+	<-l.wrote
 	close(l.stop)
 	<-l.exited
 	_, err := l.checkpoint(context.Background())
