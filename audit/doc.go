@@ -83,7 +83,9 @@
 // # Other sinks
 //
 // [PostgresLog] keeps the same tree in PostgreSQL: several processes may
-// write one totally ordered log, triggers refuse UPDATE and DELETE,
+// write one totally ordered log, concurrent Log calls of one process share
+// one transaction (group commit, as FileLog shares an fsync), triggers
+// refuse UPDATE and DELETE,
 // [PostgresLog.Prune] deletes old records under a signed prune note, and
 // [VerifyPostgres] checks it. [SlogSink] and [OTelSink] forward events to
 // slog and OpenTelemetry (span events and log records with the same trace
