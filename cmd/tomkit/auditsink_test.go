@@ -249,9 +249,12 @@ func TestAuditSinkRefusals(t *testing.T) {
 		t.Fatal("a refused --audit-log path was created")
 	}
 	unchanged("usage errors")
-	// encrypt shares the flags; it refuses too, and writes nothing.
-	if code, out, _ := runCLI(t, "x", "encrypt", "--keyset", ks, "--audit-log", dir); code == exitOK || out != "" {
-		t.Fatalf("encrypt without --audit-signer: code %d, out %q", code, out)
+	// encrypt and decrypt share the flags; they refuse as usage errors
+	// too, and write nothing.
+	for _, cmd := range []string{"encrypt", "decrypt"} {
+		if code, out, errOut := runCLI(t, "x", cmd, "--keyset", ks, "--audit-log", dir); code != exitUsage || out != "" || !strings.Contains(errOut, "--audit-signer") {
+			t.Fatalf("%s without --audit-signer: code %d, out %q, stderr %q", cmd, code, out, errOut)
+		}
 	}
 
 	// A signer key file that others may read.

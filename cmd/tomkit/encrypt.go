@@ -70,6 +70,10 @@ func parseCryptSpill(e env, name string, args []string, spillDir *string) (*keyF
 		fmt.Fprintf(e.stderr, "tomkit %s: --keyset is required\n", name)
 		return nil, nil, false
 	}
+	if err := k.sink.check(); err != nil {
+		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+		return nil, nil, false
+	}
 	return k, envelope.Context(ec), true
 }
 
