@@ -69,14 +69,21 @@ type PostgresLog struct {
 	exited chan struct{}
 	reqs   chan *pgRequest // closed by Close; drained by the writer
 	wrote  chan struct{}   // closed when the writer has drained reqs
+	// batchTimeout bounds one group-commit transaction, so that a hung
+	// database fails the batch instead of holding the writer, and Close,
+	// forever.
+	batchTimeout time.Duration
 
 	mu     sync.RWMutex
 	closed bool
 }
 
 // Limits of one group-commit transaction. A batch ends at whichever
-// comes first; it may exceed pgMaxBatchBytes by one event.
+// comes first; it may exceed pgMaxBatchBytes by one event. A transaction
+// that has not committed after pgBatchTimeout is rolled back and fails
+// its batch.
 const (
+	pgBatchTimeout  = 30 * time.Second
 	pgMaxBatch      = 256
 	pgMaxBatchBytes = 1 << 20
 )
@@ -176,6 +183,7 @@ func OpenPostgres(ctx context.Context, dsn string, cfg PostgresConfig) (*Postgre
 		pool: pool, cfg: cfg, now: cfg.Now,
 		stop: make(chan struct{}), exited: make(chan struct{}),
 		reqs: make(chan *pgRequest, pgMaxBatch), wrote: make(chan struct{}),
+		batchTimeout: pgBatchTimeout,
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -236,7 +244,9 @@ func (l *PostgresLog) enter() error {
 // the error and none of the batch is written. An error means the event
 // may not have been recorded and the caller must fail the audited action;
 // unlike a [FileLog], a PostgresLog is not broken by a failed
-// transaction, and later calls may succeed.
+// transaction, and later calls may succeed. A transaction still
+// uncommitted after 30 seconds is rolled back and fails its batch, so a
+// hung database cannot hold the log, or Close, forever.
 //
 // If ctx ends while the event still waits for the writer, Log returns
 // ctx.Err() and the event is not written. Once the writer took it into a
@@ -327,7 +337,8 @@ func (l *PostgresLog) writer() {
 // frontier is read under the head lock each time, so a failed
 // transaction leaves no state behind, in this process or another.
 func (l *PostgresLog) appendBatch(batch []*pgRequest) error {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), l.batchTimeout)
+	defer cancel()
 	bs := make([][]byte, len(batch))
 	for i, r := range batch {
 		bs[i] = r.payload

@@ -445,3 +445,52 @@ func TestPostgresGroupCommitClose(t *testing.T) {
 	}
 	verifyGroup(t, dsn, v, int64(len(acked)))
 }
+
+// TestPostgresGroupCommitTimeout makes one transaction hang in the
+// database: its batch fails once the batch timeout passes, nothing of it
+// is stored, and the log carries on.
+func TestPostgresGroupCommitTimeout(t *testing.T) {
+	t.Parallel()
+	dsn := testpg.Schema(t)
+	s, v := groupKeys(t)
+	l := groupOpen(t, dsn, s)
+	l.batchTimeout = 200 * time.Millisecond // before any Log: the writer reads it after a channel receive
+	ctx := context.Background()
+	conn := groupConn(t, dsn)
+	for _, q := range []string{
+		`CREATE FUNCTION hang() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_sleep(5);
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER hang BEFORE INSERT ON audit_records FOR EACH ROW
+			WHEN (convert_from(NEW.event, 'UTF8')::json->>'resource' = 'hang')
+			EXECUTE FUNCTION hang()`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	err := l.Log(ctx, groupEvent("hang"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Log of a hanging transaction = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("the batch timeout did not end the transaction: Log took %v", d)
+	}
+	if err := l.Log(ctx, groupEvent("after")); err != nil {
+		t.Fatalf("Log after a timed-out batch: %v", err)
+	}
+	got := resources(t, conn)
+	if _, ok := got["hang"]; ok {
+		t.Fatal("the timed-out event was stored")
+	}
+	if _, ok := got["after"]; !ok {
+		t.Fatal("the event after the timeout was not stored")
+	}
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	verifyGroup(t, dsn, v, 1)
+}
