@@ -99,9 +99,10 @@ type request struct {
 }
 
 type result struct {
-	err   error
-	index int64
-	cp    Checkpoint
+	err    error
+	index  int64
+	pruned bool // reqPrune: segments were deleted
+	cp     Checkpoint
 }
 
 var _ Logger = (*FileLog)(nil)
@@ -343,14 +344,15 @@ func (l *FileLog) Checkpoint(ctx context.Context) (Checkpoint, error) {
 // so that the log itself obeys a retention period. It first stores a
 // signed prune note with the tree hashes needed to keep verifying the
 // rest, then records an "audit.prune" event. It returns the index of the
-// first record kept. A negative below is refused with [ErrBadIndex].
+// first record kept. A negative below is refused with [ErrBadIndex]; a
+// below that frees no whole segment deletes nothing and records nothing.
 func (l *FileLog) Prune(ctx context.Context, below int64) (int64, error) {
 	if below < 0 {
 		return 0, fmt.Errorf("audit: prune below %d: %w", below, ErrBadIndex)
 	}
 	res, err := l.do(ctx, &request{kind: reqPrune, below: below})
-	if err != nil {
-		return 0, err
+	if err != nil || !res.pruned {
+		return res.index, err
 	}
 	err = l.Log(ctx, Event{
 		Action: "audit.prune", Outcome: OutcomeAllow, Severity: SeverityNotice,
@@ -454,7 +456,9 @@ func (l *FileLog) handle(batch []*request) bool {
 		case reqPrune:
 			res.err = l.err
 			if res.err == nil {
+				before := l.min
 				res.index, res.err = l.prune(r.below)
+				res.pruned = res.err == nil && res.index > before
 			}
 		case reqClose:
 			res.err = l.err

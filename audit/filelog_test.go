@@ -376,6 +376,10 @@ func TestPrune(t *testing.T) {
 	if min <= 0 || min > 120 {
 		t.Fatalf("pruned below %d", min)
 	}
+	// Again: nothing to delete, so nothing is recorded either.
+	if again, err := l.Prune(ctx, 120); err != nil || again != min {
+		t.Fatalf("second Prune(120) = %d, %v; want %d", again, err, min)
+	}
 	l.Log(ctx, testEvent(999))
 	l.Close()
 	rep, err := audit.Verify(ctx, dir, k.verifier)
