@@ -301,14 +301,7 @@ func (l *FileLog) Recovered() int64 { return l.recovered }
 // error means the event may not have been recorded and the caller must
 // fail the audited action. After a write error every later Log fails too.
 func (l *FileLog) Log(ctx context.Context, e Event) error {
-	if e.Time.IsZero() {
-		e.Time = l.now()
-	}
-	e, err := e.Normalize(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := protect(e, l.cfg.Pseudonymizer).Marshal()
+	b, err := encodeRecord(ctx, e, l.now, l.cfg.Pseudonymizer)
 	if err != nil {
 		return err
 	}
@@ -354,12 +347,7 @@ func (l *FileLog) Prune(ctx context.Context, below int64) (int64, error) {
 	if err != nil || !res.pruned {
 		return res.index, err
 	}
-	err = l.Log(ctx, Event{
-		Action: "audit.prune", Outcome: OutcomeAllow, Severity: SeverityNotice,
-		Reason:     "deleted records below the retention point",
-		Attributes: []Attr{String("below", fmt.Sprint(res.index))},
-	})
-	return res.index, err
+	return res.index, l.Log(ctx, pruneEvent(res.index))
 }
 
 // Close writes a final checkpoint, closes the files and releases the

@@ -254,14 +254,7 @@ func (l *PostgresLog) enter() error {
 // returns an error that wraps ctx.Err() and says the event may still be
 // written. After Close, Log returns [ErrClosed].
 func (l *PostgresLog) Log(ctx context.Context, e Event) error {
-	if e.Time.IsZero() {
-		e.Time = l.now()
-	}
-	e, err := e.Normalize(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := protect(e, l.cfg.Pseudonymizer).Marshal()
+	b, err := encodeRecord(ctx, e, l.now, l.cfg.Pseudonymizer)
 	if err != nil {
 		return err
 	}
@@ -505,15 +498,7 @@ func (l *PostgresLog) Prune(ctx context.Context, below int64) (int64, error) {
 		if _, err := tx.Exec(ctx, `DELETE FROM audit_records WHERE idx < $1`, min); err != nil {
 			return err
 		}
-		e, err := Event{
-			Time: l.now(), Action: "audit.prune", Outcome: OutcomeAllow, Severity: SeverityNotice,
-			Reason:     "deleted records below the retention point",
-			Attributes: []Attr{String("below", fmt.Sprint(min))},
-		}.Normalize(ctx)
-		if err != nil {
-			return err
-		}
-		b, err := protect(e, l.cfg.Pseudonymizer).Marshal()
+		b, err := encodeRecord(ctx, pruneEvent(min), l.now, l.cfg.Pseudonymizer)
 		if err != nil {
 			return err
 		}

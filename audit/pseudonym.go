@@ -1,12 +1,15 @@
 package audit
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Redacted replaces a personal attribute's value when no [Pseudonymizer]
@@ -134,6 +137,30 @@ func protect(e Event, p *Pseudonymizer) Event {
 	}
 	e.Attributes = attrs
 	return e
+}
+
+// encodeRecord is the record a tamper-evident log stores for e: e with
+// its time defaulted to now, normalized, and its personal attributes
+// pseudonymized by p (or redacted), in its stable JSON encoding.
+func encodeRecord(ctx context.Context, e Event, now func() time.Time, p *Pseudonymizer) ([]byte, error) {
+	if e.Time.IsZero() {
+		e.Time = now()
+	}
+	e, err := e.Normalize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return protect(e, p).Marshal()
+}
+
+// pruneEvent is the "audit.prune" event a log records after deleting the
+// records below min.
+func pruneEvent(min int64) Event {
+	return Event{
+		Action: "audit.prune", Outcome: OutcomeAllow, Severity: SeverityNotice,
+		Reason:     "deleted records below the retention point",
+		Attributes: []Attr{String("below", strconv.FormatInt(min, 10))},
+	}
 }
 
 // Protect returns e with its personal attributes pseudonymized by p, or
