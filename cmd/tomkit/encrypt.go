@@ -90,33 +90,33 @@ as large as the plaintext, and reading it twice.
 
 `
 
-func openEnvelope(ctx context.Context, e env, name string, k *keyFlags) (*envelope.Envelope, func(), bool) {
-	r, log, closeLog, ok := openRing(ctx, e, name, k)
+func openEnvelope(ctx context.Context, e env, name string, k *keyFlags) (*envelope.Envelope, *auditSink, bool) {
+	r, sink, ok := openRing(ctx, e, name, k)
 	if !ok {
 		return nil, nil, false
 	}
-	env, err := envelope.New(r.KEK(k.scope()), envelope.Config{Audit: log})
+	env, err := envelope.New(r.KEK(k.scope()), envelope.Config{Audit: sink})
 	if err != nil {
-		closeLog()
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+		sink.finish(e, name, exitFailure)
 		return nil, nil, false
 	}
-	return env, closeLog, true
+	return env, sink, true
 }
 
 // runEncrypt implements `tomkit encrypt`: standard input to standard
 // output, streaming, in constant memory.
-func runEncrypt(ctx context.Context, e env, args []string) int {
+func runEncrypt(ctx context.Context, e env, args []string) (code int) {
 	k, ec, ok := parseCrypt(e, "encrypt", args)
 	if !ok {
 		return exitUsage
 	}
 	ctx = k.ctx(ctx)
-	env, done, ok := openEnvelope(ctx, e, "encrypt", k)
+	env, sink, ok := openEnvelope(ctx, e, "encrypt", k)
 	if !ok {
 		return exitFailure
 	}
-	defer done()
+	defer func() { code = sink.finish(e, "encrypt", code) }()
 	out := bufio.NewWriterSize(e.stdout, cryptBuffer)
 	w, err := env.Encrypt(ctx, out, ec)
 	if err == nil {
@@ -156,18 +156,18 @@ func runEncrypt(ctx context.Context, e env, args []string) int {
 // Memory stays constant: the 2 MiB hold-back and a few buffers of at most
 // 256 KiB. A pipe past 2 MiB costs a temporary file as large as the
 // plaintext, and the spill is read twice (authenticate, then write).
-func runDecrypt(ctx context.Context, e env, args []string) int {
+func runDecrypt(ctx context.Context, e env, args []string) (code int) {
 	var spillDir string
 	k, ec, ok := parseCryptSpill(e, "decrypt", args, &spillDir)
 	if !ok {
 		return exitUsage
 	}
 	ctx = k.ctx(ctx)
-	env, done, ok := openEnvelope(ctx, e, "decrypt", k)
+	env, sink, ok := openEnvelope(ctx, e, "decrypt", k)
 	if !ok {
 		return exitFailure
 	}
-	defer done()
+	defer func() { code = sink.finish(e, "decrypt", code) }()
 	var start int64 = -1
 	if f, ok := e.stdout.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {

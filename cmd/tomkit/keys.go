@@ -120,20 +120,10 @@ func parseKeys(e env, name string, tenantDefault string, args []string, extra fu
 	return k, true
 }
 
-// openRing opens the keyring of k, reporting errors on stderr. It returns
-// the keyring, its audit sink and a function that closes the sink,
-// reporting a failure to close on stderr.
-func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, audit.Logger, func(), bool) {
-	r, sink, ok := openRingSink(ctx, e, name, k)
-	if !ok {
-		return nil, nil, nil, false
-	}
-	return r, sink, func() { sink.finish(e, name, exitOK) }, true
-}
-
-// openRingSink is openRing for callers that fail when the sink does not
-// close cleanly (see auditSink.finish).
-func openRingSink(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, *auditSink, bool) {
+// openRing opens the audit log and the keyring of k, reporting errors on
+// stderr. Close the sink with its finish method, whose exit code fails a
+// command whose final checkpoint could not be written.
+func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, *auditSink, bool) {
 	cfg, err := k.config(nil)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
@@ -259,7 +249,7 @@ func runKeysList(ctx context.Context, e env, args []string) (code int) {
 		return exitUsage
 	}
 	ctx = k.ctx(ctx)
-	r, sink, ok := openRingSink(ctx, e, "keys list", k)
+	r, sink, ok := openRing(ctx, e, "keys list", k)
 	if !ok {
 		return exitFailure
 	}
@@ -309,7 +299,7 @@ func runKeysShred(ctx context.Context, e env, args []string) int {
 // checkpoint is written.
 func onRing(ctx context.Context, e env, name string, k *keyFlags, op func(context.Context, *kms.Keyring) (string, error)) int {
 	ctx = k.ctx(ctx)
-	r, sink, ok := openRingSink(ctx, e, "keys "+name, k)
+	r, sink, ok := openRing(ctx, e, "keys "+name, k)
 	if !ok {
 		return exitFailure
 	}
@@ -341,17 +331,17 @@ func dash(s string) string {
 
 // runKeysRewrap implements `tomkit keys rewrap`: standard input to
 // standard output, rewrapping only the header.
-func runKeysRewrap(ctx context.Context, e env, args []string) int {
+func runKeysRewrap(ctx context.Context, e env, args []string) (code int) {
 	k, ec, ok := parseCrypt(e, "keys rewrap", args)
 	if !ok {
 		return exitUsage
 	}
 	ctx = k.ctx(ctx)
-	env, done, ok := openEnvelope(ctx, e, "keys rewrap", k)
+	env, sink, ok := openEnvelope(ctx, e, "keys rewrap", k)
 	if !ok {
 		return exitFailure
 	}
-	defer done()
+	defer func() { code = sink.finish(e, "keys rewrap", code) }()
 	in := bufio.NewReaderSize(e.stdin, cryptBuffer)
 	prefix := make([]byte, envelope.MaxHeaderLen)
 	n, err := io.ReadFull(in, prefix)
