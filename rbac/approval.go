@@ -247,9 +247,7 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 	ev.Attributes = []audit.Attr{audit.String("requester", q.Actor.Subject), audit.String("role", q.Role)}
 	if !now.Before(q.Expires) {
 		// Drop the expired request, audited, then refuse.
-		xev := audit.Event{Time: now, Actor: q.Actor, Action: "rbac.access.expire", Resource: q.ID, Severity: audit.SeverityNotice,
-			Attributes: []audit.Attr{audit.String("role", q.Role)}}
-		if err := e.change(ctx, xev, nil, func(ce *casbin.Enforcer) (bool, error) {
+		if err := e.change(ctx, requestExpired(q, now), nil, func(ce *casbin.Enforcer) (bool, error) {
 			return ce.RemoveNamedPolicy("p3", requestFields(q))
 		}); err != nil {
 			return Grant{}, errors.Join(ErrExpired, err)
@@ -450,6 +448,13 @@ func (e *Enforcer) CloseReview(ctx context.Context, id, note string) error {
 	})
 }
 
+// requestExpired is the "rbac.access.expire" event of dropping the
+// expired access request q.
+func requestExpired(q AccessRequest, now time.Time) audit.Event {
+	return audit.Event{Time: now, Actor: q.Actor, Action: "rbac.access.expire", Resource: q.ID, Severity: audit.SeverityNotice,
+		Attributes: []audit.Attr{audit.String("role", q.Role), audit.String("expires", q.Expires.UTC().Format(time.RFC3339))}}
+}
+
 // PruneReport is the result of [Enforcer.PruneExpired].
 type PruneReport struct {
 	// Grants and Requests count the expired grants and access requests
@@ -521,9 +526,9 @@ func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
 		if now.Before(q.Expires) {
 			continue
 		}
-		rows = append(rows, row{"p3", requestFields(q), audit.Event{Time: now, Actor: q.Actor,
-			Action: "rbac.access.expire", Resource: q.ID, Outcome: audit.OutcomeAllow, Severity: audit.SeverityNotice,
-			Attributes: []audit.Attr{audit.String("role", q.Role), audit.String("expires", q.Expires.UTC().Format(time.RFC3339))}}})
+		ev := requestExpired(q, now)
+		ev.Outcome = audit.OutcomeAllow
+		rows = append(rows, row{"p3", requestFields(q), ev})
 	}
 
 	// Audit each row, then remove it; stop at the first failure.
@@ -559,20 +564,18 @@ func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
 		Attributes: []audit.Attr{audit.String("grants", strconv.Itoa(rep.Grants)), audit.String("requests", strconv.Itoa(rep.Requests)),
 			audit.String("breakglass_kept", strconv.Itoa(rep.BreakGlassKept))}}
 	if rep.Grants+rep.Requests > 0 {
-		if err := e.rebuildIndex(false); err != nil {
+		// Announce what was removed even if ctx was cancelled meanwhile,
+		// so that the other instances reload.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		warn, err := e.publish(nctx)
+		cancel()
+		if err != nil {
 			sum.Outcome, sum.Reason, sum.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
 			_ = e.log(ctx, sum)
 			return rep, errors.Join(stop, err)
 		}
-		if e.pg != nil {
-			// Announce what was removed even if ctx was cancelled
-			// meanwhile, so that the other instances reload.
-			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			err := e.pg.notify(nctx, e.id)
-			cancel()
-			if err != nil {
-				sum.Reason, sum.Severity = "changed, but notify failed: "+err.Error(), audit.SeverityWarning
-			}
+		if warn != "" {
+			sum.Reason, sum.Severity = warn, audit.SeverityWarning
 		}
 	}
 	if stop != nil {

@@ -401,22 +401,36 @@ func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() erro
 		_ = e.log(ctx, ev)
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
-	if err := e.rebuildIndex(false); err != nil {
+	if !ok {
+		ev.Reason = "no change"
+	}
+	warn, err := e.publish(ctx)
+	if err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
 		_ = e.log(ctx, ev)
 		return err
 	}
-	if !ok {
-		ev.Reason = "no change"
-	}
-	if e.pg != nil {
-		if err := e.pg.notify(ctx, e.id); err != nil {
-			ev.Reason = "changed, but notify failed: " + err.Error()
-			ev.Severity = audit.SeverityWarning
-		}
+	if warn != "" {
+		ev.Reason, ev.Severity = warn, audit.SeverityWarning
 	}
 	ev.Outcome = audit.OutcomeAllow
 	return e.log(ctx, ev)
+}
+
+// publish makes changes applied to the store take effect: it rebuilds the
+// index and tells the other instances. It returns the rebuild's error,
+// and a warning for the audit event when the other instances could not
+// be told.
+func (e *Enforcer) publish(ctx context.Context) (warning string, err error) {
+	if err := e.rebuildIndex(false); err != nil {
+		return "", err
+	}
+	if e.pg != nil {
+		if err := e.pg.notify(ctx, e.id); err != nil {
+			return "changed, but notify failed: " + err.Error(), nil
+		}
+	}
+	return "", nil
 }
 
 func (e *Enforcer) log(ctx context.Context, ev audit.Event) error {
