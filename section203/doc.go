@@ -43,7 +43,10 @@
 // fetch and connectors off in § 203 mode), [Guard.Transport] (egress
 // allowlist as an [http.RoundTripper]), [Guard.Access] (no access across
 // tenants), [Guard.ContentRetention] (zero in § 203 mode) and
-// [Guard.Training] (always refused). Every decision has an id, is written
+// [Guard.Training] (always refused). [Guard.ModelClient] is the model
+// call in one step: the registry check, then an [net/http.Client] that
+// reaches only that model's endpoint. The registered endpoints are the
+// egress allowlist, so a model API is named once. Every decision has an id, is written
 // to the audit Logger, and is added to the current span when it records.
 // A decision that cannot be audited is a refusal.
 //

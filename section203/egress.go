@@ -15,7 +15,14 @@ import (
 	"github.com/tomkit/tomkit/section203/internal/hostname"
 )
 
-// EgressConfig is the outbound allowlist. Its zero value allows nothing.
+// EgressConfig is the outbound allowlist. Its zero value allows only the
+// registered providers' endpoints (see [Config.Providers]).
+//
+// Every endpoint of a registered [Provider] is allowlisted automatically,
+// so the registry is the one place where a model API is named: in normal
+// operation every registered endpoint, in § 203 mode only the EU
+// endpoints of providers that [Guard.Model] would accept in § 203 mode.
+// Allow and AllowOff add destinations that are not model APIs.
 type EgressConfig struct {
 	// Allow lists the destinations permitted in § 203 mode, each as
 	// "host", "host:port", "https://host[:port]" or "http://host[:port]".
@@ -36,6 +43,11 @@ type EgressConfig struct {
 	// Resolver resolves names for the AllowedCIDRs check. Nil means
 	// [net.DefaultResolver].
 	Resolver Resolver
+	// Base is the transport behind the Guard's own guarded transport,
+	// which [Guard.ModelClient] uses. It is cloned and stripped of its
+	// proxy and dial hooks as [Guard.Transport] does. Nil means a clone
+	// of [http.DefaultTransport].
+	Base *http.Transport
 }
 
 // Resolver looks up the addresses of a host. [*net.Resolver] implements
@@ -81,16 +93,31 @@ func compileAllow(entries []string) (allowSet, error) {
 	return s, nil
 }
 
-func compileEgress(c EgressConfig) (egressPolicy, error) {
+// add allowlists the origin of a registered endpoint.
+func (s *allowSet) add(e endpoint) {
+	s.dests[destKey{e.scheme, e.host, e.port}] = e.key
+	s.dial[destKey{"", e.host, e.port}] = true
+}
+
+func compileEgress(c EgressConfig, providers map[string]*provider) (egressPolicy, error) {
 	var p egressPolicy
 	var err error
 	if p.on, err = compileAllow(c.Allow); err != nil {
 		return p, err
 	}
-	p.off = p.on
-	if c.AllowOff != nil {
-		if p.off, err = compileAllow(c.AllowOff); err != nil {
-			return p, err
+	off := c.AllowOff
+	if off == nil {
+		off = c.Allow
+	}
+	if p.off, err = compileAllow(off); err != nil {
+		return p, err
+	}
+	for _, pr := range providers {
+		for _, e := range pr.endpoints {
+			p.off.add(e)
+			if pr.refuseOn == "" && e.eu {
+				p.on.add(e)
+			}
 		}
 	}
 	for _, c := range c.AllowedCIDRs {

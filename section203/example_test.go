@@ -120,3 +120,38 @@ func ExampleModes_TurnOff() {
 	// section203.mode_off deny critical eve
 	// section203.mode_off allow critical dpo
 }
+
+// One call checks the model against the registry and returns a client
+// that reaches only that model's endpoint. The registered endpoints are
+// the egress allowlist; nothing needs listing twice.
+func ExampleGuard_ModelClient() {
+	var log audit.Recorder
+	modes, _ := section203.NewModes(section203.ModesConfig{
+		Tenants: map[string]section203.Mode{"kanzlei-meyer": section203.On}, Logger: &log,
+	})
+	guard, _ := section203.New(section203.Config{
+		Logger: &log,
+		Providers: []section203.Provider{
+			{Name: "mistral", Jurisdiction: section203.EU, Models: []string{"mistral-large"},
+				Endpoints:      []section203.Endpoint{{URL: "https://api.mistral.example/v1", Region: "FR"}},
+				ZDRAttestation: "ZDR-2026-03", Commitment: "AVV-203-17"},
+			{Name: "global-ai", Jurisdiction: section203.NonEU, Models: []string{"big"},
+				Endpoints: []section203.Endpoint{{URL: "https://api.global-ai.example/v1", Region: "global"}}},
+		},
+	})
+	ctx := modes.Bind(audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "kanzlei-meyer"}))
+
+	_, err := guard.ModelClient(ctx, "global-ai", "big", "https://api.global-ai.example/v1")
+	fmt.Println("global-ai refused:", errors.Is(err, section203.ErrProvider))
+
+	client, err := guard.ModelClient(ctx, "mistral", "mistral-large", "https://api.mistral.example/v1")
+	fmt.Println("mistral:", err)
+	// The client sends to the model's endpoint only.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://uploads.example/exfiltrate", nil)
+	_, err = client.Do(req)
+	fmt.Println("elsewhere refused:", errors.Is(err, section203.ErrEgress))
+	// Output:
+	// global-ai refused: true
+	// mistral: <nil>
+	// elsewhere refused: true
+}

@@ -48,6 +48,7 @@ type Guard struct {
 	providers map[string]*provider
 	tools     map[string]toolEntry
 	egress    egressPolicy
+	transport *Transport // the guarded transport of ModelClient
 
 	idPrefix string
 	seq      atomic.Uint64
@@ -66,9 +67,10 @@ func New(cfg Config) (*Guard, error) {
 	if g.tools, err = compileTools(cfg.Tools); err != nil {
 		return nil, err
 	}
-	if g.egress, err = compileEgress(cfg.Egress); err != nil {
+	if g.egress, err = compileEgress(cfg.Egress, g.providers); err != nil {
 		return nil, err
 	}
+	g.transport = g.Transport(cfg.Egress.Base)
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("section203: new guard: %w", err)

@@ -3,6 +3,7 @@ package section203
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -85,20 +86,23 @@ type provider struct {
 }
 
 type endpoint struct {
-	key string // scheme://host:port
-	eu  bool
+	key    string // scheme://host:port
+	scheme string
+	host   string // normalised
+	port   uint16
+	eu     bool
 }
 
-func endpointKey(raw string) (string, error) {
+func parseEndpoint(raw string) (endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.Host == "" {
-		return "", fmt.Errorf("%w: endpoint %q: want an http(s) URL without userinfo", ErrConfig, raw)
+		return endpoint{}, fmt.Errorf("%w: endpoint %q: want an http(s) URL without userinfo", ErrConfig, raw)
 	}
 	a, err := hostname.Parse(u.Host, defaultPort(u.Scheme))
 	if err != nil {
-		return "", fmt.Errorf("%w: endpoint %q: %w", ErrConfig, raw, err)
+		return endpoint{}, fmt.Errorf("%w: endpoint %q: %w", ErrConfig, raw, err)
 	}
-	return u.Scheme + "://" + a.String(), nil
+	return endpoint{key: origin(u.Scheme, a), scheme: u.Scheme, host: a.Host(), port: a.Port}, nil
 }
 
 func compileProviders(ps []Provider) (map[string]*provider, error) {
@@ -115,13 +119,13 @@ func compileProviders(ps []Provider) (map[string]*provider, error) {
 			c.models[m] = true
 		}
 		for _, e := range p.Endpoints {
-			key, err := endpointKey(e.URL)
+			ep, err := parseEndpoint(e.URL)
 			if err != nil {
 				return nil, err
 			}
-			ep := endpoint{key: key, eu: euCountries[strings.ToUpper(e.Region)]}
+			ep.eu = euCountries[strings.ToUpper(e.Region)]
 			c.endpoints[e.URL] = ep
-			c.endpoints[key] = ep
+			c.endpoints[ep.key] = ep
 		}
 		switch {
 		case p.Jurisdiction != EU && p.Jurisdiction != EUControlled:
@@ -152,8 +156,8 @@ func (g *Guard) Model(ctx context.Context, providerName, model, endpointURL stri
 	var ok bool
 	if p != nil {
 		if ep, ok = p.endpoints[endpointURL]; !ok {
-			if key, err := endpointKey(endpointURL); err == nil {
-				ep, ok = p.endpoints[key]
+			if e, err := parseEndpoint(endpointURL); err == nil {
+				ep, ok = p.endpoints[e.key]
 			}
 		}
 	}
@@ -176,6 +180,69 @@ func (g *Guard) Model(ctx context.Context, providerName, model, endpointURL stri
 		d.Reason = "EU provider with attestation and commitment, EU endpoint"
 	}
 	return g.decide(ctx, actor, d, providerName+"/"+model, ErrProvider, audit.String("endpoint", ep.key))
+}
+
+// ModelClient decides, as [Guard.Model] does, whether the tenant in ctx
+// may send content to model of provider at endpoint, and if so returns an
+// [http.Client] that can reach that endpoint and nothing else. One call
+// thus covers both halves of a model call: the registry check and the
+// guarded egress. Every request the client sends is still an audited
+// egress decision of the tenant in the request's ctx (use
+// [http.NewRequestWithContext] with ctx); a request or redirect to any
+// other origin than the endpoint's scheme, host and port is refused with
+// [ErrEgress], even if that origin is allowlisted. Clients share the
+// Guard's connection pool (see [EgressConfig.Base]).
+func (g *Guard) ModelClient(ctx context.Context, provider, model, endpoint string) (*http.Client, error) {
+	if _, err := g.Model(ctx, provider, model, endpoint); err != nil {
+		return nil, err
+	}
+	ep := g.providers[provider].endpoints[endpoint] // Model found it by URL or by key
+	if ep.key == "" {
+		if e, err := parseEndpoint(endpoint); err == nil {
+			ep = g.providers[provider].endpoints[e.key]
+		}
+	}
+	pin := &pinned{t: g.transport, ep: ep}
+	return &http.Client{Transport: pin, CheckRedirect: pin.checkRedirect}, nil
+}
+
+// pinned sends only to one registered model endpoint, through the Guard's
+// guarded transport.
+type pinned struct {
+	t  *Transport
+	ep endpoint
+}
+
+func (p *pinned) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := p.check(req, "section203.egress"); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	return p.t.RoundTrip(req)
+}
+
+func (p *pinned) checkRedirect(req *http.Request, via []*http.Request) error {
+	if err := p.check(req, "section203.redirect"); err != nil {
+		return err
+	}
+	return p.t.CheckRedirect(req, via)
+}
+
+// check refuses, audited, a request whose origin is not the endpoint's.
+func (p *pinned) check(req *http.Request, action string) error {
+	if req.URL != nil && (req.URL.Scheme == "https" || req.URL.Scheme == "http") && req.URL.User == nil {
+		if a, err := hostname.Parse(req.URL.Host, defaultPort(req.URL.Scheme)); err == nil &&
+			req.URL.Scheme == p.ep.scheme && a.Host() == p.ep.host && a.Port == p.ep.port {
+			return nil
+		}
+	}
+	ctx := req.Context()
+	actor, mode := subject(ctx)
+	d := Decision{Action: action, Mode: mode, Reason: "not the model endpoint " + p.ep.key}
+	_, err := p.t.g.decide(ctx, actor, d, "model-endpoint", ErrEgress)
+	return err
 }
 
 func defaultPort(scheme string) uint16 {
