@@ -77,6 +77,10 @@
 // [RedirectHTTPS] answers the plain-HTTP port. [HTTPServer] sets the
 // timeouts that stop slowloris-style resource exhaustion.
 //
+// For development and tests, [DevCertificate] loads or creates a local CA
+// and a server certificate it signed, refusing key files with loose
+// permissions.
+//
 // # The go directive trap
 //
 // crypto/tls decides some defaults from the go directive of the main

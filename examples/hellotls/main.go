@@ -1,35 +1,28 @@
 // Command hellotls serves HTTPS with tomkit's strict TLS profile: TLS 1.3
 // only, the post-quantum hybrid key exchange X25519MLKEM768 preferred,
-// HSTS and the API security headers, on a self-signed development
-// certificate (ECDSA P-256) that it creates at start.
+// HSTS and the API security headers, on a development certificate (ECDSA
+// P-256, from tlsconfig.DevCertificate) that it creates at start.
 //
 //	go run ./examples/hellotls [-addr 127.0.0.1:8443] [-dir DIR]
 //
-// It prints the URL and a curl command that trusts the development
-// certificate. The certificate and key are written to DIR (default
+// It prints the URL and a curl command that trusts the development CA.
+// The CA, the certificate and the key are written to DIR (default
 // $TMPDIR/tomkit-hellotls) and hot-reloaded from there: replace them and
 // the next handshake, at most ten seconds later, serves the new pair.
 //
-// The certificate is for development only: it is self-signed and no
-// browser trusts it.
+// The certificate is for development only: its CA is made on this machine
+// and no browser trusts it.
 package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -75,14 +68,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1" // listening on all addresses: show loopback
 	}
-	certFile, keyFile, err := devCertificate(*dir, host)
+	dev, err := tlsconfig.DevCertificate(*dir, host)
 	if err != nil {
 		return err
 	}
 	errLog := log.New(stderr, "hellotls: ", log.LstdFlags)
 	tc, err := tlsconfig.Server(tlsconfig.Config{
-		CertFile: certFile,
-		KeyFile:  keyFile,
+		CertFile: dev.CertFile,
+		KeyFile:  dev.KeyFile,
 		OnReloadError: func(err error) {
 			errLog.Print(err)
 		},
@@ -98,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	url := "https://" + net.JoinHostPort(host, port) + "/"
 	fmt.Fprintf(stdout, "serving %s\n", url)
-	fmt.Fprintf(stdout, "try:     curl --cacert %s %s\n", certFile, url)
+	fmt.Fprintf(stdout, "try:     curl --cacert %s %s\n", dev.CAFile, url)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
@@ -121,81 +114,4 @@ func hello(w http.ResponseWriter, r *http.Request) {
 		"cipher":  tls.CipherSuiteName(r.TLS.CipherSuite),
 		"group":   tlsconfig.Group(*r.TLS),
 	})
-}
-
-// The development certificate is valid for 90 days and reused while it has
-// more than 61 days left, so that a scanner (testssl.sh warns under 60
-// days) never sees it about to expire.
-const (
-	validFor = 90 * 24 * time.Hour
-	reuseFor = 61 * 24 * time.Hour
-)
-
-// devCertificate returns the paths of a self-signed ECDSA P-256 certificate
-// and key in dir, valid for host, localhost and the loopback addresses. An
-// existing pair is reused (see validFor); otherwise a new one is written.
-func devCertificate(dir, host string) (certFile, keyFile string, err error) {
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certPEM, err1 := os.ReadFile(certFile)
-	keyPEM, err2 := os.ReadFile(keyFile)
-	if err1 == nil && err2 == nil {
-		if c, err := tlsconfig.ParseKeyPair(certPEM, keyPEM, time.Now().Add(reuseFor)); err == nil && c.Leaf.VerifyHostname(host) == nil {
-			return certFile, keyFile, nil
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return "", "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "tomkit hellotls development certificate"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(validFor),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true, // self-signed: curl --cacert needs it to be a CA
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		if !ip.IsLoopback() {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		}
-	} else if host != "localhost" {
-		tmpl.DNSNames = append(tmpl.DNSNames, host)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return "", "", err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", err
-	}
-	// Key first: a reader that sees the new certificate must find its key.
-	if err := writeFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
-		return "", "", err
-	}
-	if err := writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
-		return "", "", err
-	}
-	return certFile, keyFile, nil
-}
-
-// writeFile replaces name atomically, readable only by its owner.
-func writeFile(name string, data []byte) error {
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
 }

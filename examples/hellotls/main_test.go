@@ -48,13 +48,13 @@ func TestHelloTLS(t *testing.T) {
 		t.Fatalf("printed url %q, curl %q", url, curl)
 	}
 
-	certPEM, err := os.ReadFile(dir + "/cert.pem")
+	certPEM, err := os.ReadFile(dir + "/ca.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(certPEM) {
-		t.Fatal("no certificate in cert.pem")
+		t.Fatal("no certificate in ca.pem")
 	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := c.Get(url)
