@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -30,8 +33,9 @@ func GenerateKey(name string) (signerKey, verifierKey string, err error) {
 // Signer signs a log's checkpoints. Create one with [NewSigner]; its
 // String method never prints key material.
 type Signer struct {
-	s note.Signer
-	v note.Verifier
+	s    note.Signer
+	v    note.Verifier
+	vkey string // the verifier key's text
 }
 
 // NewSigner parses a signer key as written by [GenerateKey] (or `tomkit
@@ -57,7 +61,7 @@ func NewSigner(signerKey string) (*Signer, error) {
 	if err != nil || v.KeyHash() != s.KeyHash() {
 		return nil, fmt.Errorf("%w: inconsistent signer key", ErrBadKey)
 	}
-	return &Signer{s: s, v: v}, nil
+	return &Signer{s: s, v: v, vkey: vkey}, nil
 }
 
 // Verifier returns the public half of s.
@@ -74,4 +78,119 @@ func NewVerifier(verifierKey string) (note.Verifier, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
 	return v, nil
+}
+
+// ErrLoosePermissions reports a signer key file that group or others may
+// access. It is refused before it is read.
+var ErrLoosePermissions = errors.New("audit: key file permissions looser than 0600")
+
+// LoadSigner reads the signer key file at path, as written by
+// [LoadOrCreateSigner] or `tomkit audit keygen`. The file must be a
+// regular file that neither group nor others may access; otherwise it is
+// refused with [ErrLoosePermissions] before it is read.
+func LoadSigner(path string) (*Signer, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: signer key: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("audit: signer key: %s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %#o", ErrLoosePermissions, path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: signer key: %w", err)
+	}
+	defer clear(b)
+	s, err := NewSigner(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("audit: signer key %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// LoadOrCreateSigner loads the signer key file at path with
+// [LoadSigner], or, when there is none, creates it with a new key named
+// name (see [GenerateKey]): mode 0600, written in full before it appears
+// under its name, so that two processes starting at once end up with the
+// same key. The verifier key is written beside it, to path + ".pub", for
+// auditors. created reports whether the key is new.
+//
+// This is the bootstrap of a single instance. Replicas that share a log
+// must share its signer key too: distribute the file (or its content)
+// from a secret store; a log refuses a signer that is not its own.
+func LoadOrCreateSigner(path, name string) (s *Signer, created bool, err error) {
+	s, err = LoadSigner(path)
+	if err == nil {
+		return s, false, writePub(path, s)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	skey, _, err := GenerateKey(name)
+	if err != nil {
+		return nil, false, err
+	}
+	if s, err = NewSigner(skey); err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, fmt.Errorf("audit: signer key: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-signer-*")
+	if err != nil {
+		return nil, false, fmt.Errorf("audit: signer key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(skey + "\n")
+	if err == nil {
+		err = tmp.Sync() // CreateTemp made it 0600
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// Link fails if another process created the key first: use that one.
+		if err = os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+			s, err := LoadSigner(path)
+			if err != nil {
+				return nil, false, err
+			}
+			return s, false, writePub(path, s)
+		}
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("audit: signer key: %w", err)
+	}
+	return s, true, writePub(path, s)
+}
+
+// writePub makes path + ".pub" hold s's verifier key, replacing it
+// atomically if it is missing or holds another key.
+func writePub(path string, s *Signer) error {
+	want := s.vkey + "\n"
+	if b, err := os.ReadFile(path + ".pub"); err == nil && string(b) == want {
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-verifier-*")
+	if err != nil {
+		return fmt.Errorf("audit: verifier key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(want)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path+".pub")
+	}
+	if err != nil {
+		return fmt.Errorf("audit: verifier key: %w", err)
+	}
+	return nil
 }
