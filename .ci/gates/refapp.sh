@@ -28,7 +28,7 @@ trap cleanup EXIT
 go build -o "$tmp/refapp" ./examples/refapp
 go build -o "$tmp/tomkit" ./cmd/tomkit
 data="$tmp/data"
-"$tmp/refapp" -data "$data" -addr 127.0.0.1:0 -http-addr 127.0.0.1:0 -traces off >"$tmp/out" 2>"$tmp/err" &
+"$tmp/refapp" -data "$data" -addr 127.0.0.1:0 -http-addr 127.0.0.1:0 -metrics-addr 127.0.0.1:0 -traces off >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 
 url=""

@@ -56,6 +56,7 @@ type refapp struct {
 	cmd     *exec.Cmd
 	URL     string // https://localhost:port
 	HTTPURL string // the plain-HTTP redirect listener
+	Metrics string // the Prometheus /metrics URL
 	Data    string
 	Roots   *x509.CertPool
 	Tokens  map[string]string
@@ -93,7 +94,7 @@ func startRefappEnv(t *testing.T, env []string, dataDir string, args ...string) 
 		dataDir = filepath.Join(t.TempDir(), "data")
 	}
 	r := &refapp{t: t, Data: dataDir, done: make(chan error, 1)}
-	all := append([]string{"-data", dataDir, "-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, args...)
+	all := append([]string{"-data", dataDir, "-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, args...)
 	r.cmd = exec.Command(refappBin, all...)
 	r.cmd.Env = append(append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="), env...)
 	pr, pw := io.Pipe()
@@ -114,6 +115,9 @@ func startRefappEnv(t *testing.T, env []string, dataDir string, args ...string) 
 			line := sc.Text()
 			if u, ok := strings.CutPrefix(line, "refapp: listening on "); ok {
 				r.URL = strings.TrimSpace(u)
+			}
+			if u, ok := strings.CutPrefix(line, "refapp: metrics on "); ok {
+				r.Metrics = strings.TrimSpace(u)
 			}
 			if rest, ok := strings.CutPrefix(line, "refapp: redirecting "); ok {
 				r.HTTPURL = strings.Fields(rest)[0]

@@ -27,6 +27,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -53,7 +55,8 @@ type options struct {
 	httpAddr  string        // plain-HTTP redirect listen address; "" disables
 	dataDir   string        // data directory, created on first start
 	postgres  string        // PostgreSQL DSN; "" means files in dataDir
-	traces    string        // "stdout", "otlp", "off"; "" picks otlp when OTEL_EXPORTER_OTLP_* is set
+	traces    string        // "stdout", "otlp", "off"; "" picks otlp when OTEL_EXPORTER_OTLP_* is set, else off
+	metrics   string        // Prometheus /metrics listen address; "" disables
 	rate      float64       // requests per second per principal
 	burst     int           // burst per principal
 	breakTTL  time.Duration // how long a break-glass grant lasts
@@ -86,7 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.httpAddr, "http-addr", envOr("REFAPP_HTTP_ADDR", "127.0.0.1:8080"), "plain-HTTP `address` that only redirects to HTTPS; empty disables (env REFAPP_HTTP_ADDR)")
 	fs.StringVar(&o.dataDir, "data", envOr("REFAPP_DATA", defaultDataDir()), "data `directory`, created on first start (env REFAPP_DATA)")
 	fs.StringVar(&o.postgres, "postgres", os.Getenv("REFAPP_POSTGRES_DSN"), "PostgreSQL `DSN`: keep documents (and, where the packages support it, audit and policy) in PostgreSQL (env REFAPP_POSTGRES_DSN)")
-	fs.StringVar(&o.traces, "traces", os.Getenv("REFAPP_TRACES"), "trace exporter: stdout, otlp or off; default otlp when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, else stdout (env REFAPP_TRACES)")
+	fs.StringVar(&o.traces, "traces", os.Getenv("REFAPP_TRACES"), "trace exporter: stdout, otlp or off; default otlp when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, else off (env REFAPP_TRACES)")
+	fs.StringVar(&o.metrics, "metrics-addr", envOr("REFAPP_METRICS_ADDR", "127.0.0.1:9464"), "plain-HTTP `address` serving Prometheus /metrics, apart from the API; empty disables (env REFAPP_METRICS_ADDR)")
 	fs.Float64Var(&o.rate, "rate", 20, "requests per second allowed per principal")
 	fs.IntVar(&o.burst, "burst", 40, "request burst allowed per principal")
 	fs.DurationVar(&o.breakTTL, "break-glass-ttl", 15*time.Minute, "how long a break-glass grant lasts")
@@ -102,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	switch o.traces {
 	case "":
-		o.traces = "stdout"
+		o.traces = "off"
 		if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
 			o.traces = "otlp"
 		}
@@ -131,6 +135,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 		_ = tel.shutdown(sctx)
 	}()
+	if o.metrics != "" {
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			return fmt.Errorf("-metrics-addr: %w", err)
+		}
+		stopMetrics := tel.serveMetrics(ln, log.New(stderr, "refapp: metrics: ", log.LstdFlags))
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = stopMetrics(sctx)
+		}()
+		fmt.Fprintf(stdout, "refapp: metrics on http://%s/metrics\n", ln.Addr())
+	}
 	app, err := newApp(ctx, o, d, stderr)
 	if err != nil {
 		return err

@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
+	"net"
+	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -20,6 +26,8 @@ import (
 // tomkit packages use the OTel API alone.
 type telemetry struct {
 	shutdowns []func(context.Context) error
+	// metrics serves the Prometheus exposition of every OTel metric.
+	metrics http.Handler
 }
 
 func (t *telemetry) shutdown(ctx context.Context) error {
@@ -31,10 +39,10 @@ func (t *telemetry) shutdown(ctx context.Context) error {
 }
 
 // setupTelemetry installs the global tracer and meter providers. Traces go
-// to stdout, to OTLP over HTTP (configured by the standard
-// OTEL_EXPORTER_OTLP_* variables), or nowhere. Metrics go to stdout once a
-// minute in stdout mode; otherwise they are kept in memory (the OTLP metric
-// exporter is not among tomkit's dependencies).
+// to stdout (opt-in), to OTLP over HTTP (configured by the standard
+// OTEL_EXPORTER_OTLP_* variables), or nowhere. Metrics are exposed for
+// Prometheus to scrape (t.metrics, served by serveMetrics on a listener of
+// its own) and, in stdout mode, also printed once a minute.
 func setupTelemetry(ctx context.Context, mode string, stdout io.Writer) (*telemetry, error) {
 	t := &telemetry{}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "tomkit-refapp")))
@@ -59,18 +67,36 @@ func setupTelemetry(ctx context.Context, mode string, stdout io.Writer) (*teleme
 	otel.SetTracerProvider(tp)
 	t.shutdowns = append(t.shutdowns, tp.Shutdown)
 
-	var reader sdkmetric.Reader
+	// A registry of its own, so that nothing registered globally by a
+	// dependency leaks into the exposition.
+	reg := prometheus.NewRegistry()
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, err
+	}
+	t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	mopts := []sdkmetric.Option{sdkmetric.WithReader(prom), sdkmetric.WithResource(res)}
 	if mode == "stdout" {
 		mexp, err := stdoutmetric.New(stdoutmetric.WithWriter(stdout))
 		if err != nil {
 			return nil, err
 		}
-		reader = sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(time.Minute))
-	} else {
-		reader = sdkmetric.NewManualReader()
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(time.Minute))))
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(res))
+	mp := sdkmetric.NewMeterProvider(mopts...)
 	otel.SetMeterProvider(mp)
 	t.shutdowns = append(t.shutdowns, mp.Shutdown)
 	return t, nil
+}
+
+// serveMetrics serves GET /metrics (the Prometheus text exposition) on ln,
+// a listener apart from the API's, until the returned func shuts it down.
+// It carries counters only, no personal data; keep it on loopback or a
+// private network.
+func (t *telemetry) serveMetrics(ln net.Listener, errLog *log.Logger) func(context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", t.metrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: errLog}
+	go func() { _ = srv.Serve(ln) }()
+	return srv.Shutdown
 }
