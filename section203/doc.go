@@ -31,7 +31,7 @@
 // is always the one in [audit.ActorFrom]. Unknown means on: a tenant that
 // is not configured, a ctx without a binding, or a binding for another
 // tenant all resolve to [On]. Once on, the mode is locked: a configuration
-// reload cannot turn it off ([ErrLocked]); only [Modes.TurnOff] can, which
+// reload cannot turn it off ([ErrModeLocked]); only [Modes.TurnOff] can, which
 // needs an authorizer, a reason and an authenticated actor, and is audited
 // with severity critical.
 //

@@ -81,11 +81,11 @@ func compileAllow(entries []string) (allowSet, error) {
 			scheme, hostport = e[:i], e[i+3:]
 		}
 		if scheme != "https" && scheme != "http" {
-			return allowSet{}, fmt.Errorf("%w: egress entry %q: scheme must be http or https", ErrConfig, e)
+			return allowSet{}, fmt.Errorf("%w: egress entry %q: scheme must be http or https", ErrInvalidConfig, e)
 		}
 		a, err := hostname.Parse(hostport, defaultPort(scheme))
 		if err != nil {
-			return allowSet{}, fmt.Errorf("%w: egress entry %q: %w", ErrConfig, e, err)
+			return allowSet{}, fmt.Errorf("%w: egress entry %q: %w", ErrInvalidConfig, e, err)
 		}
 		s.dests[destKey{scheme, a.Host(), a.Port}] = origin(scheme, a)
 		s.dial[destKey{"", a.Host(), a.Port}] = true
@@ -122,7 +122,7 @@ func compileEgress(c EgressConfig, providers map[string]*provider) (egressPolicy
 	}
 	for _, c := range c.AllowedCIDRs {
 		if !c.IsValid() {
-			return p, fmt.Errorf("%w: invalid CIDR", ErrConfig)
+			return p, fmt.Errorf("%w: invalid CIDR", ErrInvalidConfig)
 		}
 		p.cidrs = append(p.cidrs, c.Masked())
 	}
@@ -233,7 +233,7 @@ func (t *Transport) Client() *http.Client {
 func (t *Transport) CloseIdleConnections() { t.base.CloseIdleConnections() }
 
 // RoundTrip decides whether req may leave, and sends it if so. A refusal
-// is a [*DeniedError] matching [ErrEgress]; the request body is closed
+// is a [*RefusedError] matching [ErrEgress]; the request body is closed
 // either way, as [http.RoundTripper] requires.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out, err := t.check(req, "section203.egress")

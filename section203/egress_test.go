@@ -108,10 +108,10 @@ func TestEgressBypassBattery(t *testing.T) {
 					t.Fatalf("got %q, %v; want an answer from %s", body, err, c.allowed)
 				}
 			} else {
-				if !errors.Is(err, section203.ErrEgress) || !errors.Is(err, section203.ErrDenied) {
+				if !errors.Is(err, section203.ErrEgress) || !errors.Is(err, section203.ErrRefused) {
 					t.Fatalf("got %q, %v; want ErrEgress", body, err)
 				}
-				var de *section203.DeniedError
+				var de *section203.RefusedError
 				if !errors.As(err, &de) || de.Decision.ID == "" {
 					t.Fatalf("error %v carries no decision", err)
 				}

@@ -7,11 +7,11 @@ import (
 )
 
 // The errors of this package. Every refusal by a guard is a
-// [*DeniedError], which matches [ErrDenied] and the specific sentinel
+// [*RefusedError], which matches [ErrRefused] and the specific sentinel
 // below with [errors.Is].
 var (
-	// ErrDenied matches every refusal by a guard.
-	ErrDenied = errors.New("section203: denied")
+	// ErrRefused matches every refusal by a guard.
+	ErrRefused = errors.New("section203: refused")
 	// ErrNoTenant reports a ctx whose actor has no tenant.
 	ErrNoTenant = errors.New("section203: no tenant")
 	// ErrProvider reports a model provider, model or endpoint that is not
@@ -28,29 +28,29 @@ var (
 	ErrCrossTenant = errors.New("section203: cross-tenant access")
 	// ErrTraining reports an attempt to use customer content for training.
 	ErrTraining = errors.New("section203: training use refused")
-	// ErrLocked reports an attempt to turn § 203 mode off through
+	// ErrModeLocked reports an attempt to turn § 203 mode off through
 	// configuration.
-	ErrLocked = errors.New("section203: mode is locked on")
+	ErrModeLocked = errors.New("section203: mode is locked on")
 	// ErrNotPrivileged reports a refused [Modes.TurnOff].
 	ErrNotPrivileged = errors.New("section203: not privileged")
 	// ErrAudit reports that the audit Logger failed; the action it was to
 	// record did not happen.
 	ErrAudit = errors.New("section203: audit failed")
-	// ErrConfig reports an invalid configuration.
-	ErrConfig = errors.New("section203: invalid configuration")
+	// ErrInvalidConfig reports an invalid configuration.
+	ErrInvalidConfig = errors.New("section203: invalid configuration")
 )
 
-// DeniedError is a guard's refusal. It matches [ErrDenied] and Err.
-type DeniedError struct {
+// RefusedError is a guard's refusal. It matches [ErrRefused] and Err.
+type RefusedError struct {
 	Decision Decision
 	// Err is the specific sentinel, such as [ErrEgress], possibly joined
 	// with an [ErrAudit] when the refusal could not be recorded.
 	Err error
 }
 
-func (e *DeniedError) Error() string {
+func (e *RefusedError) Error() string {
 	return fmt.Sprintf("section203: %s denied (decision %s, mode %s): %s", strings.TrimPrefix(e.Decision.Action, "section203."), e.Decision.ID, e.Decision.Mode, e.Decision.Reason)
 }
 
-// Unwrap returns [ErrDenied] and Err.
-func (e *DeniedError) Unwrap() []error { return []error{ErrDenied, e.Err} }
+// Unwrap returns [ErrRefused] and Err.
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }

@@ -73,7 +73,7 @@ func ExampleGuard_Transport() {
 	} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		_, err := client.Do(req)
-		var denied *section203.DeniedError
+		var denied *section203.RefusedError
 		if errors.As(err, &denied) {
 			fmt.Printf("%s: %s\n", denied.Decision.Action, denied.Decision.Reason)
 		}
@@ -101,7 +101,7 @@ func ExampleModes_TurnOff() {
 	fmt.Println(modes.Reload(dpo, map[string]section203.Mode{"kanzlei-meyer": section203.Off}) == nil, modes.Mode("kanzlei-meyer"))
 	modes.TurnOn(dpo, "kanzlei-meyer")
 	err := modes.Reload(dpo, map[string]section203.Mode{"kanzlei-meyer": section203.Off})
-	fmt.Println(errors.Is(err, section203.ErrLocked), modes.Mode("kanzlei-meyer"))
+	fmt.Println(errors.Is(err, section203.ErrModeLocked), modes.Mode("kanzlei-meyer"))
 	err = modes.TurnOff(eve, "kanzlei-meyer", "testing")
 	fmt.Println(errors.Is(err, section203.ErrNotPrivileged), modes.Mode("kanzlei-meyer"))
 	err = modes.TurnOff(dpo, "kanzlei-meyer", "mandate ended, ticket 4711")

@@ -40,8 +40,8 @@ func FuzzEgressDecision(f *testing.F) {
 		req := (&http.Request{Method: http.MethodGet, URL: u, Host: host, Header: http.Header{}}).WithContext(ctx)
 		err = tr.CheckRedirect(req, nil)
 		if err != nil {
-			if !errors.Is(err, section203.ErrDenied) {
-				t.Fatalf("%q: refusal %v does not match ErrDenied", raw, err)
+			if !errors.Is(err, section203.ErrRefused) {
+				t.Fatalf("%q: refusal %v does not match ErrRefused", raw, err)
 			}
 			return
 		}

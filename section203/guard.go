@@ -37,7 +37,7 @@ type Config struct {
 // concurrent use.
 //
 // A decision is denied when the Logger fails to record it: the error then
-// matches both [ErrDenied] and [ErrAudit].
+// matches both [ErrRefused] and [ErrAudit].
 //
 // A decision costs about 0.4 µs of CPU and two to four small allocations
 // (BenchmarkDecision), plus what the Logger costs: a Logger that merely
@@ -103,7 +103,7 @@ func (g *Guard) newID() string {
 	return string(b)
 }
 
-// decide records a decision and returns it, with a *DeniedError wrapping
+// decide records a decision and returns it, with a *RefusedError wrapping
 // sentinel when it is a refusal or when it could not be recorded.
 func (g *Guard) decide(ctx context.Context, actor audit.Actor, d Decision, resource string, sentinel error, attrs ...audit.Attr) (Decision, error) {
 	d.ID = g.newID()
@@ -134,12 +134,12 @@ func (g *Guard) decide(ctx context.Context, actor audit.Actor, d Decision, resou
 		if d.Allowed {
 			d.Allowed = false
 			d.Reason = "audit log failed"
-			return d, &DeniedError{Decision: d, Err: e}
+			return d, &RefusedError{Decision: d, Err: e}
 		}
-		return d, &DeniedError{Decision: d, Err: errors.Join(sentinel, e)}
+		return d, &RefusedError{Decision: d, Err: errors.Join(sentinel, e)}
 	}
 	if !d.Allowed {
-		return d, &DeniedError{Decision: d, Err: sentinel}
+		return d, &RefusedError{Decision: d, Err: sentinel}
 	}
 	return d, nil
 }

@@ -109,7 +109,7 @@ func TestModel(t *testing.T) {
 			}
 		}
 	}
-	if _, err := g.Model(context.Background(), "mistral", "large", "https://api.eu.example.com/v1"); !errors.Is(err, section203.ErrDenied) {
+	if _, err := g.Model(context.Background(), "mistral", "large", "https://api.eu.example.com/v1"); !errors.Is(err, section203.ErrRefused) {
 		t.Errorf("no tenant: err %v", err)
 	}
 	if n := len(rec.Events()); n != 2*len(cases)+1 {
@@ -213,8 +213,8 @@ func TestAuditFailureDenies(t *testing.T) {
 	ctx := bound(mustModes(t, &rec, map[string]section203.Mode{"normal": section203.Off}), "normal")
 	check := func(name string, err error) {
 		t.Helper()
-		if !errors.Is(err, section203.ErrDenied) || !errors.Is(err, section203.ErrAudit) {
-			t.Errorf("%s: err %v, want ErrDenied and ErrAudit", name, err)
+		if !errors.Is(err, section203.ErrRefused) || !errors.Is(err, section203.ErrAudit) {
+			t.Errorf("%s: err %v, want ErrRefused and ErrAudit", name, err)
 		}
 	}
 	_, err = g.Model(ctx, "mistral", "large", "https://api.eu.example.com/v1")
@@ -255,8 +255,8 @@ func TestBadConfig(t *testing.T) {
 	}
 	for i, c := range cases {
 		c.Logger = &rec
-		if _, err := section203.New(c); !errors.Is(err, section203.ErrConfig) {
-			t.Errorf("case %d: err %v, want ErrConfig", i, err)
+		if _, err := section203.New(c); !errors.Is(err, section203.ErrInvalidConfig) {
+			t.Errorf("case %d: err %v, want ErrInvalidConfig", i, err)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func Namespace(tenant string) string {
 // Isolation returns the isolation helper for cfg.
 func (g *Guard) Isolation(cfg IsolationConfig) (*Isolation, error) {
 	if cfg.Keyring == nil || cfg.Backend == nil {
-		return nil, fmt.Errorf("%w: isolation needs a Keyring and a Backend", ErrConfig)
+		return nil, fmt.Errorf("%w: isolation needs a Keyring and a Backend", ErrInvalidConfig)
 	}
 	if cfg.Retention.Logger == nil {
 		cfg.Retention.Logger = g.log

@@ -105,7 +105,7 @@ func TestIsolation(t *testing.T) {
 		t.Fatalf("files per namespace %v", files)
 	}
 
-	if _, err := iso.Open(context.Background()); !errors.Is(err, section203.ErrNoTenant) || !errors.Is(err, section203.ErrDenied) {
+	if _, err := iso.Open(context.Background()); !errors.Is(err, section203.ErrNoTenant) || !errors.Is(err, section203.ErrRefused) {
 		t.Fatalf("no tenant: %v", err)
 	}
 	var opens int

@@ -78,7 +78,7 @@ func NewModes(cfg ModesConfig) (*Modes, error) {
 	tenants := make(map[string]*tenantMode, len(cfg.Tenants))
 	for name, mode := range cfg.Tenants {
 		if name == "" {
-			return nil, fmt.Errorf("%w: empty tenant name", ErrConfig)
+			return nil, fmt.Errorf("%w: empty tenant name", ErrInvalidConfig)
 		}
 		t := new(tenantMode)
 		t.off.Store(mode == Off)
@@ -205,13 +205,13 @@ func (m *Modes) TurnOff(ctx context.Context, tenant, reason string) error {
 // Reload applies a new configuration. Tenants listed as [On] are turned on;
 // tenants not yet known are added with their configured mode. A tenant in
 // § 203 mode that the new configuration lists as [Off] stays on: Reload
-// returns [ErrLocked] for it (audited), and applies everything else.
+// returns [ErrModeLocked] for it (audited), and applies everything else.
 // Tenants missing from tenants keep their current mode.
 func (m *Modes) Reload(ctx context.Context, tenants map[string]Mode) error {
 	var errs []error
 	for name, mode := range tenants {
 		if name == "" {
-			errs = append(errs, fmt.Errorf("%w: empty tenant name", ErrConfig))
+			errs = append(errs, fmt.Errorf("%w: empty tenant name", ErrInvalidConfig))
 			continue
 		}
 		m.mu.Lock()
@@ -231,7 +231,7 @@ func (m *Modes) Reload(ctx context.Context, tenants map[string]Mode) error {
 			errs = append(errs, m.record(ctx, name, "section203.configure", audit.OutcomeAllow, audit.SeverityNotice, "new tenant in normal operation"))
 		case t.mode() == On:
 			m.mu.Unlock()
-			err := fmt.Errorf("section203: reload %q: %w", name, ErrLocked)
+			err := fmt.Errorf("section203: reload %q: %w", name, ErrModeLocked)
 			errs = append(errs, err, m.record(ctx, name, "section203.mode_off", audit.OutcomeDeny, audit.SeverityCritical, "locked: configuration may not turn § 203 mode off"))
 		default:
 			m.mu.Unlock()

@@ -17,8 +17,8 @@ func TestNewModesNeedsLogger(t *testing.T) {
 		t.Fatalf("err %v, want ErrNoLogger", err)
 	}
 	var rec audit.Recorder
-	if _, err := section203.NewModes(section203.ModesConfig{Logger: &rec, Tenants: map[string]section203.Mode{"": section203.Off}}); !errors.Is(err, section203.ErrConfig) {
-		t.Fatalf("empty tenant: err %v, want ErrConfig", err)
+	if _, err := section203.NewModes(section203.ModesConfig{Logger: &rec, Tenants: map[string]section203.Mode{"": section203.Off}}); !errors.Is(err, section203.ErrInvalidConfig) {
+		t.Fatalf("empty tenant: err %v, want ErrInvalidConfig", err)
 	}
 }
 
@@ -68,8 +68,8 @@ func TestModeLockedOnce(t *testing.T) {
 	}
 	// A configuration reload cannot turn it off again.
 	err := modes.Reload(admin, map[string]section203.Mode{"normal": section203.Off, "new": section203.Off, "other": section203.On})
-	if !errors.Is(err, section203.ErrLocked) {
-		t.Fatalf("reload: err %v, want ErrLocked", err)
+	if !errors.Is(err, section203.ErrModeLocked) {
+		t.Fatalf("reload: err %v, want ErrModeLocked", err)
 	}
 	if modes.Mode("normal") != section203.On || modes.Mode("new") != section203.Off || modes.Mode("other") != section203.On {
 		t.Fatalf("after reload: normal=%v new=%v other=%v", modes.Mode("normal"), modes.Mode("new"), modes.Mode("other"))

@@ -116,7 +116,7 @@ func TestModelClient(t *testing.T) {
 		t.Errorf("§ 203 tenant through a normal tenant's client: %v, reached %v", err, n.hits())
 	}
 	// No tenant: refused.
-	if _, err := g.ModelClient(context.Background(), "eu", "m", "https://eu.example.com/v1"); !errors.Is(err, section203.ErrDenied) {
+	if _, err := g.ModelClient(context.Background(), "eu", "m", "https://eu.example.com/v1"); !errors.Is(err, section203.ErrRefused) {
 		t.Errorf("no tenant: %v", err)
 	}
 	// Every refusal above was audited.

@@ -96,11 +96,11 @@ type endpoint struct {
 func parseEndpoint(raw string) (endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.Host == "" {
-		return endpoint{}, fmt.Errorf("%w: endpoint %q: want an http(s) URL without userinfo", ErrConfig, raw)
+		return endpoint{}, fmt.Errorf("%w: endpoint %q: want an http(s) URL without userinfo", ErrInvalidConfig, raw)
 	}
 	a, err := hostname.Parse(u.Host, defaultPort(u.Scheme))
 	if err != nil {
-		return endpoint{}, fmt.Errorf("%w: endpoint %q: %w", ErrConfig, raw, err)
+		return endpoint{}, fmt.Errorf("%w: endpoint %q: %w", ErrInvalidConfig, raw, err)
 	}
 	return endpoint{key: origin(u.Scheme, a), scheme: u.Scheme, host: a.Host(), port: a.Port}, nil
 }
@@ -109,10 +109,10 @@ func compileProviders(ps []Provider) (map[string]*provider, error) {
 	out := make(map[string]*provider, len(ps))
 	for _, p := range ps {
 		if p.Name == "" {
-			return nil, fmt.Errorf("%w: provider without name", ErrConfig)
+			return nil, fmt.Errorf("%w: provider without name", ErrInvalidConfig)
 		}
 		if out[p.Name] != nil {
-			return nil, fmt.Errorf("%w: provider %q listed twice", ErrConfig, p.Name)
+			return nil, fmt.Errorf("%w: provider %q listed twice", ErrInvalidConfig, p.Name)
 		}
 		c := &provider{name: p.Name, jur: p.Jurisdiction, models: map[string]bool{}, endpoints: map[string]endpoint{}}
 		for _, m := range p.Models {

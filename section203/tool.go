@@ -54,10 +54,10 @@ func compileTools(ts []Tool) (map[string]toolEntry, error) {
 	out := make(map[string]toolEntry, len(ts))
 	for _, t := range ts {
 		if t.Name == "" {
-			return nil, fmt.Errorf("%w: tool without name", ErrConfig)
+			return nil, fmt.Errorf("%w: tool without name", ErrInvalidConfig)
 		}
 		if _, dup := out[t.Name]; dup {
-			return nil, fmt.Errorf("%w: tool %q listed twice", ErrConfig, t.Name)
+			return nil, fmt.Errorf("%w: tool %q listed twice", ErrInvalidConfig, t.Name)
 		}
 		out[t.Name] = toolEntry{t.Kind, "tool/" + t.Name}
 	}
