@@ -82,12 +82,12 @@
 //
 // # Other sinks
 //
-// [PostgresLog] keeps the same tree in PostgreSQL: several processes may
-// write one totally ordered log, concurrent Log calls of one process share
-// one transaction (group commit, as FileLog shares an fsync), triggers
-// refuse UPDATE and DELETE,
-// [PostgresLog.Prune] deletes old records under a signed prune note, and
-// [VerifyPostgres] checks it. [SlogSink] and [OTelSink] forward events to
+// Package audit/pglog keeps the same tree in PostgreSQL, on a pgx pool
+// the caller owns: several processes may write one totally ordered log,
+// concurrent Log calls of one process share one transaction (group
+// commit, as FileLog shares an fsync), triggers refuse UPDATE and DELETE,
+// its Prune deletes old records under a signed prune note, and its Verify
+// checks it. Importing audit alone links no database driver. [SlogSink] and [OTelSink] forward events to
 // slog and OpenTelemetry (span events and log records with the same trace
 // and span ids). [Fanout] combines sinks: durable ones fail closed, as in
 // Kubernetes' blocking-strict mode; best-effort ones cannot fail the

@@ -587,3 +587,7 @@ func fsyncFile(path string) error {
 	}
 	return nil
 }
+
+// ErrBadIndex reports a negative record index, such as a prune point
+// below zero.
+var ErrBadIndex = errors.New("audit: negative record index")

@@ -30,8 +30,9 @@ func GenerateKey(name string) (signerKey, verifierKey string, err error) {
 // Signer signs a log's checkpoints. Create one with [NewSigner]; its
 // String method never prints key material.
 type Signer struct {
-	s note.Signer
-	v note.Verifier
+	s    note.Signer
+	v    note.Verifier
+	vkey string // v in the note text encoding
 }
 
 // NewSigner parses a signer key as written by [GenerateKey] (or `tomkit
@@ -57,7 +58,7 @@ func NewSigner(signerKey string) (*Signer, error) {
 	if err != nil || v.KeyHash() != s.KeyHash() {
 		return nil, fmt.Errorf("%w: inconsistent signer key", ErrBadKey)
 	}
-	return &Signer{s: s, v: v}, nil
+	return &Signer{s: s, v: v, vkey: vkey}, nil
 }
 
 // Verifier returns the public half of s.

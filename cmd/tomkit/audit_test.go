@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
@@ -196,7 +198,12 @@ func TestAuditVerifyPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	l, err := audit.OpenPostgres(ctx, dsn, audit.PostgresConfig{Signer: s})
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	l, err := pglog.Open(ctx, pool, pglog.Config{Signer: s})
 	if err != nil {
 		t.Fatal(err)
 	}
