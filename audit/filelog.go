@@ -23,6 +23,11 @@ var (
 	ErrLocked = errors.New("audit: log directory is locked by another process")
 	// ErrClosed reports a Log call after Close.
 	ErrClosed = errors.New("audit: log closed")
+	// ErrWrongSigner reports a signer whose key is not the log's: a log
+	// has one key, and appending with another would produce a log that
+	// does not verify. The PostgreSQL log (audit/pglog) can change its
+	// key only by a signed rotation.
+	ErrWrongSigner = errors.New("audit: signer key is not the log's key")
 	// ErrNoSigner reports a FileConfig without a Signer.
 	ErrNoSigner = errors.New("audit: no checkpoint signer configured")
 )
@@ -111,7 +116,8 @@ var _ Logger = (*FileLog)(nil)
 // other writers ([ErrLocked]).
 //
 // Open verifies the whole existing log with the signer's public key first
-// and refuses to extend a tampered one, returning the [*VerifyError]. A
+// and refuses to extend a tampered one, returning the [*VerifyError], or
+// one signed by another key, returning [ErrWrongSigner]. A
 // torn, never-acknowledged tail left by a crash is crash residue, not
 // tampering: Open cuts it off, and records an "audit.recover" event saying
 // how many bytes it dropped (see [FileLog.Recovered]). Open never cuts a
@@ -170,11 +176,27 @@ func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 	return l, nil
 }
 
+// wrongSignerError is Open's error for a log signed by another key. It
+// matches both [ErrWrongSigner] and, as verification reports it,
+// [ErrWrongKey].
+type wrongSignerError struct{ dir string }
+
+func (e wrongSignerError) Error() string {
+	return ErrWrongSigner.Error() + ": the log in " + e.dir + " is signed by another key"
+}
+
+func (e wrongSignerError) Is(target error) bool {
+	return target == ErrWrongSigner || target == ErrWrongKey
+}
+
 // recover verifies dir, cuts crash residue and opens the files for
 // appending.
 func (l *FileLog) recover(ctx context.Context) error {
 	v := l.cfg.Signer.Verifier()
 	res, err := verifyDir(ctx, l.dir, v, false)
+	if errors.Is(err, ErrWrongKey) {
+		return wrongSignerError{l.dir}
+	}
 	fresh := errors.Is(err, ErrEmptyLog)
 	if err != nil && !fresh {
 		return err

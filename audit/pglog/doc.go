@@ -21,6 +21,15 @@
 // signed prune note. Errors, reports and proofs are package audit's
 // types.
 //
+// # One log, one key
+//
+// Open records the signer's verifier key when it creates the log, and
+// refuses any other signer with [audit.ErrWrongSigner], so a second
+// instance started with a fresh key cannot append records that verify
+// under neither key. [Log.Rotate] changes the key with a note signed by
+// the old key; [Verify] follows it. Open also refuses a log whose
+// append-only triggers were disabled ([ErrNotAppendOnly]).
+//
 // # Threat model
 //
 // As for the file log: an attacker with write access to the database can

@@ -46,7 +46,14 @@ type Config struct {
 //	audit_records      (idx, leaf, event, written_at): append-only
 //	audit_checkpoints  (seq, size, note): append-only
 //	audit_prunes       (seq, min, note): append-only, signed prune notes
-//	audit_head         (size, frontier): the tree's growing edge
+//	audit_keys         (seq, size, verifier, note): append-only, the log's keys
+//	audit_head         (size, frontier, verifier): the tree's growing edge
+//
+// A log has one key at a time: the first Open records its signer's
+// verifier key, and every append, checkpoint and prune checks, under the
+// head lock, that its signer's key is still the log's. A signer with
+// another key is refused with [audit.ErrWrongSigner]; only [Log.Rotate],
+// signed by the current key, changes it.
 //
 // Triggers refuse UPDATE, DELETE and TRUNCATE on the append-only tables,
 // with one exception: a DELETE from audit_records is let through when
@@ -78,6 +85,13 @@ type Log struct {
 
 	mu     sync.RWMutex
 	closed bool
+
+	// keyMu is held for writing by Rotate, and for reading by everything
+	// that signs or appends, so that they see signer and vkey change
+	// together with the head's key.
+	keyMu  sync.RWMutex
+	signer *audit.Signer
+	vkey   string // signer's verifier key, as audit_keys and audit_head hold it
 }
 
 // Limits of one group-commit transaction. A batch ends at whichever
@@ -129,6 +143,13 @@ CREATE TABLE IF NOT EXISTS audit_prunes (
 	min  bigint NOT NULL CHECK (min >= 0),
 	note bytea NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit_keys (
+	seq      bigserial PRIMARY KEY,
+	size     bigint NOT NULL CHECK (size >= 0),
+	verifier text NOT NULL,
+	note     bytea
+);
+ALTER TABLE audit_head ADD COLUMN IF NOT EXISTS verifier text;
 INSERT INTO audit_head (one, size, frontier) VALUES (true, 0, '') ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -166,7 +187,28 @@ CREATE OR REPLACE TRIGGER audit_prunes_append_only BEFORE UPDATE OR DELETE ON au
 	FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 CREATE OR REPLACE TRIGGER audit_prunes_no_truncate BEFORE TRUNCATE ON audit_prunes
 	FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_keys_append_only BEFORE UPDATE OR DELETE ON audit_keys
+	FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_keys_no_truncate BEFORE TRUNCATE ON audit_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 `
+
+// signCheckpoint signs a checkpoint of t with s and stores it.
+func signCheckpoint(ctx context.Context, tx pgx.Tx, s *audit.Signer, t *merkle.Tree, now time.Time) (audit.Checkpoint, error) {
+	root, err := t.Root()
+	if err != nil {
+		return audit.Checkpoint{}, err
+	}
+	msg, err := logfmt.SignCheckpoint(noteSigner(s), t.Size(), root, now)
+	if err != nil {
+		return audit.Checkpoint{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2)`, t.Size(), msg); err != nil {
+		return audit.Checkpoint{}, err
+	}
+	c, err := logfmt.OpenCheckpoint(msg, s.Verifier())
+	return checkpointOf(&c), err
+}
 
 // ErrNoPool reports an [Open], [Verify] or [Prove] call without a
 // connection pool.
@@ -186,6 +228,14 @@ var (
 // Open creates the log's tables in pool's search_path if needed and
 // returns the log. Close it to write a final checkpoint; the pool stays
 // the caller's.
+//
+// A new log records cfg.Signer's verifier key and starts with a signed
+// checkpoint. An existing log whose key is not cfg.Signer's is refused
+// with [audit.ErrWrongSigner], and one whose append-only triggers are
+// missing or disabled with [ErrNotAppendOnly]: Open creates the triggers
+// of tables it creates, never re-creates or re-enables others. A refused
+// Open writes nothing, and an Open that fails for any reason leaves
+// nothing running.
 func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	if pool == nil {
 		return nil, ErrNoPool
@@ -201,6 +251,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 		stop: make(chan struct{}), exited: make(chan struct{}),
 		reqs: make(chan *pgRequest, pgMaxBatch), wrote: make(chan struct{}),
 		batchTimeout: pgBatchTimeout,
+		signer:       cfg.Signer, vkey: verifierKey(cfg.Signer),
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -210,11 +261,22 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7365298412)`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, pgSchema)
-		return err
+		if err := checkTriggers(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, pgSchema); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
+		if err := l.claim(ctx, tx); err != nil {
+			return err
+		}
+		return l.firstCheckpoint(ctx, tx)
 	})
+	if errors.Is(err, ErrNotAppendOnly) || errors.Is(err, audit.ErrWrongSigner) {
+		return nil, err
+	}
 	if err != nil {
-		return nil, fmt.Errorf("pglog: create tables: %w", err)
+		return nil, fmt.Errorf("pglog: open: %w", err)
 	}
 	tick := cfg.Tick
 	var ticker *time.Ticker
@@ -352,8 +414,10 @@ func (l *Log) appendBatch(batch []*pgRequest) error {
 	for i, r := range batch {
 		bs[i] = r.payload
 	}
+	l.keyMu.RLock()
+	defer l.keyMu.RUnlock()
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		t, err := lockHead(ctx, tx)
+		t, err := lockHead(ctx, tx, l.vkey)
 		if err != nil {
 			return err
 		}
@@ -386,12 +450,18 @@ func appendRecords(ctx context.Context, tx pgx.Tx, t *merkle.Tree, bs [][]byte) 
 	return err
 }
 
-// lockHead locks the head row and returns the tree's frontier.
-func lockHead(ctx context.Context, tx pgx.Tx) (*merkle.Tree, error) {
+// lockHead locks the head row and returns the tree's frontier. It refuses
+// with audit.ErrWrongSigner when the log's key is not vkey: another
+// process rotated it.
+func lockHead(ctx context.Context, tx pgx.Tx, vkey string) (*merkle.Tree, error) {
 	var size int64
 	var fr []byte
-	if err := tx.QueryRow(ctx, `SELECT size, frontier FROM audit_head WHERE one FOR UPDATE`).Scan(&size, &fr); err != nil {
+	var key *string
+	if err := tx.QueryRow(ctx, `SELECT size, frontier, verifier FROM audit_head WHERE one FOR UPDATE`).Scan(&size, &fr, &key); err != nil {
 		return nil, err
+	}
+	if key == nil || *key != vkey {
+		return nil, wrongSigner(key)
 	}
 	if len(fr)%tlog.HashSize != 0 {
 		return nil, errors.New("pglog: malformed head")
@@ -424,24 +494,14 @@ func (l *Log) Checkpoint(ctx context.Context) (audit.Checkpoint, error) {
 
 func (l *Log) checkpoint(ctx context.Context) (audit.Checkpoint, error) {
 	var cp audit.Checkpoint
+	l.keyMu.RLock()
+	defer l.keyMu.RUnlock()
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		t, err := lockHead(ctx, tx)
+		t, err := lockHead(ctx, tx, l.vkey)
 		if err != nil {
 			return err
 		}
-		root, err := t.Root()
-		if err != nil {
-			return err
-		}
-		msg, err := logfmt.SignCheckpoint(noteSigner(l.cfg.Signer), t.Size(), root, l.now())
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2)`, t.Size(), msg); err != nil {
-			return err
-		}
-		c, err := logfmt.OpenCheckpoint(msg, l.cfg.Signer.Verifier())
-		cp = checkpointOf(&c)
+		cp, err = signCheckpoint(ctx, tx, l.signer, t, l.now())
 		return err
 	})
 	if err != nil {
@@ -478,9 +538,11 @@ func (l *Log) Prune(ctx context.Context, below int64) (int64, error) {
 		return 0, err
 	}
 	defer l.mu.RUnlock()
+	l.keyMu.RLock()
+	defer l.keyMu.RUnlock()
 	var kept int64
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		t, err := lockHead(ctx, tx)
+		t, err := lockHead(ctx, tx, l.vkey)
 		if err != nil {
 			return err
 		}
@@ -500,7 +562,7 @@ func (l *Log) Prune(ctx context.Context, below int64) (int64, error) {
 		if err != nil {
 			return err
 		}
-		msg, err := logfmt.SignPrune(noteSigner(l.cfg.Signer), min, frontier)
+		msg, err := logfmt.SignPrune(noteSigner(l.signer), min, frontier)
 		if err != nil {
 			return err
 		}
@@ -526,7 +588,7 @@ func (l *Log) Prune(ctx context.Context, below int64) (int64, error) {
 	return kept, nil
 }
 
-// prunePoint returns the latest prune note, verified with the log's key,
+// prunePoint returns the latest prune note, verified with one of the log's keys,
 // or a zero Prune when there is none.
 func (l *Log) prunePoint(ctx context.Context, tx pgx.Tx) (logfmt.Prune, error) {
 	var min int64
@@ -538,7 +600,14 @@ func (l *Log) prunePoint(ctx context.Context, tx pgx.Tx) (logfmt.Prune, error) {
 	if err != nil {
 		return logfmt.Prune{}, err
 	}
-	p, err := logfmt.OpenPrune(msg, l.cfg.Signer.Verifier())
+	keys, fault, _, err := readKeys(ctx, tx)
+	if err != nil {
+		return logfmt.Prune{}, err
+	}
+	if fault != nil {
+		return logfmt.Prune{}, &audit.VerifyError{Index: fault.Index, Kind: audit.Kind(fault.Kind), Err: fault.Err}
+	}
+	p, err := openPrune(msg, verifiers(keys, l.signer.Verifier()))
 	if err == nil && p.Min != min {
 		err = fmt.Errorf("row says %d, the signed note %d", min, p.Min)
 	}
@@ -558,7 +627,7 @@ func (l *Log) pruneTarget(ctx context.Context, tx pgx.Tx, cur, below int64) (int
 	}
 	var cps []logfmt.Checkpoint
 	n := 0
-	v := l.cfg.Signer.Verifier()
+	v := l.signer.Verifier()
 	for rows.Next() {
 		var msg []byte
 		if err := rows.Scan(&msg); err != nil {
@@ -729,10 +798,54 @@ func readLog(ctx context.Context, pool *pgxpool.Pool, v note.Verifier, keep bool
 		return nil, nil, err
 	}
 	res := &logfmt.Result{CheckpointsLen: len(cpData)}
-	cps, cpFault, _, err := logfmt.ReadCheckpoints(cpData, v)
+	// Without v (for proofs) checkpoints are parsed, not verified: the
+	// checker of a proof verifies them.
+	open := func(msg []byte) (logfmt.Checkpoint, error) { return logfmt.OpenCheckpoint(msg, nil) }
+	var keys []epoch
+	var keyFault *logfmt.Fault
+	anchored := 0
+	if v != nil {
+		var recorded bool
+		keys, keyFault, recorded, err = readKeys(ctx, tx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(keys) == 0 {
+			// A log written before its keys were recorded has one.
+			keys = []epoch{{v: v}}
+		}
+		pos := -1
+		for i := range keys {
+			if sameKey(keys[i].v, v) {
+				pos, keys[i].v = i, v
+			}
+		}
+		if pos < 0 {
+			return nil, nil, logfmt.ErrWrongKey
+		}
+		open = func(msg []byte) (logfmt.Checkpoint, error) {
+			c, i, err := openCheckpoint(msg, keys)
+			if err == nil && i >= pos {
+				anchored++
+			}
+			return c, err
+		}
+		// Open signs a checkpoint before it commits a new log, so a
+		// log whose keys are recorded has at least one.
+		if recorded && seq == 0 {
+			keyFault = earlier(keyFault, &logfmt.Fault{Index: 0, Kind: logfmt.KindMissing, Err: errors.New("no checkpoint: the log's checkpoints were deleted")})
+		}
+	}
+	cps, cpFault, _, err := logfmt.ReadCheckpointsWith(cpData, open)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Checkpoints signed only by keys before v prove nothing to the
+	// holder of v: it trusts them through a later checkpoint of its own.
+	if len(cps) > 0 && anchored == 0 && v != nil {
+		return nil, nil, logfmt.ErrWrongKey
+	}
+	cpFault = earlier(cpFault, keyFault)
 	res.Checkpoints = cps
 	for i := range cps {
 		if res.Latest == nil || cps[i].Size >= res.Latest.Size {
@@ -740,7 +853,11 @@ func readLog(ctx context.Context, pool *pgxpool.Pool, v note.Verifier, keep bool
 		}
 	}
 	tree := merkle.New(keep)
-	notes, pruneFault, err := readPrunes(ctx, tx, v)
+	var vs []note.Verifier
+	if v != nil {
+		vs = verifiers(keys, v)
+	}
+	notes, pruneFault, err := readPrunes(ctx, tx, vs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -812,11 +929,11 @@ func readLog(ctx context.Context, pool *pgxpool.Pool, v note.Verifier, keep bool
 	return res, fault, nil
 }
 
-// readPrunes returns the prune notes in audit_prunes that verify under v
-// (any well-formed note when v is nil), in order, and the first fault
+// readPrunes returns the prune notes in audit_prunes that verify under
+// one of vs (any well-formed note when vs is nil), in order, and the first fault
 // among them: a note that does not verify, a row whose min is not its
 // note's, or a prune point that does not advance.
-func readPrunes(ctx context.Context, tx pgx.Tx, v note.Verifier) ([]logfmt.Prune, *logfmt.Fault, error) {
+func readPrunes(ctx context.Context, tx pgx.Tx, vs []note.Verifier) ([]logfmt.Prune, *logfmt.Fault, error) {
 	// A log last opened before Prune existed has no audit_prunes; a
 	// failed query would abort the read-only transaction.
 	var exists bool
@@ -837,7 +954,7 @@ func readPrunes(ctx context.Context, tx pgx.Tx, v note.Verifier) ([]logfmt.Prune
 		if err := rows.Scan(&seq, &min, &msg); err != nil {
 			return nil, nil, err
 		}
-		p, err := logfmt.OpenPrune(msg, v)
+		p, err := openPrune(msg, vs)
 		switch {
 		case err != nil:
 			err = fmt.Errorf("prune note %d: %w", seq, err)

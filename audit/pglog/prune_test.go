@@ -291,11 +291,16 @@ func TestPostgresPruneTamper(t *testing.T) {
 	t.Run("prune refuses a tampered range", func(t *testing.T) {
 		dsn, conn := setup(t)
 		mustExec(t, conn, `UPDATE audit_records SET event = convert_to(replace(convert_from(event, 'UTF8'), 'doc/12', 'doc/13'), 'UTF8') WHERE idx = 12`)
+		// Open refuses a log whose triggers are disabled, and
+		// leaves them so: they are re-enabled by hand.
+		if _, err := openDSN(ctx, t, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)}); !errors.Is(err, pglog.ErrNotAppendOnly) {
+			t.Fatalf("open with disabled triggers: %v, want ErrNotAppendOnly", err)
+		}
+		mustExec(t, conn, `ALTER TABLE audit_records ENABLE TRIGGER USER`)
 		l := openPG(t, dsn, k)
 		defer l.Close()
-		// Open re-creates the triggers, enabled.
 		if _, err := conn.Exec(ctx, `DELETE FROM audit_records WHERE idx = 14`); err == nil {
-			t.Fatal("reopening left the triggers disabled")
+			t.Fatal("re-enabled triggers do not refuse a delete")
 		}
 		mustExec(t, conn, `ALTER TABLE audit_records DISABLE TRIGGER USER`)
 		_, err := l.Prune(ctx, 20)
