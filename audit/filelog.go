@@ -315,7 +315,12 @@ func syncDir(dir string) error {
 
 // Recovered returns the number of bytes of crash residue that Open cut
 // off, zero after a clean shutdown.
-func (l *FileLog) Recovered() int64 { return l.recovered }
+func (l *FileLog) Recovered() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.recovered
+}
 
 // Log records e durably. It normalizes e (see [Event.Normalize]),
 // pseudonymizes or redacts its personal attributes, and returns only once
@@ -323,6 +328,9 @@ func (l *FileLog) Recovered() int64 { return l.recovered }
 // error means the event may not have been recorded and the caller must
 // fail the audited action. After a write error every later Log fails too.
 func (l *FileLog) Log(ctx context.Context, e Event) error {
+	if !l.opened() {
+		return ErrClosed
+	}
 	b, err := encodeRecord(ctx, e, l.now, l.cfg.Pseudonymizer)
 	if err != nil {
 		return err
@@ -333,6 +341,9 @@ func (l *FileLog) Log(ctx context.Context, e Event) error {
 
 // do hands r to the writer and waits for its result.
 func (l *FileLog) do(ctx context.Context, r *request) (result, error) {
+	if !l.opened() {
+		return result{}, ErrClosed
+	}
 	r.done = make(chan result, 1)
 	l.mu.RLock()
 	if l.closed {
@@ -373,8 +384,12 @@ func (l *FileLog) Prune(ctx context.Context, below int64) (int64, error) {
 }
 
 // Close writes a final checkpoint, closes the files and releases the
-// lock. Log calls after Close return [ErrClosed].
+// lock. Log calls after Close return [ErrClosed]. Close on a nil
+// *FileLog, or on one that Open did not return, returns ErrClosed too.
 func (l *FileLog) Close() error {
+	if !l.opened() {
+		return ErrClosed
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -388,6 +403,10 @@ func (l *FileLog) Close() error {
 	<-l.exited
 	return res.err
 }
+
+// opened reports whether l is a log that Open returned: not nil, not a
+// zero FileLog.
+func (l *FileLog) opened() bool { return l != nil && l.reqs != nil }
 
 func (l *FileLog) closeFiles() {
 	if l.ticker != nil {

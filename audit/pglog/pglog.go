@@ -304,7 +304,12 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	return l, nil
 }
 
+// enter takes the read lock of an open log, or returns audit.ErrClosed
+// for a closed log, a nil *Log or one that Open did not return.
 func (l *Log) enter() error {
+	if l == nil || l.reqs == nil {
+		return audit.ErrClosed
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -332,6 +337,9 @@ func (l *Log) enter() error {
 // returns an error that wraps ctx.Err() and says the event may still be
 // written. After Close, Log returns [audit.ErrClosed].
 func (l *Log) Log(ctx context.Context, e audit.Event) error {
+	if l == nil || l.reqs == nil {
+		return audit.ErrClosed
+	}
 	b, err := encodeRecord(ctx, e, l.now, l.cfg.Pseudonymizer)
 	if err != nil {
 		return err
@@ -702,8 +710,12 @@ func checkRange(ctx context.Context, tx pgx.Tx, cur logfmt.Prune, min int64, cp 
 
 // Close waits for the events already accepted by Log to be written,
 // and writes a final checkpoint. It leaves the pool open. Log calls
-// after Close return [audit.ErrClosed].
+// after Close return [audit.ErrClosed]. Close on a nil *Log, or on one
+// that Open did not return, returns audit.ErrClosed too.
 func (l *Log) Close() error {
+	if l == nil || l.reqs == nil {
+		return audit.ErrClosed
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -77,7 +77,13 @@ func openAudit(ctx context.Context, a *app) (auditSink, error) {
 		}
 		return pgAudit{l, pool}, nil
 	}
-	return audit.Open(ctx, a.data.path(dirAudit), audit.FileConfig{Signer: signer, Pseudonymizer: ps, CheckpointInterval: checkpointInterval})
+	l, err := audit.Open(ctx, a.data.path(dirAudit), audit.FileConfig{Signer: signer, Pseudonymizer: ps, CheckpointInterval: checkpointInterval})
+	if err != nil {
+		// Not a nil *FileLog in a non-nil auditSink, whose Close the
+		// caller would call.
+		return nil, err
+	}
+	return l, nil
 }
 
 // pgAudit is the PostgreSQL audit log with the pool it alone uses.
