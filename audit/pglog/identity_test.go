@@ -293,3 +293,36 @@ func TestTriggersDisabled(t *testing.T) {
 		})
 	}
 }
+
+// TestWrongSignerLegacy: a log written before keys were recorded belongs
+// to the key of its latest checkpoint.
+func TestWrongSignerLegacy(t *testing.T) {
+	t.Parallel()
+	dsn := testpg.Schema(t)
+	k := newKeys(t, "pg.example/log")
+	ctx := context.Background()
+	l := openPG(t, dsn, k)
+	logN(t, l, 0, 5)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	mustExec(t, conn, `DROP TABLE audit_keys; ALTER TABLE audit_head DROP COLUMN verifier`)
+	if rep, err := verifyDSN(ctx, t, dsn, k.verifier); err != nil || rep.Size != 5 {
+		t.Fatalf("legacy log: %+v %v", rep, err)
+	}
+	if _, err := openDSN(ctx, t, dsn, pglog.Config{Signer: newKeys(t, "pg.example/log").signer}); !errors.Is(err, audit.ErrWrongSigner) {
+		t.Fatalf("open a legacy log with another key: %v", err)
+	}
+	if n := queryInt(t, conn, `SELECT count(*) FROM pg_class WHERE relname = 'audit_keys' AND relnamespace = current_schema()::regnamespace`); n != 0 {
+		t.Fatal("a refused Open created audit_keys")
+	}
+	l = openPG(t, dsn, k)
+	logN(t, l, 5, 7)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := verifyDSN(ctx, t, dsn, k.verifier); err != nil || rep.Size != 7 {
+		t.Fatalf("legacy log, adopted: %+v %v", rep, err)
+	}
+}
