@@ -23,7 +23,8 @@ import (
 // Config configures [Open]. Only Signer is required.
 type Config struct {
 	// Signer signs checkpoints. Every writer of one log must use the
-	// same key. Required.
+	// log's key: Open refuses another with [audit.ErrWrongSigner] (see
+	// [Log.Rotate]). Required; nil gives [audit.ErrNoSigner].
 	Signer *audit.Signer
 	// Pseudonymizer turns personal attributes into keyed pseudonyms. Nil
 	// means they are redacted.
