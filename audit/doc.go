@@ -57,7 +57,8 @@
 // followed by any intact record of the same or a later index is no torn
 // write: it is tampering, and Open refuses the log instead of cutting
 // acknowledged records off. A directory is held by one FileLog at a time
-// ([ErrLocked]). [FileLog.Prune] deletes old segments under a signed prune
+// ([ErrLocked]) and has one key: Open with a signer whose key did not sign
+// the log is refused ([ErrWrongSigner]). [FileLog.Prune] deletes old segments under a signed prune
 // note, so that the audit log obeys its own retention period and what
 // remains still verifies.
 //
@@ -82,12 +83,12 @@
 //
 // # Other sinks
 //
-// [PostgresLog] keeps the same tree in PostgreSQL: several processes may
-// write one totally ordered log, concurrent Log calls of one process share
-// one transaction (group commit, as FileLog shares an fsync), triggers
-// refuse UPDATE and DELETE,
-// [PostgresLog.Prune] deletes old records under a signed prune note, and
-// [VerifyPostgres] checks it. [SlogSink] and [OTelSink] forward events to
+// Package audit/pglog keeps the same tree in PostgreSQL, on a pgx pool
+// the caller owns: several processes may write one totally ordered log,
+// concurrent Log calls of one process share one transaction (group
+// commit, as FileLog shares an fsync), triggers refuse UPDATE and DELETE,
+// its Prune deletes old records under a signed prune note, and its Verify
+// checks it. Importing audit alone links no database driver. [SlogSink] and [OTelSink] forward events to
 // slog and OpenTelemetry (span events and log records with the same trace
 // and span ids). [Fanout] combines sinks: durable ones fail closed, as in
 // Kubernetes' blocking-strict mode; best-effort ones cannot fail the

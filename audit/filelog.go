@@ -23,6 +23,11 @@ var (
 	ErrLocked = errors.New("audit: log directory is locked by another process")
 	// ErrClosed reports a Log call after Close.
 	ErrClosed = errors.New("audit: log closed")
+	// ErrWrongSigner reports a signer whose key is not the log's: a log
+	// has one key, and appending with another would produce a log that
+	// does not verify. The PostgreSQL log (audit/pglog) can change its
+	// key only by a signed rotation.
+	ErrWrongSigner = errors.New("audit: signer key is not the log's key")
 	// ErrNoSigner reports a FileConfig without a Signer.
 	ErrNoSigner = errors.New("audit: no checkpoint signer configured")
 )
@@ -111,7 +116,8 @@ var _ Logger = (*FileLog)(nil)
 // other writers ([ErrLocked]).
 //
 // Open verifies the whole existing log with the signer's public key first
-// and refuses to extend a tampered one, returning the [*VerifyError]. A
+// and refuses to extend a tampered one, returning the [*VerifyError], or
+// one signed by another key, returning [ErrWrongSigner]. A
 // torn, never-acknowledged tail left by a crash is crash residue, not
 // tampering: Open cuts it off, and records an "audit.recover" event saying
 // how many bytes it dropped (see [FileLog.Recovered]). Open never cuts a
@@ -170,11 +176,27 @@ func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 	return l, nil
 }
 
+// wrongSignerError is Open's error for a log signed by another key. It
+// matches both [ErrWrongSigner] and, as verification reports it,
+// [ErrWrongKey].
+type wrongSignerError struct{ dir string }
+
+func (e wrongSignerError) Error() string {
+	return ErrWrongSigner.Error() + ": the log in " + e.dir + " is signed by another key"
+}
+
+func (e wrongSignerError) Is(target error) bool {
+	return target == ErrWrongSigner || target == ErrWrongKey
+}
+
 // recover verifies dir, cuts crash residue and opens the files for
 // appending.
 func (l *FileLog) recover(ctx context.Context) error {
 	v := l.cfg.Signer.Verifier()
 	res, err := verifyDir(ctx, l.dir, v, false)
+	if errors.Is(err, ErrWrongKey) {
+		return wrongSignerError{l.dir}
+	}
 	fresh := errors.Is(err, ErrEmptyLog)
 	if err != nil && !fresh {
 		return err
@@ -293,7 +315,12 @@ func syncDir(dir string) error {
 
 // Recovered returns the number of bytes of crash residue that Open cut
 // off, zero after a clean shutdown.
-func (l *FileLog) Recovered() int64 { return l.recovered }
+func (l *FileLog) Recovered() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.recovered
+}
 
 // Log records e durably. It normalizes e (see [Event.Normalize]),
 // pseudonymizes or redacts its personal attributes, and returns only once
@@ -301,6 +328,9 @@ func (l *FileLog) Recovered() int64 { return l.recovered }
 // error means the event may not have been recorded and the caller must
 // fail the audited action. After a write error every later Log fails too.
 func (l *FileLog) Log(ctx context.Context, e Event) error {
+	if !l.opened() {
+		return ErrClosed
+	}
 	b, err := encodeRecord(ctx, e, l.now, l.cfg.Pseudonymizer)
 	if err != nil {
 		return err
@@ -311,6 +341,9 @@ func (l *FileLog) Log(ctx context.Context, e Event) error {
 
 // do hands r to the writer and waits for its result.
 func (l *FileLog) do(ctx context.Context, r *request) (result, error) {
+	if !l.opened() {
+		return result{}, ErrClosed
+	}
 	r.done = make(chan result, 1)
 	l.mu.RLock()
 	if l.closed {
@@ -351,8 +384,12 @@ func (l *FileLog) Prune(ctx context.Context, below int64) (int64, error) {
 }
 
 // Close writes a final checkpoint, closes the files and releases the
-// lock. Log calls after Close return [ErrClosed].
+// lock. Log calls after Close return [ErrClosed]. Close on a nil
+// *FileLog, or on one that Open did not return, returns ErrClosed too.
 func (l *FileLog) Close() error {
+	if !l.opened() {
+		return ErrClosed
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -366,6 +403,10 @@ func (l *FileLog) Close() error {
 	<-l.exited
 	return res.err
 }
+
+// opened reports whether l is a log that Open returned: not nil, not a
+// zero FileLog.
+func (l *FileLog) opened() bool { return l != nil && l.reqs != nil }
 
 func (l *FileLog) closeFiles() {
 	if l.ticker != nil {
@@ -587,3 +628,7 @@ func fsyncFile(path string) error {
 	}
 	return nil
 }
+
+// ErrBadIndex reports a negative record index, such as a prune point
+// below zero.
+var ErrBadIndex = errors.New("audit: negative record index")

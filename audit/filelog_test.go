@@ -184,6 +184,16 @@ func TestVerifyBadInput(t *testing.T) {
 	if _, err := audit.Open(ctx, dir, audit.FileConfig{Signer: other.signer}); !errors.Is(err, audit.ErrWrongKey) {
 		t.Fatalf("open with wrong key: %v, want ErrWrongKey", err)
 	}
+	before := dirBytes(t, dir)
+	if _, err := audit.Open(ctx, dir, audit.FileConfig{Signer: other.signer}); !errors.Is(err, audit.ErrWrongSigner) {
+		t.Fatalf("open with wrong key: %v, want ErrWrongSigner", err)
+	}
+	if after := dirBytes(t, dir); after != before {
+		t.Fatal("open with wrong key changed the log directory")
+	}
+	if rep, err := audit.Verify(ctx, dir, k.verifier); err != nil || rep.Size != 1 {
+		t.Fatalf("after open with wrong key: %+v %v", rep, err)
+	}
 	if _, err := audit.Open(ctx, dir, audit.FileConfig{}); !errors.Is(err, audit.ErrNoSigner) {
 		t.Fatalf("open without signer: %v", err)
 	}
@@ -580,4 +590,22 @@ func TestDamageBeforeAcknowledgedRecords(t *testing.T) {
 		}
 	}
 	os.WriteFile(seg, orig, 0o600)
+}
+
+// dirBytes returns every file of dir (names and contents) as one string.
+func dirBytes(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d %q\n", e.Name(), len(data), data)
+	}
+	return b.String()
 }

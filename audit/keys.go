@@ -35,7 +35,7 @@ func GenerateKey(name string) (signerKey, verifierKey string, err error) {
 type Signer struct {
 	s    note.Signer
 	v    note.Verifier
-	vkey string // the verifier key's text
+	vkey string // v in the note text encoding
 }
 
 // NewSigner parses a signer key as written by [GenerateKey] (or `tomkit

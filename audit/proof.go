@@ -62,6 +62,13 @@ func Prove(ctx context.Context, dir string, index int64) (*InclusionProof, error
 	if err != nil {
 		return nil, err
 	}
+	return inclusion(res.Result, index, func() ([]byte, error) { return readRecord(dir, res.Segments, index) })
+}
+
+// inclusion returns the proof for record index against res.Latest; record
+// reads the record's bytes. A pruned record, or one no checkpoint covers,
+// gives ErrNotCovered.
+func inclusion(res *logfmt.Result, index int64, record func() ([]byte, error)) (*InclusionProof, error) {
 	cp := res.Latest
 	min := int64(0)
 	if res.Prune != nil {
@@ -74,7 +81,7 @@ func Prove(ctx context.Context, dir string, index int64) (*InclusionProof, error
 	if err != nil {
 		return nil, fmt.Errorf("audit: prove: %w", err)
 	}
-	rec, err := readRecord(dir, res.Segments, index)
+	rec, err := record()
 	if err != nil {
 		return nil, err
 	}

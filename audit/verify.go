@@ -97,7 +97,7 @@ type Report struct {
 	// Size is the number of records, counting pruned ones.
 	Size int64
 	// Pruned is the number of records deleted by [FileLog.Prune] or
-	// [PostgresLog.Prune].
+	// by the PostgreSQL log's Prune (package audit/pglog).
 	Pruned int64
 	// Checkpoint is the latest signed checkpoint. Records at or above
 	// Checkpoint.Size are not yet covered by a signature.

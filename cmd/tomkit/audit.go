@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // runAudit dispatches `tomkit audit <subcommand>`.
@@ -98,6 +101,27 @@ func isDSN(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
+// verifyPostgres verifies the audit log in the database at dsn.
+func verifyPostgres(ctx context.Context, dsn string, v note.Verifier) (audit.Report, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	return pglog.Verify(ctx, pool, v)
+}
+
+// provePostgres proves record index of the audit log in the database at
+// dsn.
+func provePostgres(ctx context.Context, dsn string, index int64) (*audit.InclusionProof, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	return pglog.Prove(ctx, pool, index)
+}
+
 func runAuditVerify(ctx context.Context, e env, args []string) int {
 	fs := auditFlags(e, "verify")
 	keyPath := fs.String("key", "", "verifier key `file`")
@@ -121,7 +145,7 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 	target := fs.Arg(0)
 	var rep audit.Report
 	if isDSN(target) {
-		rep, err = audit.VerifyPostgres(ctx, target, v)
+		rep, err = verifyPostgres(ctx, target, v)
 	} else {
 		rep, err = audit.Verify(ctx, target, v)
 	}
@@ -170,7 +194,7 @@ func runAuditProve(ctx context.Context, e env, args []string) int {
 	}
 	var p *audit.InclusionProof
 	if isDSN(fs.Arg(0)) {
-		p, err = audit.ProvePostgres(ctx, fs.Arg(0), index)
+		p, err = provePostgres(ctx, fs.Arg(0), index)
 	} else {
 		p, err = audit.Prove(ctx, fs.Arg(0), index)
 	}

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
@@ -196,7 +198,12 @@ func TestAuditVerifyPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	l, err := audit.OpenPostgres(ctx, dsn, audit.PostgresConfig{Signer: s})
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	l, err := pglog.Open(ctx, pool, pglog.Config{Signer: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,5 +223,58 @@ func TestAuditVerifyPostgres(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, proof, "audit", "check-proof", "--key", verifier, "-"); code != exitOK {
 		t.Fatalf("check-proof: %d %q", code, out)
+	}
+}
+
+// TestAuditVerifyPostgresRotation: verify follows a signed key rotation,
+// with the first key or the new one.
+func TestAuditVerifyPostgresRotation(t *testing.T) {
+	dsn := testpg.Schema(t)
+	_, signer, verifier := auditFixture(t)
+	skey, _ := os.ReadFile(signer)
+	s, err := audit.NewSigner(string(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nskey, nvkey, err := audit.GenerateKey("cli.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := audit.NewSigner(nskey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nverifier := filepath.Join(t.TempDir(), "next.verifier")
+	if err := os.WriteFile(nverifier, []byte(nvkey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	l, err := pglog.Open(ctx, pool, pglog.Config{Signer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if i == 3 {
+			if err := l.Rotate(ctx, next); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Log(ctx, audit.Event{Action: "doc.read", Outcome: audit.OutcomeAllow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{verifier, nverifier} {
+		code, out, _ := runCLI(t, "", "audit", "verify", "--key", key, dsn)
+		if code != exitOK || !strings.Contains(out, "OK: 6 records") {
+			t.Fatalf("verify with %s across a rotation: %d %q", key, code, out)
+		}
 	}
 }

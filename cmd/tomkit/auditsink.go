@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 )
 
 // errLooseSigner reports an --audit-signer key file that group or others
@@ -31,7 +33,7 @@ type sinkKind int
 const (
 	sinkJSON     sinkKind = iota // a file (or standard error): JSON lines
 	sinkDir                      // an existing directory: audit.FileLog
-	sinkPostgres                 // a postgres:// DSN: audit.PostgresLog
+	sinkPostgres                 // a postgres:// DSN: pglog.Log
 )
 
 // auditLogHelp describes --audit-log and --audit-signer in usage texts.
@@ -107,11 +109,19 @@ func (s *sinkFlags) open(ctx context.Context, stderr io.Writer) (*auditSink, err
 	// No Pseudonymizer: the CLI holds no pseudonymization key, so both
 	// logs redact personal attributes.
 	if k == sinkPostgres {
-		l, err := audit.OpenPostgres(ctx, s.log, audit.PostgresConfig{Signer: signer})
+		pool, err := pgxpool.New(ctx, s.log)
 		if err != nil {
+			return nil, fmt.Errorf("audit log: postgres: %w", err)
+		}
+		l, err := pglog.Open(ctx, pool, pglog.Config{Signer: signer})
+		if err != nil {
+			pool.Close()
 			return nil, fmt.Errorf("audit log: %w", err)
 		}
-		return &auditSink{Logger: l, close: l.Close}, nil
+		return &auditSink{Logger: l, close: func() error {
+			defer pool.Close()
+			return l.Close()
+		}}, nil
 	}
 	l, err := audit.Open(ctx, s.log, audit.FileConfig{Signer: signer})
 	if errors.Is(err, audit.ErrLocked) {

@@ -145,11 +145,11 @@ func TestKeysAuditPostgres(t *testing.T) {
 	signer, v := signerFile(t)
 	want := keysAuditRun(t, dsn, signer)
 	ctx := context.Background()
-	rep, err := audit.VerifyPostgres(ctx, dsn, v)
+	rep, err := verifyPostgres(ctx, dsn, v)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	checkKeyEvents(t, loggedEvents(t, rep, func(i int64) (*audit.InclusionProof, error) { return audit.ProvePostgres(ctx, dsn, i) }), want)
+	checkKeyEvents(t, loggedEvents(t, rep, func(i int64) (*audit.InclusionProof, error) { return provePostgres(ctx, dsn, i) }), want)
 }
 
 // TestCryptAuditFileLog: encrypt and decrypt share the keys flags, so

@@ -230,7 +230,7 @@ func auditCheck(log, keyFile string) (tomtest.Check, error) {
 		c := tomtest.AuditIntegrity(log, nil)
 		c.Description = "the audit log in PostgreSQL verifies (tamper detection of a database log is tested in the audit package, not here)"
 		c.Run = func(ctx context.Context) error {
-			if _, err := audit.VerifyPostgres(ctx, log, v); err != nil {
+			if _, err := verifyPostgres(ctx, log, v); err != nil {
 				return fmt.Errorf("%w: audit log does not verify: %v", tomtest.ErrFailed, err)
 			}
 			return nil

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 )
 
 // Files of the audit log in the data directory.
@@ -39,7 +41,7 @@ func (d dataDir) createAuditKey() error {
 }
 
 // openAudit opens the tamper-evident audit log (audit.FileLog, or
-// audit.PostgresLog with -postgres). Checkpoints are signed with the data
+// pglog.Log with -postgres). Checkpoints are signed with the data
 // directory's key; personal attributes (the client address) are written as
 // keyed pseudonyms.
 func openAudit(ctx context.Context, a *app) (auditSink, error) {
@@ -64,9 +66,38 @@ func openAudit(ctx context.Context, a *app) (auditSink, error) {
 		return nil, err
 	}
 	if a.opts.postgres != "" {
-		return audit.OpenPostgres(ctx, a.opts.postgres, audit.PostgresConfig{Signer: signer, Pseudonymizer: ps, CheckpointInterval: checkpointInterval})
+		pool, err := pgxpool.New(ctx, a.opts.postgres)
+		if err != nil {
+			return nil, fmt.Errorf("audit log: postgres: %w", err)
+		}
+		l, err := pglog.Open(ctx, pool, pglog.Config{Signer: signer, Pseudonymizer: ps, CheckpointInterval: checkpointInterval})
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return pgAudit{l, pool}, nil
 	}
-	return audit.Open(ctx, a.data.path(dirAudit), audit.FileConfig{Signer: signer, Pseudonymizer: ps, CheckpointInterval: checkpointInterval})
+	l, err := audit.Open(ctx, a.data.path(dirAudit), audit.FileConfig{Signer: signer, Pseudonymizer: ps, CheckpointInterval: checkpointInterval})
+	if err != nil {
+		// Not a nil *FileLog in a non-nil auditSink, whose Close the
+		// caller would call.
+		return nil, err
+	}
+	return l, nil
+}
+
+// pgAudit is the PostgreSQL audit log with the pool it alone uses.
+type pgAudit struct {
+	log  *pglog.Log
+	pool *pgxpool.Pool
+}
+
+func (p pgAudit) Log(ctx context.Context, e audit.Event) error { return p.log.Log(ctx, e) }
+
+// Close closes the log, then its pool.
+func (p pgAudit) Close() error {
+	defer p.pool.Close()
+	return p.log.Close()
 }
 
 // auditVerifyArgs is the `tomkit audit verify` command line for this log.

@@ -182,3 +182,54 @@ func OpenPrune(msg []byte, v note.Verifier) (Prune, error) {
 // allZero reports whether b is all zero bytes (a preallocated or
 // power-loss tail).
 func allZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }
+
+// rotatePrefix is the first line of a key rotation note.
+const rotatePrefix = "tomkit audit rotate v1\n"
+
+// Rotation records that, from the tree of size Size on, the log's
+// checkpoints are signed by the key Next (a verifier key in the note
+// text encoding) instead of the key that signed the rotation note.
+type Rotation struct {
+	Origin string
+	Size   int64
+	Next   string
+}
+
+// SignRotation signs a rotation note with the outgoing key s.
+func SignRotation(s note.Signer, size int64, next string) ([]byte, error) {
+	if _, err := note.NewVerifier(next); err != nil || strings.ContainsAny(next, "\n") {
+		return nil, fmt.Errorf("%w: next key", ErrMalformed)
+	}
+	text := fmt.Sprintf("%s%s\n%d\n%s\n", rotatePrefix, s.Name(), size, next)
+	return note.Sign(&note.Note{Text: text}, s)
+}
+
+// OpenRotation verifies a rotation note with the outgoing key v and parses
+// it. The origin must be v's key name, and Next must parse as a verifier
+// key.
+func OpenRotation(msg []byte, v note.Verifier) (Rotation, error) {
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		var unv *note.UnverifiedNoteError
+		if errors.As(err, &unv) {
+			return Rotation{}, ErrWrongKey
+		}
+		return Rotation{}, err
+	}
+	rest, ok := strings.CutPrefix(n.Text, rotatePrefix)
+	if !ok {
+		return Rotation{}, ErrMalformed
+	}
+	lines := strings.Split(rest, "\n")
+	if len(lines) != 4 || lines[3] != "" || lines[0] != v.Name() {
+		return Rotation{}, ErrMalformed
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
+		return Rotation{}, ErrMalformed
+	}
+	if _, err := note.NewVerifier(lines[2]); err != nil {
+		return Rotation{}, ErrMalformed
+	}
+	return Rotation{Origin: lines[0], Size: size, Next: lines[2]}, nil
+}

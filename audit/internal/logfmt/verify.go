@@ -69,6 +69,13 @@ func earlier(a, b *Fault) *Fault {
 // or a zero tail), which starts at len(data)-residue. err is ErrWrongKey
 // when there are checkpoints and none verifies under v.
 func ReadCheckpoints(data []byte, v note.Verifier) (cps []Checkpoint, fault *Fault, residue int, err error) {
+	return ReadCheckpointsWith(data, func(msg []byte) (Checkpoint, error) { return OpenCheckpoint(msg, v) })
+}
+
+// ReadCheckpointsWith is [ReadCheckpoints] with open verifying and parsing
+// each checkpoint, for a log whose key changed (see [Rotation]). open
+// returns ErrWrongKey for a checkpoint that no key it accepts signed.
+func ReadCheckpointsWith(data []byte, open func([]byte) (Checkpoint, error)) (cps []Checkpoint, fault *Fault, residue int, err error) {
 	var good int64
 	wrong, frames := 0, 0
 	for off, seq := 0, uint64(0); off < len(data); seq++ {
@@ -97,7 +104,7 @@ func ReadCheckpoints(data []byte, v note.Verifier) (cps []Checkpoint, fault *Fau
 			fault = earlier(fault, &Fault{Index: good, Kind: k, Err: fmt.Errorf("checkpoint %d found at position %d", s, seq)})
 			seq = s
 		}
-		c, cerr := OpenCheckpoint(msg, v)
+		c, cerr := open(msg)
 		if cerr != nil {
 			if cerr == ErrWrongKey {
 				wrong++

@@ -1,6 +1,6 @@
-package audit
+package pglog
 
-// Group commit of PostgresLog. These tests live in package audit to see
+// Group commit of Log. These tests live in package pglog to see
 // how many events wait for the writer (len(l.reqs)), which makes the
 // batches they build deterministic.
 
@@ -14,35 +14,48 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/internal/testpg"
 	"golang.org/x/mod/sumdb/note"
 )
 
-func groupKeys(t *testing.T) (*Signer, note.Verifier) {
+func groupKeys(t *testing.T) (*audit.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := GenerateKey("pg.example/group")
+	skey, vkey, err := audit.GenerateKey("pg.example/group")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSigner(skey)
+	s, err := audit.NewSigner(skey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := NewVerifier(vkey)
+	v, err := audit.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, v
 }
 
-func groupOpen(t *testing.T, dsn string, s *Signer) *PostgresLog {
+func groupOpen(t *testing.T, dsn string, s *audit.Signer) *Log {
 	t.Helper()
-	l, err := OpenPostgres(context.Background(), dsn, PostgresConfig{Signer: s, Tick: make(chan time.Time)})
+	l, err := Open(context.Background(), groupPool(t, dsn), Config{Signer: s, Tick: make(chan time.Time)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// groupPool returns a pool on dsn, closed when t ends.
+func groupPool(t *testing.T, dsn string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 func groupConn(t *testing.T, dsn string) *pgx.Conn {
@@ -55,8 +68,8 @@ func groupConn(t *testing.T, dsn string) *pgx.Conn {
 	return conn
 }
 
-func groupEvent(name string) Event {
-	return Event{Action: "pg.group", Resource: name, Outcome: OutcomeAllow}
+func groupEvent(name string) audit.Event {
+	return audit.Event{Action: "pg.group", Resource: name, Outcome: audit.OutcomeAllow}
 }
 
 // resources returns the resource of every record, by index.
@@ -87,7 +100,7 @@ func resources(t *testing.T, conn *pgx.Conn) map[string]int64 {
 
 func verifyGroup(t *testing.T, dsn string, v note.Verifier, size int64) {
 	t.Helper()
-	rep, err := VerifyPostgres(context.Background(), dsn, v)
+	rep, err := Verify(context.Background(), groupPool(t, dsn), v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +113,7 @@ func verifyGroup(t *testing.T, dsn string, v note.Verifier, size int64) {
 // own, logs one event ("plug-<name>") and waits until the writer's
 // transaction waits for the lock. Events logged next wait in l.reqs until
 // unplug, and then form one batch. unplug returns the plug's Log error.
-func plug(t *testing.T, l *PostgresLog, dsn, name string) (unplug func() error) {
+func plug(t *testing.T, l *Log, dsn, name string) (unplug func() error) {
 	t.Helper()
 	ctx := context.Background()
 	conn := groupConn(t, dsn)
@@ -145,7 +158,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // logQueued logs the events named names concurrently, waits until they
 // all wait for the writer, and returns their results in order.
-func logQueued(t *testing.T, l *PostgresLog, names ...string) (wait func() []error) {
+func logQueued(t *testing.T, l *Log, names ...string) (wait func() []error) {
 	t.Helper()
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
@@ -216,7 +229,7 @@ func TestPostgresGroupCommitTwoLogs(t *testing.T) {
 	t.Parallel()
 	dsn := testpg.Schema(t)
 	s, v := groupKeys(t)
-	logs := []*PostgresLog{groupOpen(t, dsn, s), groupOpen(t, dsn, s)}
+	logs := []*Log{groupOpen(t, dsn, s), groupOpen(t, dsn, s)}
 	const goroutines, each = 4, 100
 	var wg sync.WaitGroup
 	for n, l := range logs {
@@ -267,7 +280,7 @@ func TestPostgresGroupCommitTwoLogs(t *testing.T) {
 		t.FailNow()
 	}
 	verifyGroup(t, dsn, v, 2*goroutines*each+1) // + the audit.prune event
-	if rep, _ := VerifyPostgres(context.Background(), dsn, v); rep.Pruned != 100 {
+	if rep, _ := Verify(context.Background(), groupPool(t, dsn), v); rep.Pruned != 100 {
 		t.Fatalf("pruned %d, want 100", rep.Pruned)
 	}
 	if n := len(resources(t, groupConn(t, dsn))); n != 2*goroutines*each-100 {
@@ -406,7 +419,7 @@ func TestPostgresGroupCommitClose(t *testing.T) {
 			for i := 0; ; i++ {
 				n := fmt.Sprintf("g%d-%d", g, i)
 				err := l.Log(context.Background(), groupEvent(n))
-				if errors.Is(err, ErrClosed) {
+				if errors.Is(err, audit.ErrClosed) {
 					return
 				}
 				if err != nil {
@@ -428,7 +441,7 @@ func TestPostgresGroupCommitClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if err := l.Log(context.Background(), groupEvent("late")); !errors.Is(err, ErrClosed) {
+	if err := l.Log(context.Background(), groupEvent("late")); !errors.Is(err, audit.ErrClosed) {
 		t.Fatalf("Log after Close = %v", err)
 	}
 	got := resources(t, groupConn(t, dsn))

@@ -1,4 +1,4 @@
-package audit_test
+package pglog_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
@@ -34,7 +35,7 @@ func TestPostgresChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	l, err := audit.OpenPostgres(ctx, dsn, audit.PostgresConfig{Signer: s, Tick: make(chan time.Time)})
+	l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: s, Tick: make(chan time.Time)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestPostgresTwoWriters(t *testing.T) {
 			t.Fatalf("child %d: %v\n%s", i, err, outs[i])
 		}
 	}
-	rep, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+	rep, err := verifyDSN(ctx, t, dsn, k.verifier)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestPostgresTwoWriters(t *testing.T) {
 		t.Fatalf("%d writers in the log", writers)
 	}
 	for _, i := range []int64{0, 137, 2*pgPerChild - 1} {
-		p, err := audit.ProvePostgres(ctx, dsn, i)
+		p, err := proveDSN(ctx, t, dsn, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +120,7 @@ func TestPostgresAppendOnly(t *testing.T) {
 	dsn := testpg.Schema(t)
 	k := newKeys(t, "pg.example/log")
 	ctx := context.Background()
-	l, err := audit.OpenPostgres(ctx, dsn, audit.PostgresConfig{Signer: k.signer, Tick: make(chan time.Time)})
+	l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestPostgresAppendOnly(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := audit.VerifyPostgres(ctx, dsn, k.verifier); err != nil || rep.Size != 21 {
+	if rep, err := verifyDSN(ctx, t, dsn, k.verifier); err != nil || rep.Size != 21 {
 		t.Fatalf("%+v %v", rep, err)
 	}
 	conn, err := pgx.Connect(ctx, dsn)
@@ -163,25 +164,25 @@ func TestPostgresAppendOnly(t *testing.T) {
 	var ve *audit.VerifyError
 	mustExec(t, conn, `ALTER TABLE audit_records DISABLE TRIGGER USER`)
 	mustExec(t, conn, `UPDATE audit_records SET event = convert_to(replace(convert_from(event, 'UTF8'), 'doc/7', 'doc/8'), 'UTF8') WHERE idx = 7`)
-	if _, err := audit.VerifyPostgres(ctx, dsn, k.verifier); !errors.As(err, &ve) || ve.Index != 7 || ve.Kind != audit.KindModified {
+	if _, err := verifyDSN(ctx, t, dsn, k.verifier); !errors.As(err, &ve) || ve.Index != 7 || ve.Kind != audit.KindModified {
 		t.Fatalf("updated row: %v", err)
 	}
 	mustExec(t, conn, `DELETE FROM audit_records WHERE idx = 7`)
-	if _, err := audit.VerifyPostgres(ctx, dsn, k.verifier); !errors.As(err, &ve) || ve.Index != 7 || ve.Kind != audit.KindMissing {
+	if _, err := verifyDSN(ctx, t, dsn, k.verifier); !errors.As(err, &ve) || ve.Index != 7 || ve.Kind != audit.KindMissing {
 		t.Fatalf("deleted row: %v", err)
 	}
 	mustExec(t, conn, `DELETE FROM audit_records WHERE idx >= 7`)
-	if _, err := audit.VerifyPostgres(ctx, dsn, k.verifier); !errors.As(err, &ve) || ve.Index != 7 || ve.Kind != audit.KindTruncated {
+	if _, err := verifyDSN(ctx, t, dsn, k.verifier); !errors.As(err, &ve) || ve.Index != 7 || ve.Kind != audit.KindTruncated {
 		t.Fatalf("truncated: %v", err)
 	}
 
 	// Empty database and wrong key.
 	empty := testpg.Schema(t)
-	if _, err := audit.VerifyPostgres(ctx, empty, k.verifier); !errors.Is(err, audit.ErrEmptyLog) {
+	if _, err := verifyDSN(ctx, t, empty, k.verifier); !errors.Is(err, audit.ErrEmptyLog) {
 		t.Fatalf("database without an audit log: %v", err)
 	}
 	other := newKeys(t, "pg.example/log")
-	if _, err := audit.VerifyPostgres(ctx, dsn, other.verifier); !errors.Is(err, audit.ErrWrongKey) {
+	if _, err := verifyDSN(ctx, t, dsn, other.verifier); !errors.Is(err, audit.ErrWrongKey) {
 		t.Fatalf("wrong key: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package audit_test
+package pglog_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
@@ -18,7 +18,7 @@ import (
 // BenchmarkLogPostgres, whatever GOMAXPROCS is.
 const pgBenchWriters = 16
 
-// BenchmarkLogPostgres compares PostgresLog.Log (impl=tomkit) with the
+// BenchmarkLogPostgres compares pglog.Log.Log (impl=tomkit) with the
 // floor of a durable, ordered append in PostgreSQL without tomkit
 // (impl=baseline): one transaction per event that locks a single-row
 // counter FOR UPDATE, inserts (idx, bytes), updates the counter and
@@ -28,7 +28,7 @@ func BenchmarkLogPostgres(b *testing.B) {
 	b.Run("impl=tomkit", func(b *testing.B) {
 		dsn := testpg.Schema(b)
 		k := newKeys(b, "bench.example/log")
-		l, err := audit.OpenPostgres(context.Background(), dsn, audit.PostgresConfig{Signer: k.signer, Tick: make(chan time.Time)})
+		l, err := openDSN(context.Background(), b, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package audit_test
+package pglog_test
 
 import (
 	"context"
@@ -11,13 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
 // openPG opens a PostgresLog on dsn that checkpoints only when asked.
-func openPG(t *testing.T, dsn string, k testKeys) *audit.PostgresLog {
+func openPG(t *testing.T, dsn string, k testKeys) *pglog.Log {
 	t.Helper()
-	l, err := audit.OpenPostgres(context.Background(), dsn, audit.PostgresConfig{Signer: k.signer, Tick: make(chan time.Time)})
+	l, err := openDSN(context.Background(), t, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func queryInt(t *testing.T, conn *pgx.Conn, q string, args ...any) int64 {
 }
 
 // logN logs testEvent(i) for i in [from, to).
-func logN(t *testing.T, l *audit.PostgresLog, from, to int) {
+func logN(t *testing.T, l *pglog.Log, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
 		if err := l.Log(context.Background(), testEvent(i)); err != nil {
@@ -114,18 +115,18 @@ func TestPostgresPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rep, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+	rep, err := verifyDSN(ctx, t, dsn, k.verifier)
 	if err != nil || rep.Pruned != 50 || rep.Size != 62 || rep.Checkpoint.Size != 62 {
 		t.Fatalf("after prune: %+v %v", rep, err)
 	}
-	if _, err := audit.ProvePostgres(ctx, dsn, 49); !errors.Is(err, audit.ErrNotCovered) {
+	if _, err := proveDSN(ctx, t, dsn, 49); !errors.Is(err, audit.ErrNotCovered) {
 		t.Fatalf("prove pruned record: %v", err)
 	}
-	if _, err := audit.ProvePostgres(ctx, dsn, 0); !errors.Is(err, audit.ErrNotCovered) {
+	if _, err := proveDSN(ctx, t, dsn, 0); !errors.Is(err, audit.ErrNotCovered) {
 		t.Fatalf("prove pruned record 0: %v", err)
 	}
 	for _, i := range []int64{50, 59} {
-		p, err := audit.ProvePostgres(ctx, dsn, i)
+		p, err := proveDSN(ctx, t, dsn, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +137,7 @@ func TestPostgresPrune(t *testing.T) {
 	}
 	// Both prunes are in the log, provably, saying how far they went.
 	for i, below := range map[int64]string{60: "30", 61: "50"} {
-		p, err := audit.ProvePostgres(ctx, dsn, i)
+		p, err := proveDSN(ctx, t, dsn, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +159,7 @@ func TestPostgresPrune(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = audit.VerifyPostgres(ctx, dsn, k.verifier)
+	rep, err = verifyDSN(ctx, t, dsn, k.verifier)
 	if err != nil || rep.Pruned != 61 || rep.Size != 68 || rep.Checkpoint.Size != 68 {
 		t.Fatalf("after reopen: %+v %v", rep, err)
 	}
@@ -202,9 +203,9 @@ func TestPostgresPruneTrigger(t *testing.T) {
 	// verification reports it, and only it can be deleted, not together
 	// with a kept row.
 	mustExec(t, conn, `INSERT INTO audit_records (idx, leaf, event) SELECT 5, leaf, event FROM audit_records WHERE idx = 10`)
-	_, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+	_, err := verifyDSN(ctx, t, dsn, k.verifier)
 	wantVerifyError(t, "row inserted below the prune point", err, 5, audit.KindModified)
-	if _, err := audit.ProvePostgres(ctx, dsn, 5); err == nil {
+	if _, err := proveDSN(ctx, t, dsn, 5); err == nil {
 		t.Fatal("proved a row below the prune point")
 	}
 	refused(`DELETE FROM audit_records WHERE idx IN (5, 10)`)
@@ -212,7 +213,7 @@ func TestPostgresPruneTrigger(t *testing.T) {
 		t.Fatalf("refused delete removed rows: %d left", n)
 	}
 	mustExec(t, conn, `DELETE FROM audit_records WHERE idx = 5`)
-	if rep, err := audit.VerifyPostgres(ctx, dsn, k.verifier); err != nil || rep.Pruned != 10 {
+	if rep, err := verifyDSN(ctx, t, dsn, k.verifier); err != nil || rep.Pruned != 10 {
 		t.Fatalf("after removing the stray row: %+v %v", rep, err)
 	}
 
@@ -220,9 +221,9 @@ func TestPostgresPruneTrigger(t *testing.T) {
 	// see that its note is not signed.
 	mustExec(t, conn, `INSERT INTO audit_prunes (min, note) VALUES (15, 'garbage')`)
 	mustExec(t, conn, `DELETE FROM audit_records WHERE idx = 12`)
-	_, err = audit.VerifyPostgres(ctx, dsn, k.verifier)
+	_, err = verifyDSN(ctx, t, dsn, k.verifier)
 	wantVerifyError(t, "forged prune note", err, 10, audit.KindBadSignature)
-	if _, err := audit.ProvePostgres(ctx, dsn, 15); err == nil {
+	if _, err := proveDSN(ctx, t, dsn, 15); err == nil {
 		t.Fatal("proved against a log with a forged prune note")
 	}
 	_, err = l.Prune(ctx, 18)
@@ -248,7 +249,7 @@ func TestPostgresPruneTamper(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if rep, err := audit.VerifyPostgres(ctx, dsn, k.verifier); err != nil || rep.Pruned != 10 || rep.Size != 36 {
+		if rep, err := verifyDSN(ctx, t, dsn, k.verifier); err != nil || rep.Pruned != 10 || rep.Size != 36 {
 			t.Fatalf("intact: %+v %v", rep, err)
 		}
 		conn := connect(t, dsn)
@@ -259,42 +260,47 @@ func TestPostgresPruneTamper(t *testing.T) {
 	t.Run("deleted kept rows", func(t *testing.T) {
 		dsn, conn := setup(t)
 		mustExec(t, conn, `DELETE FROM audit_records WHERE idx = 15`)
-		_, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+		_, err := verifyDSN(ctx, t, dsn, k.verifier)
 		wantVerifyError(t, "deleted row above the prune point", err, 15, audit.KindMissing)
 		mustExec(t, conn, `DELETE FROM audit_records WHERE idx = 10`)
-		_, err = audit.VerifyPostgres(ctx, dsn, k.verifier)
+		_, err = verifyDSN(ctx, t, dsn, k.verifier)
 		wantVerifyError(t, "deleted first kept row", err, 10, audit.KindMissing)
 		mustExec(t, conn, `DELETE FROM audit_records WHERE idx > 10`)
-		_, err = audit.VerifyPostgres(ctx, dsn, k.verifier)
+		_, err = verifyDSN(ctx, t, dsn, k.verifier)
 		wantVerifyError(t, "every kept row deleted", err, 10, audit.KindTruncated)
 	})
 	t.Run("replayed prune note", func(t *testing.T) {
 		dsn, conn := setup(t)
 		mustExec(t, conn, `INSERT INTO audit_prunes (min, note) SELECT min, note FROM audit_prunes`)
-		_, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+		_, err := verifyDSN(ctx, t, dsn, k.verifier)
 		wantVerifyError(t, "replayed prune note", err, 10, audit.KindReordered)
 	})
 	t.Run("prune row lies about its note", func(t *testing.T) {
 		dsn, conn := setup(t)
 		mustExec(t, conn, `INSERT INTO audit_prunes (min, note) SELECT 20, note FROM audit_prunes`)
-		_, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+		_, err := verifyDSN(ctx, t, dsn, k.verifier)
 		wantVerifyError(t, "prune row min not its note's", err, 10, audit.KindBadSignature)
 	})
 	t.Run("altered prune note", func(t *testing.T) {
 		dsn, conn := setup(t)
 		mustExec(t, conn, `INSERT INTO audit_prunes (min, note)
 			SELECT 20, convert_to(replace(convert_from(note, 'UTF8'), E'\n10\n', E'\n20\n'), 'UTF8') FROM audit_prunes`)
-		_, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+		_, err := verifyDSN(ctx, t, dsn, k.verifier)
 		wantVerifyError(t, "altered prune note", err, 10, audit.KindBadSignature)
 	})
 	t.Run("prune refuses a tampered range", func(t *testing.T) {
 		dsn, conn := setup(t)
 		mustExec(t, conn, `UPDATE audit_records SET event = convert_to(replace(convert_from(event, 'UTF8'), 'doc/12', 'doc/13'), 'UTF8') WHERE idx = 12`)
+		// Open refuses a log whose triggers are disabled, and
+		// leaves them so: they are re-enabled by hand.
+		if _, err := openDSN(ctx, t, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)}); !errors.Is(err, pglog.ErrNotAppendOnly) {
+			t.Fatalf("open with disabled triggers: %v, want ErrNotAppendOnly", err)
+		}
+		mustExec(t, conn, `ALTER TABLE audit_records ENABLE TRIGGER USER`)
 		l := openPG(t, dsn, k)
 		defer l.Close()
-		// Open re-creates the triggers, enabled.
 		if _, err := conn.Exec(ctx, `DELETE FROM audit_records WHERE idx = 14`); err == nil {
-			t.Fatal("reopening left the triggers disabled")
+			t.Fatal("re-enabled triggers do not refuse a delete")
 		}
 		mustExec(t, conn, `ALTER TABLE audit_records DISABLE TRIGGER USER`)
 		_, err := l.Prune(ctx, 20)
@@ -311,7 +317,7 @@ func TestPostgresPruneTamper(t *testing.T) {
 	})
 }
 
-// pgSchemaV0 is the schema OpenPostgres created before Prune existed.
+// pgSchemaV0 is the schema the log (then audit.OpenPostgres) created before Prune existed.
 const pgSchemaV0 = `
 CREATE TABLE audit_records (
 	idx        bigint PRIMARY KEY CHECK (idx >= 0),
@@ -347,7 +353,7 @@ func TestPostgresPruneUpgrade(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, dsn)
 	mustExec(t, conn, pgSchemaV0)
-	if _, err := audit.VerifyPostgres(ctx, dsn, k.verifier); !errors.Is(err, audit.ErrEmptyLog) {
+	if _, err := verifyDSN(ctx, t, dsn, k.verifier); !errors.Is(err, audit.ErrEmptyLog) {
 		t.Fatalf("empty old log: %v", err)
 	}
 	l := openPG(t, dsn, k)
@@ -361,7 +367,7 @@ func TestPostgresPruneUpgrade(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := audit.VerifyPostgres(ctx, dsn, k.verifier); err != nil || rep.Pruned != 8 || rep.Size != 21 {
+	if rep, err := verifyDSN(ctx, t, dsn, k.verifier); err != nil || rep.Pruned != 8 || rep.Size != 21 {
 		t.Fatalf("upgraded log: %+v %v", rep, err)
 	}
 	if _, err := conn.Exec(ctx, `DELETE FROM audit_records WHERE idx = 8`); err == nil {
@@ -380,7 +386,7 @@ func TestPostgresPruneUpgrade(t *testing.T) {
 	logN(t, l, 0, 5)
 	l.Close()
 	mustExec(t, connect(t, old), `DROP TABLE audit_prunes`)
-	if rep, err := audit.VerifyPostgres(ctx, old, k.verifier); err != nil || rep.Size != 5 || rep.Pruned != 0 {
+	if rep, err := verifyDSN(ctx, t, old, k.verifier); err != nil || rep.Size != 5 || rep.Pruned != 0 {
 		t.Fatalf("log without audit_prunes: %+v %v", rep, err)
 	}
 }
@@ -390,7 +396,7 @@ func TestPostgresPruneConcurrent(t *testing.T) {
 	dsn := testpg.Schema(t)
 	k := newKeys(t, "pg.example/log")
 	ctx := context.Background()
-	logs := []*audit.PostgresLog{openPG(t, dsn, k), openPG(t, dsn, k)}
+	logs := []*pglog.Log{openPG(t, dsn, k), openPG(t, dsn, k)}
 	var wg sync.WaitGroup
 	for w, l := range logs {
 		for g := 0; g < 3; g++ {
@@ -442,7 +448,7 @@ func TestPostgresPruneConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := audit.VerifyPostgres(ctx, dsn, k.verifier)
+	rep, err := verifyDSN(ctx, t, dsn, k.verifier)
 	if err != nil || rep.Pruned != last || last == 0 {
 		t.Fatalf("report %+v, last prune %d: %v", rep, last, err)
 	}
