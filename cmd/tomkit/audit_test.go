@@ -92,7 +92,6 @@ func TestAuditVerify(t *testing.T) {
 		{"audit", "verify", "--key", verifier},
 		{"audit", "verify", "--key", verifier, dir, "extra"},
 		{"audit", "verify", "--bogus"},
-		{"audit", "verify", "--key", filepath.Join(dir, "missing"), dir},
 		{"audit", "prove", dir},
 		{"audit", "prove", dir, "minus-one"},
 		{"audit", "check-proof", "x"},
@@ -102,6 +101,11 @@ func TestAuditVerify(t *testing.T) {
 		if code, _, _ := runCLI(t, "", args...); code != exitUsage {
 			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
 		}
+	}
+	// A missing key file is a runtime failure, not bad usage.
+	missing := filepath.Join(dir, "missing")
+	if code, _, errOut := runCLI(t, "", "audit", "verify", "--key", missing, dir); code != exitFailure || errOut != "tomkit audit verify: open "+missing+": no such file or directory\n" {
+		t.Errorf("verify with a missing key file: code %d, stderr %q; want %d", code, errOut, exitFailure)
 	}
 }
 

@@ -43,7 +43,7 @@ func TestRBACCheck(t *testing.T) {
 		{"bad duration", []string{"--policy", pol, "--mfa-age", "soon", "admin", "acme", "/admin/x", "manage"}, 2, ""},
 		{"no policy flag", []string{"alice", "acme", "/data/x", "write"}, 2, ""},
 		{"too few args", []string{"--policy", pol, "alice", "acme", "/data/x"}, 2, ""},
-		{"missing file", []string{"--policy", pol + ".nope", "alice", "acme", "/data/x", "write"}, 2, ""},
+		{"missing file", []string{"--policy", pol + ".nope", "alice", "acme", "/data/x", "write"}, 1, ""},
 		{"refused policy", []string{"--policy", bad, "alice", "acme", "/data/x", "write"}, 2, ""},
 	}
 	for _, tt := range tests {
