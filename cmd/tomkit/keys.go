@@ -127,6 +127,15 @@ func parseKeys(e env, name string, tenantDefault string, args []string, extra fu
 // stderr. Close the sink with its finish method, whose exit code fails a
 // command whose final checkpoint could not be written.
 func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, *auditSink, bool) {
+	for _, path := range []string{k.masterFile, k.keyset} {
+		if path == "" {
+			continue
+		}
+		if err := checkInput(path); err != nil {
+			fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+			return nil, nil, false
+		}
+	}
 	cfg, err := k.config(nil)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
