@@ -222,3 +222,47 @@ func TestAuditVerifyPostgres(t *testing.T) {
 		t.Fatalf("check-proof: %d %q", code, out)
 	}
 }
+
+// TestAuditVerifyKeyText: --key takes the verifier key's text as well as
+// a file, and refuses the signer key, as text or file, as bad usage that
+// names the mistake.
+func TestAuditVerifyKeyText(t *testing.T) {
+	dir, signer, verifier := auditFixture(t)
+	vkey, err := os.ReadFile(verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.TrimSpace(string(vkey))
+	code, out, errOut := runCLI(t, "", "audit", "verify", "--key", text, dir)
+	if code != exitOK || !strings.Contains(out, "OK: 3 records") {
+		t.Fatalf("key text: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, proof, errOut := runCLI(t, "", "audit", "prove", dir, "1")
+	if code != exitOK {
+		t.Fatalf("prove: %d %s", code, errOut)
+	}
+	if code, out, errOut := runCLI(t, proof, "audit", "check-proof", "--key", text, "-"); code != exitOK || !strings.HasPrefix(out, "OK: record 1") {
+		t.Fatalf("check-proof with key text: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "", "audit", "verify", "--key", "cli.example/log+00000000+bm90IGEga2V5", dir); code != exitUsage || !strings.Contains(errOut, "malformed") {
+		t.Fatalf("malformed key text: code %d, stderr %q", code, errOut)
+	}
+
+	skey, err := os.ReadFile(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range [][]string{{"verify"}, {"check-proof"}} {
+		for _, key := range []string{signer, strings.TrimSpace(string(skey))} {
+			args := append(append([]string{"audit"}, sub...), "--key", key, dir)
+			code, out, errOut := runCLI(t, "", args...)
+			want := "tomkit audit " + sub[0] + ": this is a signer key; pass the .pub verifier key"
+			if code != exitUsage || out != "" || !strings.HasPrefix(errOut, want) {
+				t.Errorf("%s --key <signer>: code %d, stdout %q, stderr %q; want %d and %q", sub[0], code, out, errOut, exitUsage, want)
+			}
+			if strings.Contains(errOut, strings.TrimSpace(string(skey))) {
+				t.Errorf("%s --key <signer>: the error repeats the secret key", sub[0])
+			}
+		}
+	}
+}

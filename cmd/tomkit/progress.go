@@ -157,8 +157,14 @@ type fsProgress struct {
 // dirProgress returns the file system of the directory dir, with the
 // progress of reading it, whose total is the size of its files.
 func dirProgress(e env, desc, dir string) (fs.FS, *progress) {
+	return dirProgressTo(e.stderr, isTerminal(e.stderr), desc, dir)
+}
+
+// dirProgressTo is dirProgress on w, which is a terminal if terminal is
+// true.
+func dirProgressTo(w io.Writer, terminal bool, desc, dir string) (fs.FS, *progress) {
 	fsys := os.DirFS(dir)
-	if !isTerminal(e.stderr) {
+	if !terminal {
 		return fsys, nil
 	}
 	var total int64
@@ -169,7 +175,7 @@ func dirProgress(e env, desc, dir string) (fs.FS, *progress) {
 			}
 		}
 	}
-	p := newProgress(e, desc, total, unitBytes)
+	p := newProgressTo(w, true, desc, total, unitBytes)
 	return fsProgress{fsys, p}, p
 }
 

@@ -88,3 +88,15 @@ func TestRBACLint(t *testing.T) {
 		t.Fatalf("unknown subcommand: code %d", code)
 	}
 }
+
+// TestRBACCheckHelp: the help shows no made-up default for --mfa-age
+// (the flag used to default to -1ns to mean "unset").
+func TestRBACCheckHelp(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "rbac", "check", "--help")
+	if code != exitOK || errOut != "" || !strings.Contains(out, "-mfa-age DURATION") {
+		t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if strings.Contains(out, "-1ns") || strings.Contains(out, "(default -") {
+		t.Fatalf("help shows a negative default: %q", out)
+	}
+}
