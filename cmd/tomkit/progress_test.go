@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"go/parser"
+	"go/token"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,4 +186,46 @@ func TestProgressVerifyFS(t *testing.T) {
 		t.Fatalf("output %q", w.String())
 	}
 	p.done()
+}
+
+// TestProgressLibraryOnlyInCLI: only the CLI may import the progress
+// library (and the terminal package it needs); the library packages stay
+// free of it.
+func TestProgressLibraryOnlyInCLI(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	banned := []string{"github.com/schollz/progressbar", "golang.org/x/term"}
+	fset := token.NewFileSet()
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if rel == filepath.Join("cmd", "tomkit") || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			for _, b := range banned {
+				if p := strings.Trim(imp.Path.Value, `"`); strings.HasPrefix(p, b) {
+					t.Errorf("%s imports %s: only cmd/tomkit may show progress", rel, p)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
