@@ -125,7 +125,7 @@ func isDSN(s string) bool {
 
 func runAuditVerify(ctx context.Context, e env, args []string) int {
 	fs := auditFlags(e, "verify")
-	keyPath := fs.String("key", "", "verifier key: a `file`, or the key's text (name+hash+base64)")
+	keyPath := fs.String("key", "", "verifier key: the `VERIFIER` file, or the key's text (name+hash+base64); not the signer key")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
@@ -228,7 +228,7 @@ func runAuditProve(ctx context.Context, e env, args []string) int {
 
 func runAuditCheckProof(_ context.Context, e env, args []string) int {
 	fs := auditFlags(e, "check-proof")
-	keyPath := fs.String("key", "", "verifier key: a `file`, or the key's text (name+hash+base64)")
+	keyPath := fs.String("key", "", "verifier key: the `VERIFIER` file, or the key's text (name+hash+base64); not the signer key")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}

@@ -127,14 +127,8 @@ func parseKeys(e env, name string, tenantDefault string, args []string, extra fu
 // stderr. Close the sink with its finish method, whose exit code fails a
 // command whose final checkpoint could not be written.
 func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, *auditSink, bool) {
-	for _, path := range []string{k.masterFile, k.keyset} {
-		if path == "" {
-			continue
-		}
-		if err := checkInput(path); err != nil {
-			fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
-			return nil, nil, false
-		}
+	if !checkInputs(e, name, k.masterFile, k.keyset, k.sink.signer) {
+		return nil, nil, false
 	}
 	cfg, err := k.config(nil)
 	if err != nil {
@@ -162,6 +156,9 @@ func runKeysInit(ctx context.Context, e env, args []string) (code int) {
 		return code
 	}
 	ctx = k.ctx(ctx)
+	if !checkInputs(e, "keys init", k.sink.signer) {
+		return exitFailure
+	}
 	// The audit log first: a log that cannot be opened (say, locked by a
 	// running service) leaves no new master key file behind.
 	sink, err := k.sink.open(ctx, e.stderr)

@@ -208,7 +208,7 @@ func subUsage(fs *flag.FlagSet, usage func(io.Writer)) func() {
 		fmt.Fprintln(w, "usage:")
 		sc := bufio.NewScanner(&b)
 		for sc.Scan() {
-			if l := strings.TrimSpace(sc.Text()); l == fs.Name() || strings.HasPrefix(l, fs.Name()+" ") {
+			if l := strings.Join(strings.Fields(sc.Text()), " "); l == fs.Name() || strings.HasPrefix(l, fs.Name()+" ") {
 				fmt.Fprintln(w, "  "+l)
 			}
 		}
@@ -241,4 +241,20 @@ func checkInput(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// checkInputs checks the input files of the command name, skipping empty
+// paths. It reports the first that cannot be opened on standard error
+// and returns false; the command then exits with exitFailure.
+func checkInputs(e env, name string, paths ...string) bool {
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		if err := checkInput(path); err != nil {
+			fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
+			return false
+		}
+	}
+	return true
 }

@@ -90,13 +90,10 @@ func runRetentionPurge(ctx context.Context, e env, args []string) (code int) {
 		fmt.Fprintf(e.stderr, "tomkit retention purge: %v\n", err)
 		return exitUsage
 	}
-	if *dir != "" {
-		// Purging a store that is not there is a mistake, not an empty
-		// store: fsstore.Open would create it.
-		if err := checkInput(*dir); err != nil {
-			fmt.Fprintf(e.stderr, "tomkit retention purge: %v\n", err)
-			return exitFailure
-		}
+	// Purging a --dir that is not there is a mistake, not an empty
+	// store: fsstore.Open would create it.
+	if !checkInputs(e, "retention purge", *dir, sink.signer) {
+		return exitFailure
 	}
 
 	log, err := sink.open(ctx, e.stderr)
