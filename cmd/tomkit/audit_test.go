@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -265,4 +267,38 @@ func TestAuditVerifyKeyText(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzReadVerifier: whatever --key says, a signer key is refused, key
+// text comes back as given, and anything else is a file that cannot be
+// opened (the fuzzer runs in an empty directory, so no name but . and ..
+// exists).
+func FuzzReadVerifier(f *testing.F) {
+	skey, vkey, err := audit.GenerateKey("fuzz.example/log")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{skey, vkey, " " + skey + "\n", "a+b", "a+b+c", "PRIVATE+KEY", "missing.pub", ""} {
+		f.Add(s)
+	}
+	f.Chdir(f.TempDir())
+	f.Fuzz(func(t *testing.T, arg string) {
+		if strings.ContainsAny(arg, "/\\\x00") || arg == "." || arg == ".." {
+			t.Skip("names outside the empty directory")
+		}
+		got, err := readVerifier(arg)
+		var pe *fs.PathError
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(arg), "PRIVATE+KEY+"):
+			if err != errSignerKey {
+				t.Fatalf("signer key %q: %q, %v; want errSignerKey", arg, got, err)
+			}
+		case err == nil:
+			if got != arg || strings.Count(arg, "+") < 2 {
+				t.Fatalf("%q read as key text %q", arg, got)
+			}
+		case !errors.As(err, &pe) || inputCode(err) != exitFailure:
+			t.Fatalf("%q: %v; want a path error (exit 1)", arg, err)
+		}
+	})
 }
