@@ -144,11 +144,8 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 		return exitUsage
 	}
 	target := fs.Arg(0)
-	if !isDSN(target) {
-		if err := checkInput(target); err != nil {
-			fmt.Fprintf(e.stderr, "tomkit audit verify: %v\n", err)
-			return exitFailure
-		}
+	if !isDSN(target) && !checkInputs(e, "audit verify", target) {
+		return exitFailure
 	}
 	var rep audit.Report
 	if isDSN(target) {
@@ -201,11 +198,8 @@ func runAuditProve(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "tomkit audit prove: bad index %q\n", fs.Arg(1))
 		return exitUsage
 	}
-	if !isDSN(fs.Arg(0)) {
-		if err := checkInput(fs.Arg(0)); err != nil {
-			fmt.Fprintf(e.stderr, "tomkit audit prove: %v\n", err)
-			return exitFailure
-		}
+	if !isDSN(fs.Arg(0)) && !checkInputs(e, "audit prove", fs.Arg(0)) {
+		return exitFailure
 	}
 	var p *audit.InclusionProof
 	if isDSN(fs.Arg(0)) {

@@ -34,7 +34,10 @@ func rbacCheck(ctx context.Context, e env, args []string) int {
 	fs.SetOutput(e.stderr)
 	file := fs.String("policy", "", "policy `FILE` (required)")
 	mfaAge := new(time.Duration)
-	fs.Func("mfa-age", "the subject passed MFA `DURATION` ago (default: no MFA)", func(s string) (err error) { *mfaAge, err = time.ParseDuration(s); return err })
+	fs.Func("mfa-age", "the subject passed MFA `DURATION` ago (default: no MFA)", func(s string) (err error) {
+		*mfaAge, err = time.ParseDuration(s)
+		return err
+	})
 	fs.Usage = func() {
 		rbacUsage(fs.Output())
 		fs.PrintDefaults()
