@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ LOG is a log directory or a PostgreSQL DSN (postgres://...).
 func auditFlags(e env, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("tomkit audit "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = subUsage(fs, auditUsage)
 	return fs
 }
 
@@ -49,10 +51,11 @@ func runAuditKeygen(_ context.Context, e env, args []string) int {
 	fs := auditFlags(e, "keygen")
 	name := fs.String("name", "tomkit-audit", "key `name`, which becomes the log's origin")
 	out := fs.String("out", "audit", "write `PREFIX`.signer (mode 0600) and PREFIX.verifier")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		if err == nil {
-			fmt.Fprintln(e.stderr, "tomkit audit keygen: unexpected arguments")
-		}
+	if code, done := parseFlags(e, fs, args); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(e.stderr, "tomkit audit keygen: unexpected arguments")
 		return exitUsage
 	}
 	skey, vkey, err := audit.GenerateKey(*name)
@@ -89,13 +92,35 @@ func writeNew(path, content string, mode os.FileMode) error {
 	return f.Close()
 }
 
-func readVerifier(path string) (vkey string, err error) {
-	b, err := os.ReadFile(path)
+// errSignerKey reports a checkpoint signer key given where the verifier
+// key goes.
+var errSignerKey = errors.New("this is a signer key; pass the .pub verifier key (PREFIX.verifier from tomkit audit keygen)")
+
+// readVerifier returns the verifier key that arg names: a file holding
+// it, or, when no such file exists, the key's text itself
+// (name+hash+base64). A signer key, given as text or in the file, is
+// refused with errSignerKey; a file that cannot be read, with its
+// *fs.PathError.
+func readVerifier(arg string) (vkey string, err error) {
+	if isSignerKey(arg) {
+		return "", errSignerKey
+	}
+	if _, err := os.Stat(arg); errors.Is(err, fs.ErrNotExist) && strings.Count(arg, "+") >= 2 {
+		return arg, nil
+	}
+	b, err := os.ReadFile(arg)
 	if err != nil {
 		return "", err
 	}
+	if isSignerKey(string(b)) {
+		clear(b)
+		return "", errSignerKey
+	}
 	return string(b), nil
 }
+
+// isSignerKey reports whether s is in the text encoding of a signer key.
+func isSignerKey(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), "PRIVATE+KEY+") }
 
 func isDSN(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
@@ -124,9 +149,9 @@ func provePostgres(ctx context.Context, dsn string, index int64) (*audit.Inclusi
 
 func runAuditVerify(ctx context.Context, e env, args []string) int {
 	fs := auditFlags(e, "verify")
-	keyPath := fs.String("key", "", "verifier key `file`")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	keyPath := fs.String("key", "", "verifier key: the `VERIFIER` file, or the key's text (name+hash+base64); not the signer key")
+	if code, done := parseFlags(e, fs, args); done {
+		return code
 	}
 	if *keyPath == "" || fs.NArg() != 1 {
 		fmt.Fprintln(e.stderr, "usage: tomkit audit verify --key VERIFIER LOG")
@@ -135,7 +160,7 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 	vkey, err := readVerifier(*keyPath)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit audit verify: %v\n", err)
-		return exitUsage
+		return inputCode(err)
 	}
 	v, err := audit.NewVerifier(vkey)
 	if err != nil {
@@ -143,11 +168,16 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 		return exitUsage
 	}
 	target := fs.Arg(0)
+	if !isDSN(target) && !checkInputs(e, "audit verify", target) {
+		return exitFailure
+	}
 	var rep audit.Report
 	if isDSN(target) {
 		rep, err = verifyPostgres(ctx, target, v)
 	} else {
-		rep, err = audit.Verify(ctx, target, v)
+		fsys, bar := dirProgress(e, "verify", target)
+		rep, err = audit.VerifyFS(ctx, fsys, v)
+		bar.done()
 	}
 	var ve *audit.VerifyError
 	switch {
@@ -180,8 +210,8 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 
 func runAuditProve(ctx context.Context, e env, args []string) int {
 	fs := auditFlags(e, "prove")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(e, fs, args); done {
+		return code
 	}
 	if fs.NArg() != 2 {
 		fmt.Fprintln(e.stderr, "usage: tomkit audit prove LOG INDEX")
@@ -191,6 +221,9 @@ func runAuditProve(ctx context.Context, e env, args []string) int {
 	if err != nil || index < 0 {
 		fmt.Fprintf(e.stderr, "tomkit audit prove: bad index %q\n", fs.Arg(1))
 		return exitUsage
+	}
+	if !isDSN(fs.Arg(0)) && !checkInputs(e, "audit prove", fs.Arg(0)) {
+		return exitFailure
 	}
 	var p *audit.InclusionProof
 	if isDSN(fs.Arg(0)) {
@@ -213,9 +246,9 @@ func runAuditProve(ctx context.Context, e env, args []string) int {
 
 func runAuditCheckProof(_ context.Context, e env, args []string) int {
 	fs := auditFlags(e, "check-proof")
-	keyPath := fs.String("key", "", "verifier key `file`")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	keyPath := fs.String("key", "", "verifier key: the `VERIFIER` file, or the key's text (name+hash+base64); not the signer key")
+	if code, done := parseFlags(e, fs, args); done {
+		return code
 	}
 	if *keyPath == "" || fs.NArg() != 1 {
 		fmt.Fprintln(e.stderr, "usage: tomkit audit check-proof --key VERIFIER PROOF (- for stdin)")
@@ -224,7 +257,7 @@ func runAuditCheckProof(_ context.Context, e env, args []string) int {
 	vkey, err := readVerifier(*keyPath)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit audit check-proof: %v\n", err)
-		return exitUsage
+		return inputCode(err)
 	}
 	v, err := audit.NewVerifier(vkey)
 	if err != nil {
@@ -239,7 +272,7 @@ func runAuditCheckProof(_ context.Context, e env, args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit audit check-proof: %v\n", err)
-		return exitUsage
+		return exitFailure
 	}
 	var p audit.InclusionProof
 	if err := json.Unmarshal(raw, &p); err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +96,6 @@ func TestAuditVerify(t *testing.T) {
 		{"audit", "verify", "--key", verifier},
 		{"audit", "verify", "--key", verifier, dir, "extra"},
 		{"audit", "verify", "--bogus"},
-		{"audit", "verify", "--key", filepath.Join(dir, "missing"), dir},
 		{"audit", "prove", dir},
 		{"audit", "prove", dir, "minus-one"},
 		{"audit", "check-proof", "x"},
@@ -104,6 +105,11 @@ func TestAuditVerify(t *testing.T) {
 		if code, _, _ := runCLI(t, "", args...); code != exitUsage {
 			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
 		}
+	}
+	// A missing key file is a runtime failure, not bad usage.
+	missing := filepath.Join(dir, "missing")
+	if code, _, errOut := runCLI(t, "", "audit", "verify", "--key", missing, dir); code != exitFailure || errOut != "tomkit audit verify: open "+missing+": no such file or directory\n" {
+		t.Errorf("verify with a missing key file: code %d, stderr %q; want %d", code, errOut, exitFailure)
 	}
 }
 
@@ -277,4 +283,81 @@ func TestAuditVerifyPostgresRotation(t *testing.T) {
 			t.Fatalf("verify with %s across a rotation: %d %q", key, code, out)
 		}
 	}
+}
+// TestAuditVerifyKeyText: --key takes the verifier key's text as well as
+// a file, and refuses the signer key, as text or file, as bad usage that
+// names the mistake.
+func TestAuditVerifyKeyText(t *testing.T) {
+	dir, signer, verifier := auditFixture(t)
+	vkey, err := os.ReadFile(verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.TrimSpace(string(vkey))
+	code, out, errOut := runCLI(t, "", "audit", "verify", "--key", text, dir)
+	if code != exitOK || !strings.Contains(out, "OK: 3 records") {
+		t.Fatalf("key text: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, proof, errOut := runCLI(t, "", "audit", "prove", dir, "1")
+	if code != exitOK {
+		t.Fatalf("prove: %d %s", code, errOut)
+	}
+	if code, out, errOut := runCLI(t, proof, "audit", "check-proof", "--key", text, "-"); code != exitOK || !strings.HasPrefix(out, "OK: record 1") {
+		t.Fatalf("check-proof with key text: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "", "audit", "verify", "--key", "cli.example/log+00000000+bm90IGEga2V5", dir); code != exitUsage || !strings.Contains(errOut, "malformed") {
+		t.Fatalf("malformed key text: code %d, stderr %q", code, errOut)
+	}
+
+	skey, err := os.ReadFile(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range [][]string{{"verify"}, {"check-proof"}} {
+		for _, key := range []string{signer, strings.TrimSpace(string(skey))} {
+			args := append(append([]string{"audit"}, sub...), "--key", key, dir)
+			code, out, errOut := runCLI(t, "", args...)
+			want := "tomkit audit " + sub[0] + ": this is a signer key; pass the .pub verifier key"
+			if code != exitUsage || out != "" || !strings.HasPrefix(errOut, want) {
+				t.Errorf("%s --key <signer>: code %d, stdout %q, stderr %q; want %d and %q", sub[0], code, out, errOut, exitUsage, want)
+			}
+			if strings.Contains(errOut, strings.TrimSpace(string(skey))) {
+				t.Errorf("%s --key <signer>: the error repeats the secret key", sub[0])
+			}
+		}
+	}
+}
+
+// FuzzReadVerifier: whatever --key says, a signer key is refused, key
+// text comes back as given, and anything else is a file that cannot be
+// opened (the fuzzer runs in an empty directory, so no name but . and ..
+// exists).
+func FuzzReadVerifier(f *testing.F) {
+	skey, vkey, err := audit.GenerateKey("fuzz.example/log")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{skey, vkey, " " + skey + "\n", "a+b", "a+b+c", "PRIVATE+KEY", "missing.pub", ""} {
+		f.Add(s)
+	}
+	f.Chdir(f.TempDir())
+	f.Fuzz(func(t *testing.T, arg string) {
+		if strings.ContainsAny(arg, "/\\\x00") || arg == "." || arg == ".." {
+			t.Skip("names outside the empty directory")
+		}
+		got, err := readVerifier(arg)
+		var pe *fs.PathError
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(arg), "PRIVATE+KEY+"):
+			if err != errSignerKey {
+				t.Fatalf("signer key %q: %q, %v; want errSignerKey", arg, got, err)
+			}
+		case err == nil:
+			if got != arg || strings.Count(arg, "+") < 2 {
+				t.Fatalf("%q read as key text %q", arg, got)
+			}
+		case !errors.As(err, &pe) || inputCode(err) != exitFailure:
+			t.Fatalf("%q: %v; want a path error (exit 1)", arg, err)
+		}
+	})
 }

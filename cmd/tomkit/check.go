@@ -79,11 +79,8 @@ func runCheck(ctx context.Context, e env, args []string) int {
 	fs.BoolVar(&o.retention, "retention", true, "check that tomkit's retention store with the default policy purges content after 30 days")
 	fs.StringVar(&o.out, "out", "tomkit-evidence", "`directory` for report.json, report.md and junit.xml")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "overall time limit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := parseFlags(e, fs, args); done {
+		return code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(e.stderr, "tomkit check: unexpected arguments %q\n", fs.Args())
@@ -103,7 +100,7 @@ func runCheck(ctx context.Context, e env, args []string) int {
 	checks, err := buildChecks(ctx, o)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit check: %v\n", err)
-		return exitUsage
+		return inputCode(err)
 	}
 	results := tomtest.Run(ctx, checks...)
 	target := o.url
@@ -223,6 +220,11 @@ func auditCheck(log, keyFile string) (tomtest.Check, error) {
 	v, err := audit.NewVerifier(vkey)
 	if err != nil {
 		return tomtest.Check{}, err
+	}
+	if !isDSN(log) {
+		if err := checkInput(log); err != nil {
+			return tomtest.Check{}, err
+		}
 	}
 	if isDSN(log) {
 		// A database log cannot be copied and tampered with here; the

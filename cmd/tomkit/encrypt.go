@@ -37,13 +37,14 @@ const (
 )
 
 // parseCrypt parses the flags shared by encrypt, decrypt and keys rewrap.
-func parseCrypt(e env, name string, args []string) (*keyFlags, envelope.Context, bool) {
+// Like parseKeys, it returns nil when the command is to stop with code.
+func parseCrypt(e env, name string, args []string) (*keyFlags, envelope.Context, int) {
 	return parseCryptSpill(e, name, args, nil)
 }
 
 // parseCryptSpill is parseCrypt that, with spillDir non-nil, also takes
 // --spill-dir (decrypt).
-func parseCryptSpill(e env, name string, args []string, spillDir *string) (*keyFlags, envelope.Context, bool) {
+func parseCryptSpill(e env, name string, args []string, spillDir *string) (*keyFlags, envelope.Context, int) {
 	fs, k := newKeyFlags(e, name, "default")
 	ec := contextFlag{}
 	fs.Var(ec, "context", "bind the encryption context entry `key=value` (repeatable)")
@@ -53,28 +54,28 @@ func parseCryptSpill(e env, name string, args []string, spillDir *string) (*keyF
 		spillUsage = " [--spill-dir DIR]"
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: tomkit %s --keyset FILE [--tenant T] [--subject S] [--context k=v]...%s < in > out\n", name, spillUsage)
+		fmt.Fprintf(fs.Output(), "usage: tomkit %s --keyset FILE [--tenant T] [--subject S] [--context k=v]...%s < in > out\n", name, spillUsage)
 		if spillDir != nil {
-			fmt.Fprint(e.stderr, decryptGuarantee)
+			fmt.Fprint(fs.Output(), decryptGuarantee)
 		}
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, false
+	if code, done := parseFlags(e, fs, args); done {
+		return nil, nil, code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(e.stderr, "tomkit %s: unexpected arguments %q\n", name, fs.Args())
-		return nil, nil, false
+		return nil, nil, exitUsage
 	}
 	if k.keyset == "" {
 		fmt.Fprintf(e.stderr, "tomkit %s: --keyset is required\n", name)
-		return nil, nil, false
+		return nil, nil, exitUsage
 	}
 	if err := k.sink.check(); err != nil {
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
-		return nil, nil, false
+		return nil, nil, exitUsage
 	}
-	return k, envelope.Context(ec), true
+	return k, envelope.Context(ec), exitOK
 }
 
 // decryptGuarantee is the promise decrypt's usage text makes.
@@ -107,9 +108,9 @@ func openEnvelope(ctx context.Context, e env, name string, k *keyFlags) (*envelo
 // runEncrypt implements `tomkit encrypt`: standard input to standard
 // output, streaming, in constant memory.
 func runEncrypt(ctx context.Context, e env, args []string) (code int) {
-	k, ec, ok := parseCrypt(e, "encrypt", args)
-	if !ok {
-		return exitUsage
+	k, ec, code := parseCrypt(e, "encrypt", args)
+	if k == nil {
+		return code
 	}
 	ctx = k.ctx(ctx)
 	env, sink, ok := openEnvelope(ctx, e, "encrypt", k)
@@ -117,11 +118,13 @@ func runEncrypt(ctx context.Context, e env, args []string) (code int) {
 		return exitFailure
 	}
 	defer func() { code = sink.finish(e, "encrypt", code) }()
+	bar := streamProgress(e, "encrypt", e.stdin)
+	defer bar.done()
 	out := bufio.NewWriterSize(e.stdout, cryptBuffer)
 	w, err := env.Encrypt(ctx, out, ec)
 	if err == nil {
 		buf := make([]byte, cryptBuffer)
-		_, err = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{e.stdin}, buf)
+		_, err = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{bar.reader(e.stdin)}, buf)
 		if err == nil {
 			err = w.Close()
 		}
@@ -158,9 +161,9 @@ func runEncrypt(ctx context.Context, e env, args []string) (code int) {
 // plaintext, and the spill is read twice (authenticate, then write).
 func runDecrypt(ctx context.Context, e env, args []string) (code int) {
 	var spillDir string
-	k, ec, ok := parseCryptSpill(e, "decrypt", args, &spillDir)
-	if !ok {
-		return exitUsage
+	k, ec, code := parseCryptSpill(e, "decrypt", args, &spillDir)
+	if k == nil {
+		return code
 	}
 	ctx = k.ctx(ctx)
 	env, sink, ok := openEnvelope(ctx, e, "decrypt", k)
@@ -168,6 +171,8 @@ func runDecrypt(ctx context.Context, e env, args []string) (code int) {
 		return exitFailure
 	}
 	defer func() { code = sink.finish(e, "decrypt", code) }()
+	bar := streamProgress(e, "decrypt", e.stdin)
+	defer bar.done()
 	var start int64 = -1
 	if f, ok := e.stdout.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
@@ -196,7 +201,7 @@ func runDecrypt(ctx context.Context, e env, args []string) (code int) {
 		}
 		return exitFailure
 	}
-	r, err := env.Decrypt(ctx, bufio.NewReaderSize(e.stdin, cryptBuffer), ec)
+	r, err := env.Decrypt(ctx, bufio.NewReaderSize(bar.reader(e.stdin), cryptBuffer), ec)
 	if err != nil {
 		return fail(err)
 	}
@@ -222,6 +227,7 @@ func runDecrypt(ctx context.Context, e env, args []string) (code int) {
 	if _, err := io.CopyBuffer(hb, struct{ io.Reader }{r}, make([]byte, cryptBuffer)); err != nil {
 		return fail(err)
 	}
+	bar.done()
 	// The whole stream is authentic: release what was held.
 	switch {
 	case sp != nil:

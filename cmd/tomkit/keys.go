@@ -32,6 +32,7 @@ func newKeyFlags(e env, name string, tenantDefault string) (*flag.FlagSet, *keyF
 	fs.StringVar(&k.tenant, "tenant", tenantDefault, "`TENANT` whose key to use")
 	fs.StringVar(&k.subject, "subject", "", "data `SUBJECT` whose own key to use (per-subject scope)")
 	k.sink.add(fs)
+	fs.Usage = subUsage(fs, keysUsage)
 	return fs, k
 }
 
@@ -97,33 +98,38 @@ fails. Every subcommand takes:
 }
 
 // parseKeys parses the flags of a keys subcommand that takes no arguments.
-func parseKeys(e env, name string, tenantDefault string, args []string, extra func(*flag.FlagSet)) (*keyFlags, bool) {
+// It returns nil when the command is to stop with code: help was asked for
+// (exitOK) or the usage is bad (exitUsage).
+func parseKeys(e env, name string, tenantDefault string, args []string, extra func(*flag.FlagSet)) (*keyFlags, int) {
 	fs, k := newKeyFlags(e, "keys "+name, tenantDefault)
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, false
+	if code, done := parseFlags(e, fs, args); done {
+		return nil, code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(e.stderr, "tomkit keys %s: unexpected arguments %q\n", name, fs.Args())
-		return nil, false
+		return nil, exitUsage
 	}
 	if k.keyset == "" {
 		fmt.Fprintf(e.stderr, "tomkit keys %s: --keyset is required\n", name)
-		return nil, false
+		return nil, exitUsage
 	}
 	if err := k.sink.check(); err != nil {
 		fmt.Fprintf(e.stderr, "tomkit keys %s: %v\n", name, err)
-		return nil, false
+		return nil, exitUsage
 	}
-	return k, true
+	return k, exitOK
 }
 
 // openRing opens the audit log and the keyring of k, reporting errors on
 // stderr. Close the sink with its finish method, whose exit code fails a
 // command whose final checkpoint could not be written.
 func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyring, *auditSink, bool) {
+	if !checkInputs(e, name, k.masterFile, k.keyset, k.sink.signer) {
+		return nil, nil, false
+	}
 	cfg, err := k.config(nil)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
@@ -145,11 +151,14 @@ func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyrin
 }
 
 func runKeysInit(ctx context.Context, e env, args []string) (code int) {
-	k, ok := parseKeys(e, "init", "default", args, nil)
-	if !ok {
-		return exitUsage
+	k, code := parseKeys(e, "init", "default", args, nil)
+	if k == nil {
+		return code
 	}
 	ctx = k.ctx(ctx)
+	if !checkInputs(e, "keys init", k.sink.signer) {
+		return exitFailure
+	}
 	// The audit log first: a log that cannot be opened (say, locked by a
 	// running service) leaves no new master key file behind.
 	sink, err := k.sink.open(ctx, e.stderr)
@@ -201,9 +210,9 @@ func runKeysInit(ctx context.Context, e env, args []string) (code int) {
 }
 
 func runKeysCreate(ctx context.Context, e env, args []string) int {
-	k, ok := parseKeys(e, "create", "", args, nil)
-	if !ok {
-		return exitUsage
+	k, code := parseKeys(e, "create", "", args, nil)
+	if k == nil {
+		return code
 	}
 	if k.tenant == "" {
 		fmt.Fprintln(e.stderr, "tomkit keys create: --tenant is required")
@@ -215,9 +224,9 @@ func runKeysCreate(ctx context.Context, e env, args []string) int {
 }
 
 func runKeysRotate(ctx context.Context, e env, args []string) int {
-	k, ok := parseKeys(e, "rotate", "default", args, nil)
-	if !ok {
-		return exitUsage
+	k, code := parseKeys(e, "rotate", "default", args, nil)
+	if k == nil {
+		return code
 	}
 	return onRing(ctx, e, "rotate", k, func(ctx context.Context, r *kms.Keyring) (string, error) {
 		v, err := r.Rotate(ctx, k.scope())
@@ -227,11 +236,11 @@ func runKeysRotate(ctx context.Context, e env, args []string) int {
 
 func runKeysRetire(ctx context.Context, e env, args []string) int {
 	var minVersion uint
-	k, ok := parseKeys(e, "retire", "default", args, func(fs *flag.FlagSet) {
+	k, code := parseKeys(e, "retire", "default", args, func(fs *flag.FlagSet) {
 		fs.UintVar(&minVersion, "min-version", 0, "minimum decryption `VERSION`; older keys stop decrypting")
 	})
-	if !ok {
-		return exitUsage
+	if k == nil {
+		return code
 	}
 	if minVersion == 0 || minVersion > 1<<32-1 {
 		fmt.Fprintln(e.stderr, "tomkit keys retire: --min-version N is required")
@@ -244,9 +253,9 @@ func runKeysRetire(ctx context.Context, e env, args []string) int {
 }
 
 func runKeysList(ctx context.Context, e env, args []string) (code int) {
-	k, ok := parseKeys(e, "list", "", args, nil)
-	if !ok {
-		return exitUsage
+	k, code := parseKeys(e, "list", "", args, nil)
+	if k == nil {
+		return code
 	}
 	ctx = k.ctx(ctx)
 	r, sink, ok := openRing(ctx, e, "keys list", k)
@@ -279,9 +288,9 @@ func runKeysList(ctx context.Context, e env, args []string) (code int) {
 }
 
 func runKeysShred(ctx context.Context, e env, args []string) int {
-	k, ok := parseKeys(e, "shred", "", args, nil)
-	if !ok {
-		return exitUsage
+	k, code := parseKeys(e, "shred", "", args, nil)
+	if k == nil {
+		return code
 	}
 	if k.tenant == "" {
 		fmt.Fprintln(e.stderr, "tomkit keys shred: --tenant is required (there is no default for destroying keys)")
@@ -332,9 +341,9 @@ func dash(s string) string {
 // runKeysRewrap implements `tomkit keys rewrap`: standard input to
 // standard output, rewrapping only the header.
 func runKeysRewrap(ctx context.Context, e env, args []string) (code int) {
-	k, ec, ok := parseCrypt(e, "keys rewrap", args)
-	if !ok {
-		return exitUsage
+	k, ec, code := parseCrypt(e, "keys rewrap", args)
+	if k == nil {
+		return code
 	}
 	ctx = k.ctx(ctx)
 	env, sink, ok := openEnvelope(ctx, e, "keys rewrap", k)
@@ -342,7 +351,9 @@ func runKeysRewrap(ctx context.Context, e env, args []string) (code int) {
 		return exitFailure
 	}
 	defer func() { code = sink.finish(e, "keys rewrap", code) }()
-	in := bufio.NewReaderSize(e.stdin, cryptBuffer)
+	bar := streamProgress(e, "rewrap", e.stdin)
+	defer bar.done()
+	in := bufio.NewReaderSize(bar.reader(e.stdin), cryptBuffer)
 	prefix := make([]byte, envelope.MaxHeaderLen)
 	n, err := io.ReadFull(in, prefix)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {

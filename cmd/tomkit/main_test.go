@@ -44,8 +44,8 @@ func TestSubcommandDispatch(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, "tomkit "+cmd+": unknown subcommand") {
 			t.Errorf("%s no-such: code %d, stderr %q", cmd, code, errOut)
 		}
-		if code, _, errOut := runCLI(t, "", cmd, "help"); code != exitOK || !strings.Contains(errOut, "usage") {
-			t.Errorf("%s help: code %d, stderr %q", cmd, code, errOut)
+		if code, out, errOut := runCLI(t, "", cmd, "help"); code != exitOK || !strings.Contains(out, "usage") || errOut != "" {
+			t.Errorf("%s help: code %d, stdout %q, stderr %q", cmd, code, out, errOut)
 		}
 	}
 }

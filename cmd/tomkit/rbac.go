@@ -26,19 +26,24 @@ func runRBAC(ctx context.Context, e env, args []string) int {
 }
 
 // rbacCheck prints "allow" or "deny", the reason and the deciding rule.
-// It is a dry run: the decision log goes nowhere. Exit 0 allow, 1 deny,
-// 2 bad input (including a policy the loader refuses).
+// It is a dry run: the decision log goes nowhere. Exit 0 allow, 1 deny
+// or an unreadable policy file, 2 bad input (including a policy the loader
+// refuses).
 func rbacCheck(ctx context.Context, e env, args []string) int {
 	fs := flag.NewFlagSet("tomkit rbac check", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	file := fs.String("policy", "", "policy `FILE` (required)")
-	mfaAge := fs.Duration("mfa-age", -1, "the subject passed MFA `DURATION` ago; unset means no MFA")
+	mfaAge := new(time.Duration)
+	fs.Func("mfa-age", "the subject passed MFA `DURATION` ago (default: no MFA)", func(s string) (err error) {
+		*mfaAge, err = time.ParseDuration(s)
+		return err
+	})
 	fs.Usage = func() {
-		rbacUsage(e.stderr)
+		rbacUsage(fs.Output())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseFlags(e, fs, args); done {
+		return code
 	}
 	if *file == "" || fs.NArg() != 4 {
 		fs.Usage()
@@ -53,7 +58,7 @@ func rbacCheck(ctx context.Context, e env, args []string) int {
 	text, err := os.ReadFile(*file)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit rbac check: %v\n", err)
-		return exitUsage
+		return exitFailure
 	}
 	now := time.Now()
 	en, err := rbac.New(ctx, rbac.Config{Logger: &audit.Recorder{}, Policy: text, Now: func() time.Time { return now }})
@@ -84,14 +89,14 @@ func rbacCheck(ctx context.Context, e env, args []string) int {
 	return code
 }
 
-// rbacLint prints every finding of rbac.Lint. Exit 0 clean, 1 findings,
-// 2 unreadable or unparsable file.
+// rbacLint prints every finding of rbac.Lint. Exit 0 clean, 1 findings
+// or an unreadable file, 2 unparsable file.
 func rbacLint(e env, args []string) int {
 	fs := flag.NewFlagSet("tomkit rbac lint", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.Usage = func() { rbacUsage(e.stderr) }
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	fs.Usage = func() { rbacUsage(fs.Output()) }
+	if code, done := parseFlags(e, fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -101,7 +106,7 @@ func rbacLint(e env, args []string) int {
 	text, err := os.ReadFile(name)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit rbac lint: %v\n", err)
-		return exitUsage
+		return exitFailure
 	}
 	findings, err := rbac.Lint(text)
 	if err != nil {

@@ -43,7 +43,7 @@ func TestRBACCheck(t *testing.T) {
 		{"bad duration", []string{"--policy", pol, "--mfa-age", "soon", "admin", "acme", "/admin/x", "manage"}, 2, ""},
 		{"no policy flag", []string{"alice", "acme", "/data/x", "write"}, 2, ""},
 		{"too few args", []string{"--policy", pol, "alice", "acme", "/data/x"}, 2, ""},
-		{"missing file", []string{"--policy", pol + ".nope", "alice", "acme", "/data/x", "write"}, 2, ""},
+		{"missing file", []string{"--policy", pol + ".nope", "alice", "acme", "/data/x", "write"}, 1, ""},
 		{"refused policy", []string{"--policy", bad, "alice", "acme", "/data/x", "write"}, 2, ""},
 	}
 	for _, tt := range tests {
@@ -86,5 +86,17 @@ func TestRBACLint(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "rbac", "frob"); code != 2 {
 		t.Fatalf("unknown subcommand: code %d", code)
+	}
+}
+
+// TestRBACCheckHelp: the help shows no made-up default for --mfa-age
+// (the flag used to default to -1ns to mean "unset").
+func TestRBACCheckHelp(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "rbac", "check", "--help")
+	if code != exitOK || errOut != "" || !strings.Contains(out, "-mfa-age DURATION") {
+		t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if strings.Contains(out, "-1ns") || strings.Contains(out, "(default -") {
+		t.Fatalf("help shows a negative default: %q", out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -41,14 +42,17 @@ Other flags:
 A purge whose audit events cannot be recorded fails.
 `
 
-func runRetention(ctx context.Context, e env, args []string) (code int) {
-	if len(args) == 0 || args[0] != "purge" {
-		fmt.Fprint(e.stderr, retentionUsage)
-		return exitUsage
-	}
+// runRetention dispatches `tomkit retention <subcommand>`.
+func runRetention(ctx context.Context, e env, args []string) int {
+	return dispatch(ctx, e, "retention", map[string]func(context.Context, env, []string) int{
+		"purge": runRetentionPurge,
+	}, func(w io.Writer) { fmt.Fprint(w, retentionUsage) }, args)
+}
+
+func runRetentionPurge(ctx context.Context, e env, args []string) (code int) {
 	fs := flag.NewFlagSet("tomkit retention purge", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, retentionUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), retentionUsage) }
 	dir := fs.String("dir", "", "")
 	dsn := fs.String("postgres", "", "")
 	bucket := fs.String("bucket", "", "")
@@ -69,8 +73,8 @@ func runRetention(ctx context.Context, e env, args []string) (code int) {
 		policy.MaxAge[retention.Class(c)] = dur
 		return nil
 	})
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
+	if code, done := parseFlags(e, fs, args); done {
+		return code
 	}
 	n := 0
 	for _, s := range []string{*dir, *dsn, *bucket} {
@@ -85,6 +89,11 @@ func runRetention(ctx context.Context, e env, args []string) (code int) {
 	if err := sink.check(); err != nil {
 		fmt.Fprintf(e.stderr, "tomkit retention purge: %v\n", err)
 		return exitUsage
+	}
+	// Purging a --dir that is not there is a mistake, not an empty
+	// store: fsstore.Open would create it.
+	if !checkInputs(e, "retention purge", *dir, sink.signer) {
+		return exitFailure
 	}
 
 	log, err := sink.open(ctx, e.stderr)
@@ -117,13 +126,16 @@ func runRetention(ctx context.Context, e env, args []string) (code int) {
 		fmt.Fprintf(e.stderr, "tomkit retention: open store: %v\n", err)
 		return exitFailure
 	}
-	s, err := retention.New(b, retention.Config{Policy: policy, Logger: log})
+	bar := newProgress(e, "purge", -1, unitItems)
+	defer bar.done()
+	s, err := retention.New(b, retention.Config{Policy: policy, Logger: bar.logger(log)})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit retention: %v\n", err)
 		return exitUsage
 	}
 	ctx = audit.WithActor(ctx, audit.Actor{Subject: "tomkit-cli:retention-purge", Tenant: "system"})
 	rep, err := s.Purge(ctx, retention.PurgeOptions{DryRun: *dry, BatchSize: *batch})
+	bar.done()
 	out, _ := json.MarshalIndent(struct {
 		Time     time.Time `json:"time"`
 		Finished time.Time `json:"finished"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -12,8 +13,13 @@ import (
 var version = ""
 
 func runVersion(_ context.Context, e env, args []string) int {
-	if len(args) != 0 {
-		fmt.Fprintln(e.stderr, "usage: tomkit version")
+	fs := flag.NewFlagSet("tomkit version", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: tomkit version") }
+	if code, done := parseFlags(e, fs, args); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
 		return exitUsage
 	}
 	v := version
