@@ -144,7 +144,7 @@ func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flockRetry(lock); err != nil {
 		lock.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
@@ -402,6 +402,23 @@ func (l *FileLog) Close() error {
 	res := <-r.done
 	<-l.exited
 	return res.err
+}
+
+// flockRetry takes the directory's exclusive lock. A lock just released
+// by a Close in this process can still be held for a moment by a child
+// forked (for exec) by another goroutine: the child shares the lock's
+// open file description until it execs. So a busy lock is tried again
+// for up to 250 ms before it counts as held by another process.
+func flockRetry(f *os.File) error {
+	const tries, pause = 25, 10 * time.Millisecond
+	var err error
+	for i := 0; i < tries; i++ {
+		if err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		time.Sleep(pause)
+	}
+	return err
 }
 
 // opened reports whether l is a log that Open returned: not nil, not a
