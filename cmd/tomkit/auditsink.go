@@ -7,18 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/audit/pglog"
 )
-
-// errLooseSigner reports an --audit-signer key file that group or others
-// may access. The key signs the log's checkpoints: whoever can read it can
-// forge them.
-var errLooseSigner = errors.New("audit signer: file permissions looser than 0600")
 
 // sinkFlags are the --audit-log and --audit-signer flags of the commands
 // that change state (keys, encrypt, decrypt, retention purge). Register
@@ -102,7 +96,7 @@ func (s *sinkFlags) open(ctx context.Context, stderr io.Writer) (*auditSink, err
 		}
 		return &auditSink{Logger: l, close: closeLog}, nil
 	}
-	signer, err := loadSigner(s.signer)
+	signer, err := audit.LoadSigner(s.signer)
 	if err != nil {
 		return nil, err
 	}
@@ -158,33 +152,6 @@ func (s *auditSink) finish(e env, name string, code int) int {
 		}
 	}
 	return code
-}
-
-// loadSigner reads the checkpoint signer key at path. Like the keyring's
-// master key file, the file must be a regular file that neither group nor
-// others may access; otherwise it is refused with errLooseSigner before
-// it is read.
-func loadSigner(path string) (*audit.Signer, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit signer: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("audit signer: %s is not a regular file", path)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %#o", errLooseSigner, path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit signer: %w", err)
-	}
-	defer clear(b)
-	signer, err := audit.NewSigner(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("audit signer %s: %w", path, err)
-	}
-	return signer, nil
 }
 
 // jsonLog is the CLI's plain audit sink: one JSON event per line, synced
