@@ -150,11 +150,13 @@ func provePostgres(ctx context.Context, dsn string, index int64) (*audit.Inclusi
 func runAuditVerify(ctx context.Context, e env, args []string) int {
 	fs := auditFlags(e, "verify")
 	keyPath := fs.String("key", "", "verifier key: the `VERIFIER` file, or the key's text (name+hash+base64); not the signer key")
+	since := fs.String("since", "", "a `CHECKPOINT` note file saved earlier with --save: also prove that the log extends it, so a rollback re-signed by the key holder fails (file logs)")
+	save := fs.String("save", "", "after a successful verification, write the latest signed checkpoint note to `FILE`, for a later --since")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
 	if *keyPath == "" || fs.NArg() != 1 {
-		fmt.Fprintln(e.stderr, "usage: tomkit audit verify --key VERIFIER LOG")
+		fmt.Fprintln(e.stderr, "usage: tomkit audit verify --key VERIFIER [--since CHECKPOINT] [--save FILE] LOG")
 		return exitUsage
 	}
 	vkey, err := readVerifier(*keyPath)
@@ -172,9 +174,23 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 		return exitFailure
 	}
 	var rep audit.Report
-	if isDSN(target) {
+	switch {
+	case *since != "" && isDSN(target):
+		fmt.Fprintln(e.stderr, "tomkit audit verify: --since is not yet supported for PostgreSQL logs")
+		return exitUsage
+	case *since != "":
+		if !checkInputs(e, "audit verify", *since) {
+			return exitFailure
+		}
+		saved, rerr := os.ReadFile(*since)
+		if rerr != nil {
+			fmt.Fprintf(e.stderr, "tomkit audit verify: %v\n", rerr)
+			return exitFailure
+		}
+		rep, err = audit.VerifySince(ctx, target, v, saved)
+	case isDSN(target):
 		rep, err = verifyPostgres(ctx, target, v)
-	} else {
+	default:
 		fsys, bar := dirProgress(e, "verify", target)
 		rep, err = audit.VerifyFS(ctx, fsys, v)
 		bar.done()
@@ -204,6 +220,16 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 	}
 	if rep.Residue > 0 {
 		fmt.Fprintf(e.stdout, "note: %d bytes of crash residue (torn, unacknowledged tail; not tampering)\n", rep.Residue)
+	}
+	if *since != "" {
+		fmt.Fprintf(e.stdout, "OK: the log extends the saved checkpoint %s\n", *since)
+	}
+	if *save != "" {
+		if err := os.WriteFile(*save, rep.Checkpoint.Note, 0o644); err != nil {
+			fmt.Fprintf(e.stderr, "tomkit audit verify: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(e.stdout, "saved the checkpoint of size %d to %s\n", rep.Checkpoint.Size, *save)
 	}
 	return exitOK
 }
