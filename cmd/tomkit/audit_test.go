@@ -284,6 +284,7 @@ func TestAuditVerifyPostgresRotation(t *testing.T) {
 		}
 	}
 }
+
 // TestAuditVerifyKeyText: --key takes the verifier key's text as well as
 // a file, and refuses the signer key, as text or file, as bad usage that
 // names the mistake.
