@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 )
 
@@ -29,6 +31,10 @@ type apiReply struct {
 	status int
 	body   []byte
 	code   string
+	// requestID is the X-Request-Id the service answered with, and
+	// client the address the request left from.
+	requestID string
+	client    string
 }
 
 func (s Service) do(ctx context.Context, method, path, token string, body []byte) (apiReply, error) {
@@ -43,6 +49,14 @@ func (s Service) do(ctx context.Context, method, path, token string, body []byte
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	var client string
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if host, _, err := net.SplitHostPort(info.Conn.LocalAddr().String()); err == nil {
+				client = host
+			}
+		},
+	}))
 	resp, err := httpsClient(s.RootCAs).Do(req)
 	if err != nil {
 		return apiReply{}, err
@@ -52,7 +66,7 @@ func (s Service) do(ctx context.Context, method, path, token string, body []byte
 	if err != nil {
 		return apiReply{}, err
 	}
-	out := apiReply{status: resp.StatusCode, body: b}
+	out := apiReply{status: resp.StatusCode, body: b, requestID: resp.Header.Get("X-Request-Id"), client: client}
 	var e struct {
 		Error struct {
 			Code string `json:"code"`
