@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -428,5 +429,22 @@ func TestRequireSaysPartial(t *testing.T) {
 	tomtest.RequireClauses(tb, []string{"000-3.1"}, tomtest.TLS13Only(srv.URL, roots), tomtest.HSTS(srv.URL, roots))
 	if len(tb.errs) != 0 {
 		t.Errorf("RequireClauses with every part checked reported %q", tb.errs)
+	}
+}
+
+// TestREADMEQuotesSummary: the READMEs quote what `tomkit check` prints
+// against the reference service, where every check of this package runs
+// and passes; a catalogue change must update the quotes.
+func TestREADMEQuotesSummary(t *testing.T) {
+	r := tomtest.NewReport("", allPass())
+	quote := "clauses: " + r.Counts().String() + "; report in evidence\nverdict: " + r.Verdict() + "\n"
+	for _, f := range []string{"../README.md", "../examples/refapp/README.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "```\n"+quote+"```\n") {
+			t.Errorf("%s does not quote the summary:\n%s", f, quote)
+		}
 	}
 }
