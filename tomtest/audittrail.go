@@ -1,12 +1,14 @@
 package tomtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
@@ -318,5 +320,129 @@ func (s Service) HTTPAccessLogged(token, tenant string, trail AuditTrail) Check 
 			}
 			return nil
 		},
+	}
+}
+
+// MaxRateLimitProbes bounds how many requests [Service.HTTPRateLimitAlert]
+// sends to reach the service's rate limit.
+const MaxRateLimitProbes = 1000
+
+// HTTPRateLimitAlert checks that a rate-limit violation raises an alert:
+// with token, a principal of tenant sends document reads from several
+// connections at once until the service answers 429 (at most
+// [MaxRateLimitProbes]), then reads the service's audit trail, which must
+// hold a record of every refused request and an alert raised by one of
+// them (a critical event whose action is "alert" or ends in ".alert",
+// with the request's id). It then waits, up to 30 seconds, until the
+// token is served again, so that later checks are not refused. It covers
+// TOM 000 §6 (alerting on rate-limit violations).
+//
+// A service that reaches no limit within the probes leaves the check not
+// covered. A service that raises one alert per principal and period (the
+// reference service: one a minute) alerts only on the first run in that
+// period; run the check on an instance the principal has not exhausted
+// lately.
+func (s Service) HTTPRateLimitAlert(token, tenant string, trail AuditTrail) Check {
+	return Check{
+		Name:        "rate-limit-alert",
+		Clauses:     []string{"000-6.3"},
+		Description: "requests by a principal of " + tenant + " from several connections at once until the service answers 429; the audit trail records an alert (a critical event whose action ends in \"alert\") raised by a refused request",
+		Run: func(ctx context.Context) error {
+			if trail == nil || token == "" || tenant == "" {
+				return fmt.Errorf("%w: the rate-limit alert check needs a token, its tenant and the service's audit trail", ErrNotCovered)
+			}
+			from, err := trail.End(ctx)
+			if err != nil {
+				return failf("reading the audit trail: %v", err)
+			}
+			limited, err := s.exhaustRate(ctx, token, tenant)
+			if err != nil {
+				return err
+			}
+			if len(limited) == 0 {
+				return fmt.Errorf("%w: %d requests reached no rate limit (no 429)", ErrNotCovered, MaxRateLimitProbes)
+			}
+			evs, err := awaitRecords(ctx, trail, from, limited, trailAlerts)
+			if err != nil {
+				return err
+			}
+			if len(alertsFor(evs, limited)) == 0 {
+				return failf("%d requests refused by the rate limit raised no alert in the audit trail (no critical \"alert\" event with one of their request ids)", len(limited))
+			}
+			return s.awaitServed(ctx, token, tenant)
+		},
+	}
+}
+
+// exhaustRate sends document reads with token from several kept-alive
+// connections at once until one is refused with 429, and returns the request ids
+// of the refused ones.
+func (s Service) exhaustRate(ctx context.Context, token, tenant string) (map[string]bool, error) {
+	const workers = 8
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	path := "/v1/tenants/" + tenant + "/documents/" + randomName()
+	var (
+		mu      sync.Mutex
+		sent    int
+		limited = map[string]bool{}
+		first   error
+	)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			c := httpsClient(s.RootCAs)
+			defer c.CloseIdleConnections()
+			for {
+				mu.Lock()
+				stop := sent >= MaxRateLimitProbes || len(limited) > 0 || first != nil
+				sent++
+				mu.Unlock()
+				if stop {
+					return
+				}
+				r, err := s.doWith(ctx, c, http.MethodGet, path, token, nil)
+				mu.Lock()
+				switch {
+				case err != nil && ctx.Err() == nil:
+					first = cmp.Or(first, failf("GET %s: %v", path, err))
+				case err != nil:
+				case r.status == http.StatusTooManyRequests:
+					if r.requestID == "" {
+						first = cmp.Or(first, failf("GET %s: 429 without an X-Request-Id, so the audit trail cannot be searched for it", path))
+					}
+					limited[r.requestID] = true
+				case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
+					first = cmp.Or(first, failf("GET %s with the token: status %d: the token is not a principal of %s", path, r.status, tenant))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return limited, nil
+}
+
+// awaitServed waits until a request with token is no longer refused with
+// 429.
+func (s Service) awaitServed(ctx context.Context, token, tenant string) error {
+	path := "/v1/tenants/" + tenant + "/documents/" + randomName()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := s.do(ctx, http.MethodGet, path, token, nil)
+		if err == nil && r.status != http.StatusTooManyRequests {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return failf("the token is still refused (429, err %v) 30s after the rate-limit burst", err)
+		}
+		select {
+		case <-ctx.Done():
+			return failf("waiting for the rate limit to lift: %v", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }

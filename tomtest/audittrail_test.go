@@ -36,12 +36,15 @@ type fakeService struct {
 	rec *audit.Recorder
 	ps  *audit.Pseudonymizer
 	// Flaws.
-	leakInAlert, clearAddress, noAlert, noLog, wrongOutcome bool
+	leakInAlert, clearAddress, noAlert, noLog, wrongOutcome, noRateLimit bool
 
 	mu       sync.Mutex
 	failures int
 	docs     map[string][]byte
 	n        int
+	// good counts requests with the good token: numbers 31 to 40 are
+	// over the rate limit, and the first of them raises an alert.
+	good int
 }
 
 func (f *fakeService) log(ctx context.Context, e audit.Event) {
@@ -79,6 +82,16 @@ func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Actor, ev.Outcome = audit.Actor{Subject: "alice", Tenant: "acme"}, audit.OutcomeAllow
+	f.good++
+	if f.good > 30 && f.good <= 40 && !f.noRateLimit {
+		if f.good == 31 && !f.noAlert {
+			f.log(ctx, audit.Event{Actor: ev.Actor, Action: "fake.alert", Outcome: audit.OutcomeAllow, Severity: audit.SeverityCritical, Reason: "rate limit exceeded"})
+		}
+		ev.Outcome = audit.OutcomeDeny
+		f.log(ctx, ev)
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	}
 	if f.wrongOutcome {
 		ev.Outcome = audit.OutcomeDeny
 	}
@@ -109,20 +122,21 @@ func TestAuditTrailChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type want struct{ pseudonyms, alert, logged tomtest.Status }
-	pass, fail := tomtest.StatusPass, tomtest.StatusFail
+	type want struct{ pseudonyms, alert, logged, rateAlert tomtest.Status }
+	pass, fail, nc := tomtest.StatusPass, tomtest.StatusFail, tomtest.StatusNotCovered
 	tests := []struct {
 		name   string
 		flaw   func(*fakeService)
 		want   want
 		detail string
 	}{
-		{"keeps every promise", func(*fakeService) {}, want{pass, pass, pass}, ""},
-		{"raw address in an alert", func(f *fakeService) { f.leakInAlert = true }, want{fail, pass, pass}, "raw client address"},
-		{"address in clear", func(f *fakeService) { f.clearAddress = true }, want{fail, pass, pass}, "raw client address"},
-		{"no alert", func(f *fakeService) { f.noAlert = true }, want{pass, fail, pass}, "raised no alert"},
-		{"no audit log", func(f *fakeService) { f.noLog = true }, want{fail, fail, fail}, "no record"},
-		{"access logged as denied", func(f *fakeService) { f.wrongOutcome = true }, want{pass, pass, fail}, "outcome allow"},
+		{"keeps every promise", func(*fakeService) {}, want{pass, pass, pass, pass}, ""},
+		{"raw address in an alert", func(f *fakeService) { f.leakInAlert = true }, want{fail, pass, pass, pass}, "raw client address"},
+		{"address in clear", func(f *fakeService) { f.clearAddress = true }, want{fail, pass, pass, pass}, "raw client address"},
+		{"no alert", func(f *fakeService) { f.noAlert = true }, want{pass, fail, pass, fail}, "raised no alert"},
+		{"no audit log", func(f *fakeService) { f.noLog = true }, want{fail, fail, fail, fail}, "no record"},
+		{"access logged as denied", func(f *fakeService) { f.wrongOutcome = true }, want{pass, pass, fail, pass}, "outcome allow"},
+		{"no rate limit", func(f *fakeService) { f.noRateLimit = true }, want{pass, pass, pass, nc}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,10 +145,10 @@ func TestAuditTrailChecks(t *testing.T) {
 			srv := tlsServer(t, tls.VersionTLS13, tls.VersionTLS13, f)
 			svc := tomtest.Service{BaseURL: srv.URL, RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
 			trail := recTrail{f.rec}
-			res := tomtest.Run(t.Context(), svc.HTTPAuditPseudonyms(trail), svc.HTTPAuthFailureAlert(trail), svc.HTTPAccessLogged("good", "acme", trail))
-			got := want{res[0].Status, res[1].Status, res[2].Status}
+			res := tomtest.Run(t.Context(), svc.HTTPAuditPseudonyms(trail), svc.HTTPAuthFailureAlert(trail), svc.HTTPAccessLogged("good", "acme", trail), svc.HTTPRateLimitAlert("good", "acme", trail))
+			got := want{res[0].Status, res[1].Status, res[2].Status, res[3].Status}
 			if got != tt.want {
-				t.Fatalf("pseudonyms, alert, logged: %v, want %v\n%+v", got, tt.want, res)
+				t.Fatalf("pseudonyms, alert, logged, rate-limit alert: %v, want %v\n%+v", got, tt.want, res)
 			}
 			if tt.detail != "" {
 				found := false
@@ -149,7 +163,7 @@ func TestAuditTrailChecks(t *testing.T) {
 	}
 	t.Run("no trail", func(t *testing.T) {
 		svc := tomtest.Service{BaseURL: "https://127.0.0.1:1"}
-		for _, c := range []tomtest.Check{svc.HTTPAuditPseudonyms(nil), svc.HTTPAuthFailureAlert(nil), svc.HTTPAccessLogged("tok", "acme", nil), svc.HTTPAccessLogged("", "acme", recTrail{&audit.Recorder{}})} {
+		for _, c := range []tomtest.Check{svc.HTTPAuditPseudonyms(nil), svc.HTTPAuthFailureAlert(nil), svc.HTTPAccessLogged("tok", "acme", nil), svc.HTTPAccessLogged("", "acme", recTrail{&audit.Recorder{}}), svc.HTTPRateLimitAlert("tok", "acme", nil)} {
 			if r := run1(t, c); r.Status != tomtest.StatusNotCovered {
 				t.Errorf("%s: %s, want not covered", r.Check, r.Status)
 			}

@@ -178,7 +178,7 @@ var clauses = []Clause{
 		Parts: []Part{
 			checked("auth-failures-detected", "authentication failures are detected and refused (401)", "authentication-required"),
 			checked("auth-failure-alert", "a burst of authentication failures raises an alert in the audit trail", "auth-failure-alert"),
-			unchecked("rate-limit-alert", "rate-limit violations raise an alert", "no check provokes rate-limit violations: it would need a principal's token and exhaust its rate"),
+			checked("rate-limit-alert", "requests over the rate limit raise an alert in the audit trail", "rate-limit-alert"),
 			unchecked("anomaly-alert", "anomalies raise an alert", "the document does not define an anomaly, so no check can provoke one"),
 		}},
 	// 000 §7

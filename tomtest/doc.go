@@ -30,11 +30,12 @@
 // [Service.HTTPTenantSeparation], [Service.HTTPEncryptedAtRest],
 // [Service.HTTPSection203]), which drive a service that speaks the
 // reference service's HTTP contract (examples/refapp/README.md). Given
-// the service's [AuditTrail], three more look for the records their own
+// the service's [AuditTrail], four more look for the records their own
 // requests left: [Service.HTTPAccessLogged] (access logging),
-// [Service.HTTPAuditPseudonyms] (client addresses only as pseudonyms) and
-// [Service.HTTPAuthFailureAlert] (a burst of authentication failures
-// raises an alert).
+// [Service.HTTPAuditPseudonyms] (client addresses only as pseudonyms),
+// [Service.HTTPAuthFailureAlert] and [Service.HTTPRateLimitAlert] (a burst
+// of authentication failures, or of requests over the rate limit, raises
+// an alert).
 //
 // # Pass, partial, fail, not covered
 //

@@ -38,6 +38,13 @@ type apiReply struct {
 }
 
 func (s Service) do(ctx context.Context, method, path, token string, body []byte) (apiReply, error) {
+	c := httpsClient(s.RootCAs)
+	defer c.CloseIdleConnections()
+	return s.doWith(ctx, c, method, path, token, body)
+}
+
+// doWith is do over client c, whose connections the caller may reuse.
+func (s Service) doWith(ctx context.Context, c *http.Client, method, path, token string, body []byte) (apiReply, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -57,7 +64,7 @@ func (s Service) do(ctx context.Context, method, path, token string, body []byte
 			}
 		},
 	}))
-	resp, err := httpsClient(s.RootCAs).Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return apiReply{}, err
 	}

@@ -11,6 +11,11 @@ import (
 )
 
 // ClauseResult is one clause's line in a [Report].
+//
+// The statuses map onto an OSCAL assessment-results finding per clause:
+// pass is a satisfied target; partial, fail and not covered are not
+// satisfied, and the parts, one observation each with its status and the
+// checks behind it, say which parts were proven and which not.
 type ClauseResult struct {
 	Clause
 	// Status is pass only when every part passed, partial when some

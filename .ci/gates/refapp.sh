@@ -6,8 +6,9 @@
 #      least a year, no MEDIUM+ finding beyond the development CA's);
 #   2. run `tomkit check` against it with every input it takes (the audit
 #      log too, so that the checks find their own requests in it: access
-#      logging, pseudonymized client addresses, an alert on a burst of
-#      authentication failures), and fail on any failed check. Partial and
+#      logging, pseudonymized client addresses, alerts on bursts of
+#      authentication failures and of requests over the rate limit), and
+#      fail on any failed check. Partial and
 #      not-covered clauses are printed, not failed. The evidence report
 #      (report.md, report.json, junit.xml) is written to
 #      $TOMKIT_EVIDENCE_DIR (default: a temporary directory, printed).

@@ -51,8 +51,9 @@ no check failed, not that the TOM documents are proven.
 
 With --url and --audit-log, the checks also read the audit log for the
 records of their own requests (access logging, pseudonymized client
-addresses, an alert on a burst of authentication failures); each record
-they rely on is proven included under a signed checkpoint.
+addresses, alerts on a burst of authentication failures and on requests
+over the rate limit); each record they rely on is proven included under a
+signed checkpoint. The rate-limit check exhausts the --token's rate.
 
 Example:
   tomkit check --url https://localhost:8443 --cacert ca.pem \
@@ -232,9 +233,12 @@ func buildChecks(ctx context.Context, o checkOptions) ([]tomtest.Check, error) {
 			checks = append(checks, c)
 		}
 		if trail != nil && o.token != "" && o.tenant != "" {
-			checks = append(checks, svc.HTTPAccessLogged(o.token, o.tenant, trail))
+			// The rate-limit check exhausts the token's rate, so it
+			// comes after every other check that uses the token.
+			checks = append(checks, svc.HTTPAccessLogged(o.token, o.tenant, trail), svc.HTTPRateLimitAlert(o.token, o.tenant, trail))
 		} else {
-			checks = append(checks, notCovered(svc.HTTPAccessLogged("", "", nil), "give --token, --tenant, --audit-log and --audit-key"))
+			why := "give --token, --tenant, --audit-log and --audit-key"
+			checks = append(checks, notCovered(svc.HTTPAccessLogged("", "", nil), why), notCovered(svc.HTTPRateLimitAlert("", "", nil), why))
 		}
 	}
 	if o.auditLog != "" {
