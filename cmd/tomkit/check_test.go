@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/testpg"
 	"github.com/tomkit/tomkit/tomtest"
 )
 
@@ -39,6 +40,12 @@ g, bob, editor, beta
 // key file and a policy file. closeLog closes the log (it is closed at
 // cleanup too).
 func checkFixture(t *testing.T, legacy bool) (url, cafile, logDir, keyFile, policy string, closeLog func()) {
+	return checkFixtureAlerts(t, legacy, true)
+}
+
+// checkFixtureAlerts is checkFixture with the alert on authentication
+// failures switched on or off.
+func checkFixtureAlerts(t *testing.T, legacy, alerts bool) (url, cafile, logDir, keyFile, policy string, closeLog func()) {
 	t.Helper()
 	dir := t.TempDir()
 	skey, vkey, err := audit.GenerateKey("tomkit.test/check")
@@ -95,7 +102,7 @@ func checkFixture(t *testing.T, legacy bool) (url, cafile, logDir, keyFile, poli
 			status = http.StatusUnauthorized
 			mu.Lock()
 			failures++
-			alert := failures > 5
+			alert := failures > 5 && alerts
 			mu.Unlock()
 			if alert {
 				if err := l.Log(ctx, audit.Event{Actor: ev.Actor, Action: "fixture.alert", Outcome: audit.OutcomeAllow, Severity: audit.SeverityCritical, Reason: "authentication failures"}); err != nil {
@@ -249,5 +256,107 @@ func FuzzPolicyProbes(f *testing.F) {
 				t.Fatalf("empty probe from %q", text)
 			}
 		}
+	})
+}
+
+// TestCheckFailingPartFailsClause: against a service that refuses
+// authentication failures but raises no alert, 000-6.3 fails (its
+// auth-failures-detected part passed, its auth-failure-alert part failed):
+// it is neither partial nor pass, and tomkit check exits 1.
+func TestCheckFailingPartFailsClause(t *testing.T) {
+	url, ca, logDir, key, _, _ := checkFixtureAlerts(t, false, false)
+	out := t.TempDir()
+	code, stdout, _ := runCLI(t, "", "check", "--url", url, "--cacert", ca, "--audit-log", logDir, "--audit-key", key, "--out", out, "--retention=false")
+	if code != exitFailure || !strings.Contains(stdout, "FAIL auth-failure-alert") || !strings.Contains(stdout, "FAIL TOM 000-6.3                failed: auth-failure-alert\n") {
+		t.Fatalf("code %d, stdout:\n%s", code, stdout)
+	}
+	var rep tomtest.Report
+	b, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Clauses {
+		if c.ID != "000-6.3" {
+			continue
+		}
+		parts := map[string]tomtest.Status{}
+		for _, p := range c.Parts {
+			parts[p.ID] = p.Status
+		}
+		if c.Status != tomtest.StatusFail || parts["auth-failures-detected"] != tomtest.StatusPass || parts["auth-failure-alert"] != tomtest.StatusFail {
+			t.Fatalf("000-6.3: %s, parts %v", c.Status, parts)
+		}
+	}
+	if !strings.Contains(stdout, "\nverdict: FAIL: checks failed: auth-failure-alert; 1 clause failed, ") {
+		t.Errorf("verdict:\n%s", stdout)
+	}
+}
+
+// TestAuditTrail: the trail `tomkit check` gives its checks reads a file
+// log and a PostgreSQL log from an index on, each record proven, and
+// fails on a tampered log.
+func TestAuditTrail(t *testing.T) {
+	ctx := context.Background()
+	_, signer, verifier := auditFixture(t)
+	skey, _ := os.ReadFile(signer)
+	s, err := audit.NewSigner(string(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// exercise logs six events to l, closes it (which signs the final
+	// checkpoint) and reads them back through a trail over at.
+	exercise := func(t *testing.T, at string, l audit.Logger, closeLog func() error) {
+		tr, err := newAuditTrail(at, verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := tr.End(ctx); err != nil || n != 0 {
+			t.Fatalf("empty log: End %d, %v", n, err)
+		}
+		for i := range 6 {
+			if err := l.Log(ctx, audit.Event{Action: fmt.Sprintf("doc.read.%d", i), Outcome: audit.OutcomeAllow, Actor: audit.Actor{Subject: "alice", Tenant: "acme"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := closeLog(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := tr.End(ctx); err != nil || n != 6 {
+			t.Fatalf("End %d, %v; want 6", n, err)
+		}
+		evs, err := tr.Events(ctx, 2)
+		if err != nil || len(evs) != 4 {
+			t.Fatalf("Events(2): %d events, %v", len(evs), err)
+		}
+		for i, e := range evs {
+			if e.Action != fmt.Sprintf("doc.read.%d", i+2) {
+				t.Errorf("event %d: %s", i+2, e.Action)
+			}
+		}
+	}
+	t.Run("file", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "audit")
+		l, err := audit.Open(ctx, dir, audit.FileConfig{Signer: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exercise(t, dir, l, l.Close)
+		// A flipped byte in a record: the trail refuses to read the log.
+		seg, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
+		b, _ := os.ReadFile(seg[0])
+		b[len(b)/2] ^= 1
+		os.WriteFile(seg[0], b, 0o600)
+		tr, _ := newAuditTrail(dir, verifier)
+		if _, err := tr.Events(ctx, 0); err == nil {
+			t.Fatal("trail read a tampered log")
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := testpg.Schema(t)
+		l, err := audit.OpenPostgres(ctx, dsn, audit.PostgresConfig{Signer: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exercise(t, dsn, l, l.Close)
 	})
 }
