@@ -18,7 +18,9 @@ type Check struct {
 	// Name identifies the check in reports, for example "tls13-only".
 	Name string
 	// Clauses are the ids of the TOM clauses the check covers (see
-	// [Clauses]).
+	// [Clauses]). In a report, a passing check proves the parts of these
+	// clauses that the catalogue lists it for ([Part.Checks]) and
+	// nothing else; a failing one fails every clause it names.
 	Clauses []string
 	// Description says what the check does, for the evidence report.
 	Description string
