@@ -98,7 +98,7 @@ var clauses = []Clause{
 		Text: "Verschlüsselte Backups täglich, Aufbewahrung max. 30 Tage, Disaster-Recovery-Plan getestet.",
 		Parts: []Part{
 			unchecked("daily-encrypted-backups", "encrypted backups are taken daily", "the backup schedule is infrastructure and process"),
-			checked("retention-30d", "data is kept at most 30 days (the retention store's policy purges it)", "retention-window"),
+			checked("retention-30d", "data and its backups are kept at most 30 days (the retention store purges data, the backup set rotates snapshots out)", "retention-window", "backup-retention"),
 			unchecked("dr-plan-tested", "the disaster-recovery plan is tested", whyProcess),
 		}},
 	// 000 §1
@@ -188,7 +188,7 @@ var clauses = []Clause{
 	{ID: "000-7.2", Document: "000", Section: "7. Backup & Disaster Recovery", Technical: true,
 		Text: "Retention: max. 30 Tage; regelmäßige Restore-Tests (mindestens quartalsweise).",
 		Parts: []Part{
-			checked("retention-30d", "data is kept at most 30 days (the retention store's policy purges it)", "retention-window"),
+			checked("retention-30d", "data and its backups are kept at most 30 days (the retention store purges data, the backup set rotates snapshots out)", "retention-window", "backup-retention"),
 			unchecked("restore-tests", "restore tests at least quarterly", whyProcess),
 		}},
 	{ID: "000-7.3", Document: "000", Section: "7. Backup & Disaster Recovery", Text: "Runbooks für Notfallszenarien, inklusive Kommunikationsplan.", Uncovered: whyOrg},
@@ -252,7 +252,7 @@ var clauses = []Clause{
 		Text: "Data backup with defined deletion/overwrite cycles (up to 90 days); content data is excluded under zero-data-retention operation.",
 		Parts: []Part{
 			unchecked("backup", "data is backed up", "the backup schedule is infrastructure"),
-			checked("deletion-90d", "data is deleted within 90 days (the retention store's policy purges it)", "retention-window"),
+			checked("deletion-90d", "data and its backups are deleted within 90 days (the retention store purges data, the backup set rotates snapshots out)", "retention-window", "backup-retention"),
 			unchecked("zdr-excluded", "content data is excluded from backups under zero-data-retention operation", "no check can observe what a backup contains"),
 		}},
 	{ID: "004-3.2", Document: "004", Section: "3. Availability and resilience", Text: "Monitoring, incident-response process, and a business continuity/emergency plan; regular review of effectiveness.", Uncovered: whyOrg},

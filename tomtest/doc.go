@@ -22,7 +22,8 @@
 //   - [AuditIntegrity]: a log verifies, and fails to verify once a byte
 //     is flipped, at positions spread over all of its files.
 //   - [RetentionWindow]: a store no longer holds an object once it is
-//     older than the promised maximum.
+//     older than the promised maximum; [BackupRetention]: the same for a
+//     backup set's snapshots.
 //   - [Section203]: in § 203 mode web search is refused and only
 //     EU-controlled models are allowed.
 //

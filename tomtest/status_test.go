@@ -24,6 +24,7 @@ func builtins() []tomtest.Check {
 		tomtest.Service{}.HTTPAuthRequired(), tomtest.Service{}.HTTPTenantSeparation("", "", ""),
 		tomtest.Service{}.HTTPAuthFailureAlert(nil), tomtest.Service{}.HTTPAuditPseudonyms(nil),
 		tomtest.Service{}.HTTPAccessLogged("", "", nil), tomtest.Service{}.HTTPRateLimitAlert("", "", nil),
+		tomtest.BackupRetention(tomtest.MaxRetention000, nil),
 	}
 }
 

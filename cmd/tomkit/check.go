@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/envelope"
+	"github.com/tomkit/tomkit/crypto/kms"
 	"github.com/tomkit/tomkit/rbac"
 	"github.com/tomkit/tomkit/retention"
 	"github.com/tomkit/tomkit/retention/fsstore"
@@ -84,7 +86,7 @@ func runCheck(ctx context.Context, e env, args []string) int {
 	fs.StringVar(&o.auditLog, "audit-log", "", "audit log `directory` (or postgres:// DSN) to verify")
 	fs.StringVar(&o.auditKey, "audit-key", "", "audit verifier key `file`")
 	fs.StringVar(&o.policy, "policy", "", "rbac policy `file` (deny-by-default, MFA for privileged permissions)")
-	fs.BoolVar(&o.retention, "retention", true, "check that tomkit's retention store with the default policy purges content after 30 days")
+	fs.BoolVar(&o.retention, "retention", true, "check that tomkit's retention store with the default policy purges content, and its default backup set rotates snapshots out, after 30 days")
 	fs.StringVar(&o.out, "out", "tomkit-evidence", "`directory` for report.json, report.md and junit.xml")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "overall time limit")
 	if err := fs.Parse(args); err != nil {
@@ -260,7 +262,7 @@ func buildChecks(ctx context.Context, o checkOptions) ([]tomtest.Check, error) {
 		checks = append(checks, notCovered(tomtest.DenyByDefault(nil), "give --policy"))
 	}
 	if o.retention {
-		checks = append(checks, retentionCheck())
+		checks = append(checks, retentionCheck(), backupCheck())
 	}
 	return checks, nil
 }
@@ -588,5 +590,82 @@ func retentionCheck() tomtest.Check {
 		return false, err
 	})
 	c.Description = "tomkit retention.DefaultPolicy (content class, the reference service's policy) on a file backend: " + c.Description
+	return c
+}
+
+// backupCheck probes tomkit's backup set with its default keep (30 days,
+// retention.DefaultBackupAge) on temporary file backends with an injected
+// clock: a snapshot of a store, encrypted under a throwaway in-memory key,
+// then a rotation after the probe's age; the snapshot is held while the
+// target's backend still has it.
+func backupCheck() tomtest.Check {
+	c := tomtest.BackupRetention(retention.DefaultBackupAge, func(ctx context.Context, age time.Duration) (bool, error) {
+		dir, err := os.MkdirTemp("", "tomkit-check-backup-")
+		if err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(dir)
+		now := time.Now()
+		clock := func() time.Time { return now }
+		log := &audit.Recorder{}
+		store := func(name string) (*retention.Store, retention.Backend, error) {
+			be, err := fsstore.Open(filepath.Join(dir, name))
+			if err != nil {
+				return nil, nil, err
+			}
+			st, err := retention.New(be, retention.Config{Logger: log, Now: clock})
+			return st, be, err
+		}
+		src, _, err := store("src")
+		if err != nil {
+			return false, err
+		}
+		dst, dstRaw, err := store("backups")
+		if err != nil {
+			return false, err
+		}
+		master, err := kms.ParseMasterKey(kms.GenerateMasterKey())
+		if err != nil {
+			return false, err
+		}
+		scope := audit.Actor{Subject: "tomkit-check", Tenant: "backups"}
+		ring, err := kms.Create(ctx, "", kms.Config{Master: master, Audit: log, Now: clock})
+		if err != nil {
+			return false, err
+		}
+		if err := ring.Create(ctx, scope); err != nil {
+			return false, err
+		}
+		env, err := envelope.New(ring.KEK(scope), envelope.Config{Audit: log})
+		if err != nil {
+			return false, err
+		}
+		backups, err := retention.NewBackups(retention.BackupConfig{Target: dst, Envelope: env})
+		if err != nil {
+			return false, err
+		}
+		if _, err := src.Put(ctx, "probe", strings.NewReader("tomtest backup probe"), retention.PutOptions{Class: retention.ClassMetadata}); err != nil {
+			return false, err
+		}
+		snap, err := backups.Snapshot(ctx, src)
+		if err != nil {
+			return false, err
+		}
+		now = now.Add(age)
+		if _, err := backups.Rotate(ctx); err != nil {
+			return false, err
+		}
+		// Ask the backend, not the backup set: an expired snapshot
+		// that is hidden but still on disk is held.
+		_, err = dstRaw.Stat(ctx, snap.ID)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, retention.ErrNotFound):
+			return false, nil
+		}
+		return false, err
+	})
+	c.Description = "tomkit retention.Backups with its default keep on a file backend: " + c.Description
 	return c
 }

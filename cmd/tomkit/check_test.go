@@ -171,7 +171,7 @@ func TestCheckReport(t *testing.T) {
 		"audit-integrity": tomtest.StatusPass, "deny-by-default": tomtest.StatusPass, "mfa-for-privileged": tomtest.StatusPass,
 		"retention-window": tomtest.StatusPass, "tenant-separation": tomtest.StatusNotCovered,
 		"audit-pseudonyms": tomtest.StatusPass, "auth-failure-alert": tomtest.StatusPass, "access-logged": tomtest.StatusNotCovered,
-		"rate-limit-alert": tomtest.StatusNotCovered,
+		"rate-limit-alert": tomtest.StatusNotCovered, "backup-retention": tomtest.StatusPass,
 	}
 	got := map[string]tomtest.Status{}
 	for _, r := range rep.Checks {
