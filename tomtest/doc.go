@@ -48,8 +48,8 @@
 // checked and passed; it is partial when the checked parts passed and
 // others were not checked; it fails when any check behind it failed,
 // however many parts passed; otherwise it is not covered. A report's
-// verdict ([Report.Verdict]) never says more: "no check failed; 6 clauses
-// proven, 15 partly, 27 not covered".
+// verdict ([Report.Verdict]) never says more: "no check failed; 5 clauses
+// proven, 16 partly, 27 not covered".
 //
 // From go test, [Require] runs checks and fails the test for each broken
 // promise:
