@@ -71,11 +71,12 @@ func randomName() string {
 // a request the actor is granted only with MFA, so decide must deny it as
 // it is and allow it once withMFA has marked ctx as MFA-verified (the
 // allow proves the denial was for want of MFA). It covers TOM 000 §2 and
-// 004 §1 (MFA for administrative access).
+// 004 §1 (MFA for administrative access, restriction of administrative
+// access).
 func MFARequired(decide Decider, withMFA func(context.Context) context.Context, probes ...Probe) Check {
 	return Check{
 		Name:        "mfa-for-privileged",
-		Clauses:     []string{"000-2.2", "004-1.2"},
+		Clauses:     []string{"000-2.2", "004-1.2", "004-1.3"},
 		Description: "privileged permissions are refused without MFA and granted with it",
 		Run: func(ctx context.Context) error {
 			if decide == nil || withMFA == nil || len(probes) == 0 {

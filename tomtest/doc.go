@@ -1,7 +1,8 @@
 // Package tomtest is tomkit's compliance kit for downstream CI: checks that
 // a service and its configuration keep the technical promises of a TOM
 // document (Art. 32 GDPR), each naming the clause it covers, and an
-// evidence report that maps every clause to pass, fail or not covered.
+// evidence report that maps every clause to pass, partial, fail or not
+// covered.
 //
 // A check is a [Check]: a name, the clauses it covers and a function that
 // returns nil when the promise is kept. The constructors build the checks
@@ -21,14 +22,34 @@
 //   - [AuditIntegrity]: a log verifies, and fails to verify once a byte
 //     is flipped, at positions spread over all of its files.
 //   - [RetentionWindow]: a store no longer holds an object once it is
-//     older than the promised maximum.
+//     older than the promised maximum; [BackupRetention]: the same for a
+//     backup set's snapshots.
 //   - [Section203]: in § 203 mode web search is refused and only
 //     EU-controlled models are allowed.
 //
 // and the methods of [Service] ([Service.HTTPAuthRequired],
 // [Service.HTTPTenantSeparation], [Service.HTTPEncryptedAtRest],
 // [Service.HTTPSection203]), which drive a service that speaks the
-// reference service's HTTP contract (examples/refapp/README.md).
+// reference service's HTTP contract (examples/refapp/README.md). Given
+// the service's [AuditTrail], four more look for the records their own
+// requests left: [Service.HTTPAccessLogged] (access logging),
+// [Service.HTTPAuditPseudonyms] (client addresses only as pseudonyms),
+// [Service.HTTPAuthFailureAlert] and [Service.HTTPRateLimitAlert] (a burst
+// of authentication failures, or of requests over the rate limit, raises
+// an alert).
+//
+// # Pass, partial, fail, not covered
+//
+// Most clauses promise several things: 000-3.1 is TLS 1.3, HSTS and strict
+// ciphers; 000-6.3 is alerting on authentication failures, on rate-limit
+// violations and on anomalies. The catalogue splits every technical clause
+// into explicit parts ([Part]), each proven by named checks or marked as
+// not observable with the reason. A clause passes only when every part was
+// checked and passed; it is partial when the checked parts passed and
+// others were not checked; it fails when any check behind it failed,
+// however many parts passed; otherwise it is not covered. A report's
+// verdict ([Report.Verdict]) never says more: "no check failed; 5 clauses
+// proven, 16 partly, 27 not covered".
 //
 // From go test, [Require] runs checks and fails the test for each broken
 // promise:
@@ -44,9 +65,16 @@
 //		)
 //	}
 //
+// A passing test proves that the checks passed, not that their clauses are
+// kept, so Require also reports each clause the checks name, as pass,
+// partial or not covered, with t.Attr and t.Log (visible in `go test -v`
+// and `go test -json`). [RequireClauses] makes the stronger claim: it
+// fails the test for each named clause that is not proven in every part.
+//
 // From code (and from `tomkit check`), [Run] returns a [Result] per check
 // and [NewReport] turns them into an evidence [Report] over [Clauses],
-// written as JSON, Markdown or JUnit XML.
+// written as JSON, Markdown or JUnit XML; all three carry the four
+// statuses and every clause's parts.
 //
 // # Threat model
 //
@@ -58,8 +86,9 @@
 // the verifier rejects a tampered copy) before it reports a pass.
 //
 // It cannot prove what code cannot observe: physical security, contracts,
-// training, incident playbooks. Those clauses are reported as not covered,
-// with the reason.
+// training, incident playbooks, hosting regions, the cipher behind a
+// ciphertext. Those clauses and parts are reported as not covered, with
+// the reason, and a clause with such a part is at best partial.
 //
 // # TOM clauses
 //

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 )
 
@@ -29,9 +31,20 @@ type apiReply struct {
 	status int
 	body   []byte
 	code   string
+	// requestID is the X-Request-Id the service answered with, and
+	// client the address the request left from.
+	requestID string
+	client    string
 }
 
 func (s Service) do(ctx context.Context, method, path, token string, body []byte) (apiReply, error) {
+	c := httpsClient(s.RootCAs)
+	defer c.CloseIdleConnections()
+	return s.doWith(ctx, c, method, path, token, body)
+}
+
+// doWith is do over client c, whose connections the caller may reuse.
+func (s Service) doWith(ctx context.Context, c *http.Client, method, path, token string, body []byte) (apiReply, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -43,7 +56,15 @@ func (s Service) do(ctx context.Context, method, path, token string, body []byte
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := httpsClient(s.RootCAs).Do(req)
+	var client string
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if host, _, err := net.SplitHostPort(info.Conn.LocalAddr().String()); err == nil {
+				client = host
+			}
+		},
+	}))
+	resp, err := c.Do(req)
 	if err != nil {
 		return apiReply{}, err
 	}
@@ -52,7 +73,7 @@ func (s Service) do(ctx context.Context, method, path, token string, body []byte
 	if err != nil {
 		return apiReply{}, err
 	}
-	out := apiReply{status: resp.StatusCode, body: b}
+	out := apiReply{status: resp.StatusCode, body: b, requestID: resp.Header.Get("X-Request-Id"), client: client}
 	var e struct {
 		Error struct {
 			Code string `json:"code"`

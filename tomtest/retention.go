@@ -36,25 +36,54 @@ func RetentionWindow(max time.Duration, probe RetentionProbe) Check {
 		Name:        "retention-window",
 		Clauses:     clauses,
 		Description: fmt.Sprintf("an object older than %s is purged; a fresh one is kept", max),
-		Run: func(ctx context.Context) error {
-			if probe == nil || max <= 0 {
-				return fmt.Errorf("%w: no retention probe or window given", ErrNotCovered)
-			}
-			held, err := probe(ctx, time.Minute)
-			if err != nil {
-				return failf("retention probe (fresh object): %v", err)
-			}
-			if !held {
-				return failf("a one-minute-old object is already gone: the probe cannot see objects")
-			}
-			held, err = probe(ctx, max+time.Hour)
-			if err != nil {
-				return failf("retention probe (expired object): %v", err)
-			}
-			if held {
-				return failf("an object aged %s is still held; the window is %s", max+time.Hour, max)
-			}
-			return nil
-		},
+		Run:         window(max, probe, "object"),
+	}
+}
+
+// BackupRetention checks that a backup set keeps no snapshot longer than
+// max, the way [RetentionWindow] checks a store: probe takes a snapshot,
+// lets age pass, rotates the backup set and reports whether the snapshot
+// is still kept. A snapshot aged max plus one hour must be gone, one aged a
+// minute must be kept. It covers TOM 000 ("Auf einen Blick" and §7:
+// backups kept at most 30 days) when max is at most [MaxRetention000] and
+// 004 §3 (backup deletion cycles up to 90 days) when max is at most
+// [MaxRetention004].
+func BackupRetention(max time.Duration, probe RetentionProbe) Check {
+	clauses := []string{}
+	if max <= MaxRetention000 {
+		clauses = append(clauses, "000-0.5", "000-7.2")
+	}
+	if max <= MaxRetention004 {
+		clauses = append(clauses, "004-3.1")
+	}
+	return Check{
+		Name:        "backup-retention",
+		Clauses:     clauses,
+		Description: fmt.Sprintf("a backup snapshot older than %s is rotated out; a fresh one is kept", max),
+		Run:         window(max, probe, "snapshot"),
+	}
+}
+
+// window is the Run of [RetentionWindow] and [BackupRetention].
+func window(max time.Duration, probe RetentionProbe, what string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if probe == nil || max <= 0 {
+			return fmt.Errorf("%w: no retention probe or window given", ErrNotCovered)
+		}
+		held, err := probe(ctx, time.Minute)
+		if err != nil {
+			return failf("retention probe (fresh %s): %v", what, err)
+		}
+		if !held {
+			return failf("a one-minute-old %s is already gone: the probe cannot see them", what)
+		}
+		held, err = probe(ctx, max+time.Hour)
+		if err != nil {
+			return failf("retention probe (expired %s): %v", what, err)
+		}
+		if held {
+			return failf("a %s aged %s is still held; the window is %s", what, max+time.Hour, max)
+		}
+		return nil
 	}
 }

@@ -46,8 +46,8 @@ func handshake(ctx context.Context, addr string, cfg *tls.Config) (tls.Connectio
 // TLS13Only checks, with real handshakes, that the endpoint at rawURL
 // speaks TLS 1.3 with a certificate that verifies against roots (nil means
 // the system roots), and refuses clients that offer at most TLS 1.2, and at
-// most TLS 1.1. It covers TOM 000 §3 (TLS 1.3, strict ciphers), 004 §2 and
-// §5.
+// most TLS 1.1. It covers TOM 000 §3 (TLS 1.3, strict ciphers), 004 §2 (including
+// transfer control) and §5.
 //
 // The first handshake proves the check can reach the endpoint: if it
 // fails, the check fails, rather than counting the refused legacy
@@ -55,7 +55,7 @@ func handshake(ctx context.Context, addr string, cfg *tls.Config) (tls.Connectio
 func TLS13Only(rawURL string, roots *x509.CertPool) Check {
 	return Check{
 		Name:        "tls13-only",
-		Clauses:     []string{"000-0.1", "000-3.1", "004-2.1", "004-5.1"},
+		Clauses:     []string{"000-0.1", "000-3.1", "004-2.1", "004-2.3", "004-5.1"},
 		Description: "real handshakes against " + rawURL + ": TLS 1.3 with a verified certificate succeeds; TLS 1.2-only and TLS 1.1-only clients are refused",
 		Run: func(ctx context.Context) error {
 			addr, name, err := hostPortOf(rawURL)

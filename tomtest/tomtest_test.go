@@ -366,6 +366,38 @@ func TestRetentionWindow(t *testing.T) {
 	}
 }
 
+// TestBackupRetention: the same window rules for a backup set's
+// snapshots, under a name of its own.
+func TestBackupRetention(t *testing.T) {
+	tests := []struct {
+		name   string
+		window time.Duration
+		max    time.Duration
+		want   tomtest.Status
+	}{
+		{"30 days under 30", 30 * 24 * time.Hour, tomtest.MaxRetention000, tomtest.StatusPass},
+		{"90 days under 30", 90 * 24 * time.Hour, tomtest.MaxRetention000, tomtest.StatusFail},
+		{"90 days under 90", 90 * 24 * time.Hour, tomtest.MaxRetention004, tomtest.StatusPass},
+		{"never rotates", 0, tomtest.MaxRetention004, tomtest.StatusFail},
+		{"loses everything", time.Second, tomtest.MaxRetention004, tomtest.StatusFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &agingStore{window: tt.window}
+			got := run1(t, tomtest.BackupRetention(tt.max, s.probe))
+			if got.Status != tt.want || got.Check != "backup-retention" {
+				t.Fatalf("%s: status %s (%s), want %s", got.Check, got.Status, got.Detail, tt.want)
+			}
+		})
+	}
+	if c := tomtest.BackupRetention(tomtest.MaxRetention004, nil); strings.Join(c.Clauses, ",") != "004-3.1" {
+		t.Fatalf("a 90-day backup window claims %v, want only 004-3.1", c.Clauses)
+	}
+	if got := run1(t, tomtest.BackupRetention(tomtest.MaxRetention000, nil)); got.Status != tomtest.StatusNotCovered {
+		t.Fatalf("no probe: %s", got.Status)
+	}
+}
+
 func TestSection203(t *testing.T) {
 	eu := map[string]bool{"mistral-large-eu": true}
 	guard := tomtest.Guard203{

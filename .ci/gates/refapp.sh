@@ -4,10 +4,14 @@
 #   1. scan it with testssl.sh (internal/testssl's TestScanTarget, the same
 #      policy as the tlsconfig gate: no protocol below TLS 1.3, HSTS of at
 #      least a year, no MEDIUM+ finding beyond the development CA's);
-#   2. run `tomkit check` against it with every input it takes, and fail on
-#      any failed check. The evidence report (report.md, report.json,
-#      junit.xml) is written to $TOMKIT_EVIDENCE_DIR (default: a temporary
-#      directory, printed).
+#   2. run `tomkit check` against it with every input it takes (the audit
+#      log too, so that the checks find their own requests in it: access
+#      logging, pseudonymized client addresses, alerts on bursts of
+#      authentication failures and of requests over the rate limit), and
+#      fail on any failed check. Partial and
+#      not-covered clauses are printed, not failed. The evidence report
+#      (report.md, report.json, junit.xml) is written to
+#      $TOMKIT_EVIDENCE_DIR (default: a temporary directory, printed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -61,4 +65,10 @@ set +e
 code=$?
 set -e
 grep -E '^- (Clauses|Verdict)' "$evidence/report.md"
+# The report must carry the four statuses, and a clause may pass only with
+# every part passed.
+jq -e '[.clauses[] | select(.status == "pass") | .parts[] | select(.status != "pass")] | length == 0' "$evidence/report.json" >/dev/null \
+  || { echo "report.json: a passing clause has a part that did not pass"; exit 1; }
+jq -e '.summary | has("pass") and has("partial") and has("fail") and has("not_covered")' "$evidence/report.json" >/dev/null \
+  || { echo "report.json: no four-status summary"; exit 1; }
 exit $code

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/envelope"
+	"github.com/tomkit/tomkit/crypto/kms"
 	"github.com/tomkit/tomkit/rbac"
 	"github.com/tomkit/tomkit/retention"
 	"github.com/tomkit/tomkit/retention/fsstore"
@@ -44,8 +46,16 @@ func checkUsage(fs *flag.FlagSet) func() {
 
 Runs the tomtest compliance checks against a service and its configuration
 and writes an evidence report (report.json, report.md, junit.xml) that maps
-every clause of the TOM documents to pass, fail or not covered. Exits 1 when
-any check fails.
+every clause of the TOM documents to pass (every part of the clause checked
+and passed), partial (the checked parts passed, others were not checked),
+fail or not covered. Exits 1 when any check fails, 0 otherwise: exit 0 means
+no check failed, not that the TOM documents are proven.
+
+With --url and --audit-log, the checks also read the audit log for the
+records of their own requests (access logging, pseudonymized client
+addresses, alerts on a burst of authentication failures and on requests
+over the rate limit); each record they rely on is proven included under a
+signed checkpoint. The rate-limit check exhausts the --token's rate.
 
 Example:
   tomkit check --url https://localhost:8443 --cacert ca.pem \
@@ -76,7 +86,7 @@ func runCheck(ctx context.Context, e env, args []string) int {
 	fs.StringVar(&o.auditLog, "audit-log", "", "audit log `directory` (or postgres:// DSN) to verify")
 	fs.StringVar(&o.auditKey, "audit-key", "", "audit verifier key `file`")
 	fs.StringVar(&o.policy, "policy", "", "rbac policy `file` (deny-by-default, MFA for privileged permissions)")
-	fs.BoolVar(&o.retention, "retention", true, "check that tomkit's retention store with the default policy purges content after 30 days")
+	fs.BoolVar(&o.retention, "retention", true, "check that tomkit's retention store with the default policy purges content, and its default backup set rotates snapshots out, after 30 days")
 	fs.StringVar(&o.out, "out", "tomkit-evidence", "`directory` for report.json, report.md and junit.xml")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "overall time limit")
 	if code, done := parseFlags(e, fs, args); done {
@@ -115,8 +125,25 @@ func runCheck(ctx context.Context, e env, args []string) int {
 	for _, r := range results {
 		fmt.Fprintf(e.stdout, "%-4s %-26s %s\n", strings.ToUpper(map[tomtest.Status]string{tomtest.StatusPass: "ok", tomtest.StatusFail: "fail", tomtest.StatusNotCovered: "n/c"}[r.Status]), r.Check, r.Detail)
 	}
-	pass, fail, nc := rep.Counts()
-	fmt.Fprintf(e.stdout, "clauses: %d pass, %d fail, %d not covered; report in %s\n", pass, fail, nc, o.out)
+	for _, c := range rep.Clauses {
+		if c.Status != tomtest.StatusPartial && c.Status != tomtest.StatusFail {
+			continue
+		}
+		var open []string
+		for _, p := range c.Parts {
+			if p.Status == c.Status || (c.Status == tomtest.StatusPartial && p.Status != tomtest.StatusPass) {
+				open = append(open, p.ID)
+			}
+		}
+		label := map[tomtest.Status]string{tomtest.StatusPartial: "PART", tomtest.StatusFail: "FAIL"}[c.Status]
+		what := map[tomtest.Status]string{tomtest.StatusPartial: "not checked: ", tomtest.StatusFail: "failed: "}[c.Status]
+		if len(open) == 0 {
+			open = []string{"a check the catalogue maps to no part"}
+		}
+		fmt.Fprintf(e.stdout, "%-4s %-26s %s%s\n", label, "TOM "+c.ID, what, strings.Join(open, ", "))
+	}
+	fmt.Fprintf(e.stdout, "clauses: %s; report in %s\n", rep.Counts(), o.out)
+	fmt.Fprintf(e.stdout, "verdict: %s\n", rep.Verdict())
 	if rep.Failed() {
 		return exitFailure
 	}
@@ -188,6 +215,31 @@ func buildChecks(ctx context.Context, o checkOptions) ([]tomtest.Check, error) {
 	} else {
 		checks = append(checks, notCovered(tomtest.TLS13Only("", nil), "no --url given"))
 	}
+	if o.url != "" {
+		var trail tomtest.AuditTrail
+		if o.auditLog != "" {
+			t, err := newAuditTrail(o.auditLog, o.auditKey)
+			if err != nil {
+				return nil, err
+			}
+			trail = t
+		}
+		why := "give --audit-log and --audit-key"
+		for _, c := range []tomtest.Check{svc.HTTPAuditPseudonyms(trail), svc.HTTPAuthFailureAlert(trail)} {
+			if trail == nil {
+				c = notCovered(c, why)
+			}
+			checks = append(checks, c)
+		}
+		if trail != nil && o.token != "" && o.tenant != "" {
+			// The rate-limit check exhausts the token's rate, so it
+			// comes after every other check that uses the token.
+			checks = append(checks, svc.HTTPAccessLogged(o.token, o.tenant, trail), svc.HTTPRateLimitAlert(o.token, o.tenant, trail))
+		} else {
+			why := "give --token, --tenant, --audit-log and --audit-key"
+			checks = append(checks, notCovered(svc.HTTPAccessLogged("", "", nil), why), notCovered(svc.HTTPRateLimitAlert("", "", nil), why))
+		}
+	}
 	if o.auditLog != "" {
 		c, err := auditCheck(o.auditLog, o.auditKey)
 		if err != nil {
@@ -207,7 +259,7 @@ func buildChecks(ctx context.Context, o checkOptions) ([]tomtest.Check, error) {
 		checks = append(checks, notCovered(tomtest.DenyByDefault(nil), "give --policy"))
 	}
 	if o.retention {
-		checks = append(checks, retentionCheck())
+		checks = append(checks, retentionCheck(), backupCheck())
 	}
 	return checks, nil
 }
@@ -257,6 +309,91 @@ func auditCheck(log, keyFile string) (tomtest.Check, error) {
 		return nil
 	}
 	return c, nil
+}
+
+// auditTrail is the audit log given to `tomkit check`, read by the checks
+// that look for the records of their own requests. Every event it returns
+// is proven included under the log's latest signed checkpoint.
+type auditTrail struct {
+	log string // directory or postgres:// DSN
+	v   note.Verifier
+
+	mu     sync.Mutex
+	proven map[int64]audit.Event
+}
+
+var _ tomtest.AuditTrail = (*auditTrail)(nil)
+
+// maxTrailRecords bounds how many records one read of the trail proves
+// (each proof reads the log): the checks need only the few records their
+// own requests leave on a quiet instance.
+const maxTrailRecords = 5000
+
+func newAuditTrail(log, keyFile string) (*auditTrail, error) {
+	vkey, err := readVerifier(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	v, err := audit.NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	return &auditTrail{log: log, v: v, proven: map[int64]audit.Event{}}, nil
+}
+
+func (t *auditTrail) verify(ctx context.Context) (audit.Report, error) {
+	if isDSN(t.log) {
+		return audit.VerifyPostgres(ctx, t.log, t.v)
+	}
+	return audit.Verify(ctx, t.log, t.v)
+}
+
+// End returns the number of records in the log, after verifying it.
+func (t *auditTrail) End(ctx context.Context) (int64, error) {
+	rep, err := t.verify(ctx)
+	if errors.Is(err, audit.ErrEmptyLog) {
+		return 0, nil
+	}
+	return rep.Size, err
+}
+
+// Events returns the records from index from on that the latest signed
+// checkpoint covers, each checked with an inclusion proof.
+func (t *auditTrail) Events(ctx context.Context, from int64) ([]audit.Event, error) {
+	rep, err := t.verify(ctx)
+	if errors.Is(err, audit.ErrEmptyLog) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	start, end := max(from, rep.Pruned), rep.Checkpoint.Size
+	if end-start > maxTrailRecords {
+		return nil, fmt.Errorf("the audit log grew by %d records during the check, more than the %d it reads: run the check against a quiet instance", end-start, maxTrailRecords)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []audit.Event
+	for i := start; i < end; i++ {
+		e, ok := t.proven[i]
+		if !ok {
+			var p *audit.InclusionProof
+			if isDSN(t.log) {
+				p, err = audit.ProvePostgres(ctx, t.log, i)
+			} else {
+				p, err = audit.Prove(ctx, t.log, i)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if e, _, err = audit.CheckInclusion(t.v, p); err != nil {
+				return nil, fmt.Errorf("record %d: %w", i, err)
+			}
+			t.proven[i] = e
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // signedSnapshot copies the log in dir to a temporary directory at a
@@ -455,5 +592,82 @@ func retentionCheck() tomtest.Check {
 		return false, err
 	})
 	c.Description = "tomkit retention.DefaultPolicy (content class, the reference service's policy) on a file backend: " + c.Description
+	return c
+}
+
+// backupCheck probes tomkit's backup set with its default keep (30 days,
+// retention.DefaultBackupAge) on temporary file backends with an injected
+// clock: a snapshot of a store, encrypted under a throwaway in-memory key,
+// then a rotation after the probe's age; the snapshot is held while the
+// target's backend still has it.
+func backupCheck() tomtest.Check {
+	c := tomtest.BackupRetention(retention.DefaultBackupAge, func(ctx context.Context, age time.Duration) (bool, error) {
+		dir, err := os.MkdirTemp("", "tomkit-check-backup-")
+		if err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(dir)
+		now := time.Now()
+		clock := func() time.Time { return now }
+		log := &audit.Recorder{}
+		store := func(name string) (*retention.Store, retention.Backend, error) {
+			be, err := fsstore.Open(filepath.Join(dir, name))
+			if err != nil {
+				return nil, nil, err
+			}
+			st, err := retention.New(be, retention.Config{Logger: log, Now: clock})
+			return st, be, err
+		}
+		src, _, err := store("src")
+		if err != nil {
+			return false, err
+		}
+		dst, dstRaw, err := store("backups")
+		if err != nil {
+			return false, err
+		}
+		master, err := kms.ParseMasterKey(kms.GenerateMasterKey())
+		if err != nil {
+			return false, err
+		}
+		scope := audit.Actor{Subject: "tomkit-check", Tenant: "backups"}
+		ring, err := kms.Create(ctx, "", kms.Config{Master: master, Audit: log, Now: clock})
+		if err != nil {
+			return false, err
+		}
+		if err := ring.Create(ctx, scope); err != nil {
+			return false, err
+		}
+		env, err := envelope.New(ring.KEK(scope), envelope.Config{Audit: log})
+		if err != nil {
+			return false, err
+		}
+		backups, err := retention.NewBackups(retention.BackupConfig{Target: dst, Envelope: env})
+		if err != nil {
+			return false, err
+		}
+		if _, err := src.Put(ctx, "probe", strings.NewReader("tomtest backup probe"), retention.PutOptions{Class: retention.ClassMetadata}); err != nil {
+			return false, err
+		}
+		snap, err := backups.Snapshot(ctx, src)
+		if err != nil {
+			return false, err
+		}
+		now = now.Add(age)
+		if _, err := backups.Rotate(ctx); err != nil {
+			return false, err
+		}
+		// Ask the backend, not the backup set: an expired snapshot
+		// that is hidden but still on disk is held.
+		_, err = dstRaw.Stat(ctx, snap.ID)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, retention.ErrNotFound):
+			return false, nil
+		}
+		return false, err
+	})
+	c.Description = "tomkit retention.Backups with its default keep on a file backend: " + c.Description
 	return c
 }

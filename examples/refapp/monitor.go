@@ -33,13 +33,16 @@ type monitor struct {
 	limitSeen map[string]*rate.Limiter
 }
 
-// alert is what the hook receives.
+// alert is what the hook receives. Detail never holds personal data: that
+// goes in Attrs as audit.Personal attributes, which the audit log writes
+// as pseudonyms (TOM 004 §1).
 type alert struct {
 	Time    time.Time
 	Title   string
 	Detail  string
 	Actor   audit.Actor
 	Request string
+	Attrs   []audit.Attr
 }
 
 // newMonitor returns a monitor whose hook writes an "ALERT" line to w and
@@ -68,17 +71,17 @@ func newMonitor(log audit.Logger, w io.Writer) (*monitor, error) {
 			Outcome:  audit.OutcomeAllow,
 			Severity: audit.SeverityCritical,
 			Reason:   a.Title,
-			Attributes: []audit.Attr{
+			Attributes: append([]audit.Attr{
 				audit.String("detail", a.Detail),
-			},
+			}, a.Attrs...),
 		})
 	}
 	return m, nil
 }
 
-func (m *monitor) alert(ctx context.Context, title, detail string) {
+func (m *monitor) alert(ctx context.Context, title, detail string, attrs ...audit.Attr) {
 	m.alerts.Add(ctx, 1, metric.WithAttributes(attribute.String("title", title)))
-	a := alert{Time: time.Now(), Title: title, Detail: detail, Actor: audit.ActorFrom(ctx), Request: audit.RequestIDFrom(ctx)}
+	a := alert{Time: time.Now(), Title: title, Detail: detail, Actor: audit.ActorFrom(ctx), Request: audit.RequestIDFrom(ctx), Attrs: attrs}
 	if a.Actor == (audit.Actor{}) {
 		a.Actor = audit.Actor{Subject: "anonymous", Tenant: "-"}
 	}
@@ -99,7 +102,9 @@ func (m *monitor) seen(tbl map[string]*rate.Limiter, key string, r rate.Limit, b
 func (m *monitor) authFailure(ctx context.Context, client string) {
 	m.authFailures.Add(ctx, 1)
 	if !m.seen(m.authSeen, client, 1, 5) {
-		m.alert(ctx, "authentication failures", "repeated authentication failures from "+client)
+		// The address is personal data: it goes into the audit log as
+		// a pseudonym, never into the detail text.
+		m.alert(ctx, "authentication failures", "repeated authentication failures from one client address", audit.Personal("client.address", client))
 	}
 }
 
