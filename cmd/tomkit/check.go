@@ -16,7 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 	"github.com/tomkit/tomkit/crypto/envelope"
 	"github.com/tomkit/tomkit/crypto/kms"
 	"github.com/tomkit/tomkit/rbac"
@@ -343,7 +346,7 @@ func newAuditTrail(log, keyFile string) (*auditTrail, error) {
 
 func (t *auditTrail) verify(ctx context.Context) (audit.Report, error) {
 	if isDSN(t.log) {
-		return audit.VerifyPostgres(ctx, t.log, t.v)
+		return verifyPostgres(ctx, t.log, t.v)
 	}
 	return audit.Verify(ctx, t.log, t.v)
 }
@@ -373,13 +376,20 @@ func (t *auditTrail) Events(ctx context.Context, from int64) ([]audit.Event, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var pool *pgxpool.Pool
+	if isDSN(t.log) {
+		if pool, err = pgxpool.New(ctx, t.log); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		defer pool.Close()
+	}
 	var out []audit.Event
 	for i := start; i < end; i++ {
 		e, ok := t.proven[i]
 		if !ok {
 			var p *audit.InclusionProof
-			if isDSN(t.log) {
-				p, err = audit.ProvePostgres(ctx, t.log, i)
+			if pool != nil {
+				p, err = pglog.Prove(ctx, pool, i)
 			} else {
 				p, err = audit.Prove(ctx, t.log, i)
 			}

@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
 	"github.com/tomkit/tomkit/internal/testpg"
 	"github.com/tomkit/tomkit/tomtest"
 )
@@ -353,7 +356,12 @@ func TestAuditTrail(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := testpg.Schema(t)
-		l, err := audit.OpenPostgres(ctx, dsn, audit.PostgresConfig{Signer: s})
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		l, err := pglog.Open(ctx, pool, pglog.Config{Signer: s})
 		if err != nil {
 			t.Fatal(err)
 		}
