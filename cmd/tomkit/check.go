@@ -436,14 +436,20 @@ func retentionCheck() tomtest.Check {
 		if err != nil {
 			return false, err
 		}
-		if _, err := st.Put(ctx, "probe", strings.NewReader("tomtest retention probe"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
+		probe := audit.WithActor(ctx, audit.Actor{Subject: "tomkit-check", Tenant: "probe"})
+		if _, err := st.Put(probe, "probe", strings.NewReader("tomtest retention probe"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
 			return false, err
 		}
 		now = now.Add(age)
-		if _, err := st.Purge(ctx, retention.PurgeOptions{}); err != nil {
+		op := retention.WithOperator(audit.WithActor(ctx, audit.Actor{Subject: "tomkit-check"}), "retention window probe")
+		if _, err := st.Purge(op, retention.PurgeOptions{}); err != nil {
 			return false, err
 		}
-		_, err = be.Stat(ctx, "probe")
+		part, err := be.Partition("probe")
+		if err != nil {
+			return false, err
+		}
+		_, err = part.Stat(ctx, "probe")
 		switch {
 		case err == nil:
 			return true, nil

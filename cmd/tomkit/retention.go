@@ -22,13 +22,14 @@ import (
 )
 
 const retentionUsage = `usage: tomkit retention purge [flags]
+       tomkit retention migrate [--dry-run] [--orphans TENANT] [flags]
 
 Deletes every object past its maximum retention from one store, in batches,
 and prints the evidence (counts, SHA-256 digest of the deleted keys, time) as
 JSON. Objects under legal hold are kept and listed. Exactly one store:
 
   --dir DIR         filesystem store rooted at DIR
-  --postgres DSN    PostgreSQL store (table retention_objects)
+  --postgres DSN    PostgreSQL store (table retention_tenant_objects)
   --bucket URL      gocloud.dev bucket (file:// and mem:// in this build)
 
 Other flags:
@@ -38,11 +39,16 @@ Other flags:
   --max-age C=D     maximum age of class C, e.g. content=30d, backup=90d
                     (repeatable; unnamed classes keep the defaults)
 ` + auditLogHelp + `
-A purge whose audit events cannot be recorded fails.
+A purge whose audit events cannot be recorded fails. Both commands run as
+the operator: across every tenant, audited as such.
+
+migrate moves the objects of a store written before tenant partitioning
+into the partition of the tenant each record names (see retention.Store.
+Migrate); --orphans names the tenant that receives objects without one.
 `
 
 func runRetention(ctx context.Context, e env, args []string) (code int) {
-	if len(args) == 0 || args[0] != "purge" {
+	if len(args) == 0 || args[0] != "purge" && args[0] != "migrate" {
 		fmt.Fprint(e.stderr, retentionUsage)
 		return exitUsage
 	}
@@ -54,6 +60,7 @@ func runRetention(ctx context.Context, e env, args []string) (code int) {
 	bucket := fs.String("bucket", "", "")
 	dry := fs.Bool("dry-run", false, "")
 	batch := fs.Int("batch", 0, "")
+	orphans := fs.String("orphans", "", "")
 	var sink sinkFlags
 	sink.add(fs)
 	policy := retention.DefaultPolicy()
@@ -122,7 +129,10 @@ func runRetention(ctx context.Context, e env, args []string) (code int) {
 		fmt.Fprintf(e.stderr, "tomkit retention: %v\n", err)
 		return exitUsage
 	}
-	ctx = audit.WithActor(ctx, audit.Actor{Subject: "tomkit-cli:retention-purge", Tenant: "system"})
+	ctx = retention.WithOperator(audit.WithActor(ctx, audit.Actor{Subject: "tomkit-cli:retention-" + args[0]}), "tomkit retention "+args[0])
+	if args[0] == "migrate" {
+		return runRetentionMigrate(ctx, e, s, retention.MigrateOptions{DryRun: *dry, Orphans: *orphans})
+	}
 	rep, err := s.Purge(ctx, retention.PurgeOptions{DryRun: *dry, BatchSize: *batch})
 	out, _ := json.MarshalIndent(struct {
 		Time     time.Time `json:"time"`
