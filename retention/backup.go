@@ -28,8 +28,9 @@ const SnapshotPrefix = "snapshot/"
 // BackupConfig configures a [Backups].
 type BackupConfig struct {
 	// Target is the Store that keeps the snapshots, under the backup
-	// class. Required. Its logger and clock are used for every step.
-	// Give backups a Target of their own: [Backups.Rotate] purges it.
+	// class, in its partition "_backups", which no actor can reach.
+	// Required. Its logger and clock are used for every step. Give
+	// backups a Target of their own.
 	Target *Store
 	// Keep is how long a snapshot is kept. Zero means
 	// [DefaultBackupAge] (30 days); it may not exceed the Target's
