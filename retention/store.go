@@ -78,6 +78,9 @@ type Store struct {
 	// partitioned is set once the backend's unpartitioned key space has
 	// been seen empty.
 	partitioned atomic.Bool
+	// parts caches the Partition of each tenant seen (a Partition is a
+	// stateless view; Backend.Partition does no I/O).
+	parts sync.Map
 
 	mu  sync.Mutex
 	mem map[memKey]memObject
@@ -142,10 +145,14 @@ func (s *Store) partition(ctx context.Context, action, key string) (Partition, s
 	if err := s.checkPartitioned(ctx); err != nil {
 		return nil, "", s.deny(ctx, action, key, err)
 	}
+	if p, ok := s.parts.Load(tenant); ok {
+		return p.(Partition), tenant, nil
+	}
 	p, err := s.b.Partition(tenant)
 	if err != nil {
 		return nil, "", s.deny(ctx, action, key, err)
 	}
+	s.parts.Store(tenant, p)
 	return p, tenant, nil
 }
 
@@ -284,13 +291,18 @@ func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o
 	if err := p.Put(ctx, key, r, m); err != nil {
 		return Meta{}, fmt.Errorf("retention: put %q: %w", key, err)
 	}
-	s.mu.Lock()
-	delete(s.mem, mk) // the newer object wins
-	s.mu.Unlock()
+	if s.zdr == ZDRMemory {
+		s.mu.Lock()
+		delete(s.mem, mk) // the newer object wins
+		s.mu.Unlock()
+	}
 	return m, nil
 }
 
 func (s *Store) memGet(k memKey, now time.Time) (memObject, bool) {
+	if s.zdr != ZDRMemory {
+		return memObject{}, false // only ZDRMemory keeps content in memory
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.mem[k]
