@@ -145,7 +145,7 @@ type Partition interface {
 
 // BatchPurger is an optional interface of a [Partition] that lists and
 // deletes one purge batch in a single server-side step, without a round
-// trip per step or per key. [Store.Purge] uses it, when the backend has
+// trip per step or per key. [Store.Purge] uses it, when the partition has
 // it, for every run that is not a dry run.
 type BatchPurger interface {
 	// PurgeBatch takes the up to limit entries that ListExpired(ctx, cut,

@@ -102,7 +102,7 @@ type encPartition struct {
 
 func (ep *encPartition) scopeOf(m Meta) (audit.Actor, error) {
 	if m.Tenant == "" {
-		return audit.Actor{}, ErrNoTenant
+		return audit.Actor{}, fmt.Errorf("%w in the record to encrypt for", ErrNoTenant)
 	}
 	if ep.tenant != "" && m.Tenant != ep.tenant {
 		return audit.Actor{}, fmt.Errorf("%w: record names tenant %q in the partition of %q", ErrInvalidTenant, m.Tenant, ep.tenant)
@@ -248,7 +248,7 @@ func (ep *encPartition) DeleteExpired(ctx context.Context, cut Cutoff, keys []st
 // copies of the keyring file.
 func (e *Encrypted) Erase(ctx context.Context, scope audit.Actor) error {
 	if scope.Tenant == "" {
-		return fmt.Errorf("retention: erase: %w", ErrNoTenant)
+		return fmt.Errorf("%w in the erase scope", ErrNoTenant)
 	}
 	scopes := []audit.Actor{scope}
 	if scope.Subject == "" {

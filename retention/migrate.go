@@ -21,6 +21,9 @@ type MigrateOptions struct {
 	// refuses). Empty means no tenant does: such objects stay where they
 	// are, are listed in [MigrateReport.Orphans], and Migrate fails with
 	// [ErrUnpartitioned]. Each adoption is audited at warning severity.
+	// Under an encrypting backend an adopted object stays bound to the
+	// tenant it was encrypted for and does not decrypt in its new
+	// partition; it is kept for the purge or for recovery by hand.
 	Orphans string
 }
 

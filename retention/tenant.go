@@ -13,7 +13,7 @@ var (
 	// ErrNoTenant reports a call that touches tenant data through a ctx
 	// without a tenant: no [audit.Actor], or one with a subject but no
 	// tenant. Nothing reaches the backend.
-	ErrNoTenant = errors.New("retention: no tenant in context")
+	ErrNoTenant = errors.New("retention: no tenant")
 	// ErrInvalidTenant reports a tenant name that [CheckTenant] refuses,
 	// or one reserved for tomkit's own partitions.
 	ErrInvalidTenant = errors.New("retention: invalid tenant name")
@@ -60,7 +60,7 @@ func CheckTenant(tenant string) error {
 
 func checkActorTenant(tenant string) error {
 	if tenant == "" {
-		return ErrNoTenant
+		return fmt.Errorf("%w in context", ErrNoTenant)
 	}
 	if tenant[0] == '_' {
 		return fmt.Errorf("%w: %q is reserved", ErrInvalidTenant, tenant)

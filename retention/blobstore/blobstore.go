@@ -286,25 +286,18 @@ func (p *partition) list(ctx context.Context, after string, limit int, keep func
 	if limit <= 0 {
 		return nil, nil
 	}
-	var ks []string
-	it := p.s.b.List(&blob.ListOptions{Prefix: p.prefix})
-	for {
-		o, err := it.Next(ctx)
-		if err == io.EOF {
+	ks, err := p.keys(ctx, after)
+	for range 2 {
+		// fileblob fails a listing that meets a blob deleted while it
+		// walks (as a concurrent purge does); list again.
+		if gcerrors.Code(err) != gcerrors.NotFound {
 			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("blobstore: list: %w", err)
-		}
-		if p.tenant == "" && strings.HasPrefix(o.Key, tenantsPrefix) {
-			continue
-		}
-		k := strings.TrimPrefix(o.Key, p.prefix)
-		if !o.IsDir && k > after && retention.CheckKey(k) == nil {
-			ks = append(ks, k)
-		}
+		ks, err = p.keys(ctx, after)
 	}
-	sort.Strings(ks)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: list: %w", err)
+	}
 	var out []retention.Entry
 	for _, k := range ks {
 		m, err := p.Stat(ctx, k)
@@ -329,6 +322,30 @@ func (p *partition) list(ctx context.Context, after string, limit int, keep func
 		}
 	}
 	return out, nil
+}
+
+// keys returns the partition's keys greater than after, in order.
+func (p *partition) keys(ctx context.Context, after string) ([]string, error) {
+	var ks []string
+	it := p.s.b.List(&blob.ListOptions{Prefix: p.prefix})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.tenant == "" && strings.HasPrefix(o.Key, tenantsPrefix) {
+			continue
+		}
+		k := strings.TrimPrefix(o.Key, p.prefix)
+		if !o.IsDir && k > after && retention.CheckKey(k) == nil {
+			ks = append(ks, k)
+		}
+	}
+	sort.Strings(ks)
+	return ks, nil
 }
 
 // DeleteExpired implements [retention.Partition]; see the package
