@@ -302,6 +302,9 @@ func storeIsolation(t *testing.T, open func(t *testing.T) retention.Backend) {
 		if got := read(t, rc); got != "v2" || m.Subject != "bob" {
 			t.Fatalf("Get = %q %+v", got, m)
 		}
+		if m, err := st.Stat(acme, "own"); err != nil || m.Subject != "bob" || m.Tenant != "acme" {
+			t.Fatalf("Stat = %+v, %v", m, err)
+		}
 		if err := st.SetLegalHold(acme, "own", true); err != nil {
 			t.Fatal(err)
 		}
@@ -507,8 +510,18 @@ func migration(t *testing.T, open func(t *testing.T) retention.Backend) {
 			t.Fatalf("legacy Put(%q): %v", o.key, err)
 		}
 	}
+	expired := Meta(retention.ClassLog, 30*time.Minute)
+	expired.Tenant = "acme"
+	if err := old.Put(ctx, "expired", strings.NewReader("x"), expired); err != nil {
+		t.Fatal(err)
+	}
 	var rec audit.Recorder
 	st := newStore(t, b, &clock{T0.Add(time.Hour)}, &rec)
+	// The maximum age holds for old objects too: the operator's purge
+	// reaches the unpartitioned key space.
+	if rep, err := st.Purge(opCtx(), retention.PurgeOptions{}); err != nil || rep.Deleted != 1 {
+		t.Fatalf("purge of an unmigrated store = %+v, %v", rep, err)
+	}
 	_, _, err := st.Get(as(Acme), "a-doc")
 	if !errors.Is(err, retention.ErrUnpartitioned) || !strings.Contains(err.Error(), "tomkit retention migrate") {
 		t.Fatalf("Get on an unmigrated store = %v, want ErrUnpartitioned naming the fix", err)
