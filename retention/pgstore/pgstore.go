@@ -11,7 +11,8 @@
 // of the primary key. [Open] creates the table and indexes if they are
 // missing. The table retention_objects of a store written before tenant
 // partitioning, when there is one, is its unpartitioned key space; Open
-// never creates it.
+// never creates it, and once retention.Store.Migrate has emptied it, it
+// may be dropped.
 //
 // The purge ([Store.PurgeBatch]) is one statement per batch that selects
 // the batch and deletes it server-side, re-checking expiry, legal hold,

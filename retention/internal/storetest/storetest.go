@@ -1,6 +1,12 @@
 // Package storetest is the conformance suite every [retention.Backend]
 // passes. Each backend's tests call [Run] with a function that opens a
-// fresh, empty backend.
+// fresh, empty backend. Besides the object semantics of a
+// [retention.Partition], it runs the tenant-isolation battery: partitions
+// and tenant names at the backend, every [retention.Store] operation under
+// the same tenant, another tenant, no actor and an actor without a tenant,
+// the operator path (purge, backups) across tenants, and the migration of
+// a store written before partitioning (written through
+// [retention.Backend.Unpartitioned]).
 package storetest
 
 import (
