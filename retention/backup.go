@@ -190,6 +190,9 @@ func (b *Backups) write(ctx context.Context, w io.Writer, s *Store, be Backend, 
 		return err
 	}
 	if err := s.eachTenant(ctx, func(tenant string, _ Partition) error {
+		if tenant[0] == '_' {
+			return nil // tomkit's own partitions: no snapshots of snapshots
+		}
 		p, err := be.Partition(tenant)
 		if err != nil {
 			return err
