@@ -49,7 +49,7 @@ type Meta struct {
 	Tenant, Subject string
 }
 
-// Entry is a key and its record, as listed by a [Backend].
+// Entry is a key and its record, as listed by a [Partition].
 type Entry struct {
 	Key  string
 	Meta Meta
@@ -85,17 +85,39 @@ func (c Cutoff) Deletable(m Meta) bool {
 	return c.Expired(m) && !m.LegalHold && !m.LockUntil.After(c.Now)
 }
 
-// Backend is raw storage that keeps objects with their [Meta]. It enforces
-// nothing except the atomic re-check in DeleteExpired; wrap it in a
-// [Store]. Implementations are in the fsstore, pgstore and blobstore
-// packages.
+// Backend is raw storage partitioned per tenant. Each tenant's objects
+// live in a [Partition] of their own, at the lowest layer that stores them
+// (a directory per tenant in fsstore, a tenant column in the primary key
+// in pgstore, a key prefix in blobstore), so that two tenants can use the
+// same key without colliding and nothing done through one tenant's
+// Partition reaches another's. A Backend enforces nothing else except the
+// atomic re-check in [Partition.DeleteExpired]; wrap it in a [Store].
+// Implementations are in the fsstore, pgstore and blobstore packages.
+type Backend interface {
+	// Partition returns the objects of tenant. It returns
+	// [ErrInvalidTenant] unless [CheckTenant] accepts tenant, and does no
+	// I/O.
+	Partition(tenant string) (Partition, error)
+	// Tenants returns up to limit names of tenants that may hold objects,
+	// greater than after, in ascending order.
+	Tenants(ctx context.Context, after string, limit int) ([]string, error)
+	// Unpartitioned returns the key space of a store written before
+	// tenant partitioning. [Store.Migrate] moves its objects into their
+	// tenants' partitions; it is empty in a store created since.
+	Unpartitioned() Partition
+}
+
+// Partition is one key space of a [Backend]: the objects of one tenant,
+// kept with their [Meta].
 //
 // Keys are strings of 1 to [MaxKeyLen] bytes of valid UTF-8 without
-// control characters; [Store] checks them before calling a Backend.
-type Backend interface {
+// control characters; [Store] checks them before calling a Partition.
+type Partition interface {
 	// Put stores the object read from r with m, replacing any object
 	// under key. The object and its record are committed together and
-	// atomically: a reader sees the old pair or the new pair.
+	// atomically: a reader sees the old pair or the new pair. In a
+	// tenant's partition, m.Tenant must be that tenant, else Put (and
+	// SetMeta) fails with [ErrInvalidTenant].
 	Put(ctx context.Context, key string, r io.Reader, m Meta) error
 	// Get returns the object's content and record, or [ErrNotFound].
 	Get(ctx context.Context, key string) (io.ReadCloser, Meta, error)
@@ -121,9 +143,9 @@ type Backend interface {
 	DeleteExpired(ctx context.Context, cut Cutoff, keys []string) ([]string, error)
 }
 
-// BatchPurger is an optional interface of a [Backend] that lists and
+// BatchPurger is an optional interface of a [Partition] that lists and
 // deletes one purge batch in a single server-side step, without a round
-// trip per step or per key. [Store.Purge] uses it, when the backend has
+// trip per step or per key. [Store.Purge] uses it, when the partition has
 // it, for every run that is not a dry run.
 type BatchPurger interface {
 	// PurgeBatch takes the up to limit entries that ListExpired(ctx, cut,

@@ -28,8 +28,9 @@ const SnapshotPrefix = "snapshot/"
 // BackupConfig configures a [Backups].
 type BackupConfig struct {
 	// Target is the Store that keeps the snapshots, under the backup
-	// class. Required. Its logger and clock are used for every step.
-	// Give backups a Target of their own: [Backups.Rotate] purges it.
+	// class, in its partition "_backups", which no actor can reach.
+	// Required. Its logger and clock are used for every step. Give
+	// backups a Target of their own.
 	Target *Store
 	// Keep is how long a snapshot is kept. Zero means
 	// [DefaultBackupAge] (30 days); it may not exceed the Target's
@@ -98,13 +99,23 @@ type SnapshotInfo struct {
 	Digest string
 }
 
-// Snapshot writes a snapshot of src to the target and returns its
-// description. Objects already past their maximum age are left out (a
+// Snapshot writes a snapshot of every tenant's partition of src to the
+// target and returns its description. It is an operator path (see
+// [WithOperator]; else [ErrNotOperator]) and refuses a source that still
+// holds unpartitioned objects ([ErrUnpartitioned]). Each object is kept
+// with its tenant, and restores into that tenant's partition. Objects already past their maximum age are left out (a
 // backup must not extend retention), and so is content when src runs with
 // zero data retention or [BackupConfig.ExcludeContent] is set. Objects are
 // copied as the backend of src stores them. The step is audited as
 // "retention.backup.snapshot".
 func (b *Backups) Snapshot(ctx context.Context, src *Store) (SnapshotInfo, error) {
+	op, reason, err := operator(ctx)
+	if err == nil {
+		err = src.checkPartitioned(ctx)
+	}
+	if err != nil {
+		return SnapshotInfo{}, b.t.deny(ctx, "retention.backup.snapshot", "", err)
+	}
 	now := b.t.now().UTC().Truncate(time.Microsecond)
 	id := SnapshotPrefix + now.Format("20060102T150405.000000Z")
 	info := SnapshotInfo{ID: id, Created: now}
@@ -126,7 +137,7 @@ func (b *Backups) Snapshot(ctx context.Context, src *Store) (SnapshotInfo, error
 			w = enc
 		}
 		if err == nil {
-			err = b.write(ctx, w, be, cut, excl, &info)
+			err = b.write(ctx, w, src, be, cut, excl, &info)
 		}
 		if enc != nil {
 			if cerr := enc.Close(); err == nil {
@@ -136,18 +147,18 @@ func (b *Backups) Snapshot(ctx context.Context, src *Store) (SnapshotInfo, error
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	m, err := b.t.Put(ctx, id, pr, PutOptions{Class: ClassBackup, RetainFor: b.keep})
+	m, err := b.put(ctx, op, id, pr)
 	pr.CloseWithError(errors.New("retention: snapshot aborted"))
 	if werr := <-done; werr != nil && err == nil {
 		err = werr
 	}
 	info.RetainUntil = m.RetainUntil
 	ev := audit.Event{Action: "retention.backup.snapshot", Resource: id, Outcome: audit.OutcomeAllow, Time: now,
-		Attributes: []audit.Attr{
+		Attributes: append(operatorAttrs(op, reason),
 			audit.String("objects", strconv.Itoa(info.Objects)), audit.String("skipped", strconv.Itoa(info.Skipped)),
 			audit.String("bytes", strconv.FormatInt(info.Bytes, 10)), audit.String("digest", info.Digest),
 			audit.String("content_excluded", strconv.FormatBool(excl)),
-		}}
+		)}
 	if err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
 	}
@@ -164,11 +175,38 @@ func snapContext(id string) envelope.Context {
 	return envelope.Context{"tomkit.retention.snapshot": id}
 }
 
-func (b *Backups) write(ctx context.Context, w io.Writer, src Backend, cut Cutoff, excl bool, info *SnapshotInfo) error {
+// put writes a snapshot into the target's backup partition.
+func (b *Backups) put(ctx context.Context, op audit.Actor, id string, r io.Reader) (Meta, error) {
+	p, err := b.t.b.Partition(backupTenant)
+	if err != nil {
+		return Meta{}, err
+	}
+	return b.t.put(ctx, p, id, r, PutOptions{Class: ClassBackup, RetainFor: b.keep}, audit.Actor{Tenant: backupTenant, Subject: op.Subject})
+}
+
+func (b *Backups) write(ctx context.Context, w io.Writer, s *Store, be Backend, cut Cutoff, excl bool, info *SnapshotInfo) error {
 	sw, err := snapshot.NewWriter(w)
 	if err != nil {
 		return err
 	}
+	if err := s.eachTenant(ctx, func(tenant string, _ Partition) error {
+		if tenant[0] == '_' {
+			return nil // tomkit's own partitions: no snapshots of snapshots
+		}
+		p, err := be.Partition(tenant)
+		if err != nil {
+			return err
+		}
+		return b.writePartition(ctx, sw, tenant, p, cut, excl, info)
+	}); err != nil {
+		return err
+	}
+	sum, err := sw.Close()
+	info.Digest = hex.EncodeToString(sum[:])
+	return err
+}
+
+func (b *Backups) writePartition(ctx context.Context, sw *snapshot.Writer, tenant string, src Partition, cut Cutoff, excl bool, info *SnapshotInfo) error {
 	after := ""
 	for {
 		es, err := src.List(ctx, after, 500)
@@ -180,7 +218,7 @@ func (b *Backups) write(ctx context.Context, w io.Writer, src Backend, cut Cutof
 		}
 		after = es[len(es)-1].Key
 		for _, e := range es {
-			if e.Err != nil || cut.Expired(e.Meta) || (excl && e.Meta.Class == ClassContent) {
+			if e.Err != nil || e.Meta.Tenant != tenant || cut.Expired(e.Meta) || (excl && e.Meta.Class == ClassContent) {
 				info.Skipped++
 				continue
 			}
@@ -196,7 +234,7 @@ func (b *Backups) write(ctx context.Context, w io.Writer, src Backend, cut Cutof
 				rc.Close()
 				return err
 			}
-			_, n, err := sw.Add(e.Key, rec, rc)
+			_, n, err := sw.Add(qualified(tenant, e.Key), rec, rc)
 			rc.Close()
 			if err != nil {
 				return err
@@ -205,19 +243,24 @@ func (b *Backups) write(ctx context.Context, w io.Writer, src Backend, cut Cutof
 			info.Bytes += n
 		}
 	}
-	sum, err := sw.Close()
-	info.Digest = hex.EncodeToString(sum[:])
-	return err
+	return nil
 }
 
 // List returns the snapshots that are still within their retention,
-// oldest first.
+// oldest first. It is an operator path (see [WithOperator]).
 func (b *Backups) List(ctx context.Context) ([]SnapshotInfo, error) {
+	if _, _, err := operator(ctx); err != nil {
+		return nil, b.t.deny(ctx, "retention.backup.list", "", err)
+	}
+	p, err := b.t.b.Partition(backupTenant)
+	if err != nil {
+		return nil, err
+	}
 	var out []SnapshotInfo
 	cut := b.t.policy.Cutoff(b.t.now())
 	after := SnapshotPrefix
 	for {
-		es, err := b.t.b.List(ctx, after, 500)
+		es, err := p.List(ctx, after, 500)
 		if err != nil {
 			return nil, fmt.Errorf("retention: list snapshots: %w", err)
 		}
@@ -238,12 +281,19 @@ func (b *Backups) List(ctx context.Context) ([]SnapshotInfo, error) {
 
 // Rotate deletes the snapshots past their retention: the deletion and
 // overwrite cycle of the TOMs. It is a [Store.Purge] of the target (with
-// its evidence), followed by a "retention.backup.rotate" event.
+// its evidence), followed by a "retention.backup.rotate" event. It is an
+// operator path (see [WithOperator]).
 func (b *Backups) Rotate(ctx context.Context) (PurgeReport, error) {
-	rep, err := b.t.Purge(ctx, PurgeOptions{})
+	op, reason, err := operator(ctx)
+	if err != nil {
+		return PurgeReport{}, b.t.deny(ctx, "retention.backup.rotate", "", err)
+	}
+	attrs := operatorAttrs(op, reason)
+	bt := backupTenant
+	rep, err := b.t.purge(ctx, PurgeOptions{}, attrs, &bt)
 	ev := audit.Event{Action: "retention.backup.rotate", Outcome: audit.OutcomeAllow, Time: rep.Time,
-		Attributes: []audit.Attr{audit.String("deleted", strconv.Itoa(rep.Deleted)), audit.String("digest", rep.Digest),
-			audit.String("keep", b.keep.String())}}
+		Attributes: append(attrs, audit.String("deleted", strconv.Itoa(rep.Deleted)), audit.String("digest", rep.Digest),
+			audit.String("keep", b.keep.String()))}
 	if err != nil {
 		ev.Outcome, ev.Reason = audit.OutcomeError, err.Error()
 	}
@@ -266,12 +316,18 @@ type VerifyReport struct {
 // restored, the manifest digest and count at the end, and every restored
 // object read back from scratch against the digest recorded at snapshot
 // time. Any difference is [ErrBackupCorrupt]. The test is audited as
-// "retention.backup.verify", with outcome error when it fails.
+// "retention.backup.verify", with outcome error when it fails. Each object
+// is restored into its tenant's partition of scratch. It is an operator
+// path (see [WithOperator]).
 func (b *Backups) RestoreVerify(ctx context.Context, id string, scratch Backend) (VerifyReport, error) {
+	op, reason, err := operator(ctx)
+	if err != nil {
+		return VerifyReport{ID: id}, b.t.deny(ctx, "retention.backup.verify", id, err)
+	}
 	rep, err := b.restoreVerify(ctx, id, scratch)
 	ev := audit.Event{Action: "retention.backup.verify", Resource: id, Outcome: audit.OutcomeAllow,
-		Attributes: []audit.Attr{audit.String("objects", strconv.Itoa(rep.Objects)),
-			audit.String("bytes", strconv.FormatInt(rep.Bytes, 10)), audit.String("digest", rep.Digest)}}
+		Attributes: append(operatorAttrs(op, reason), audit.String("objects", strconv.Itoa(rep.Objects)),
+			audit.String("bytes", strconv.FormatInt(rep.Bytes, 10)), audit.String("digest", rep.Digest))}
 	if err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityCritical
 	}
@@ -283,7 +339,11 @@ func (b *Backups) RestoreVerify(ctx context.Context, id string, scratch Backend)
 
 func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend) (VerifyReport, error) {
 	rep := VerifyReport{ID: id}
-	rc, _, err := b.t.Get(ctx, id)
+	p, err := b.t.b.Partition(backupTenant)
+	if err != nil {
+		return rep, err
+	}
+	rc, _, err := b.t.get(ctx, p, backupTenant, id)
 	if err != nil {
 		return rep, err
 	}
@@ -299,6 +359,7 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 		return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
 	}
 	type restored struct {
+		p   Partition
 		key string
 		sum [32]byte
 	}
@@ -315,13 +376,21 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 		if err != nil {
 			return rep, fmt.Errorf("retention: verify %q: %w: %v", id, ErrBackupCorrupt, err)
 		}
-		if err := scratch.Put(ctx, e.Key, e.Content, m); err != nil {
+		tenant, key, ok := strings.Cut(e.Key, "/")
+		if !ok || tenant != m.Tenant {
+			return rep, fmt.Errorf("retention: verify %q: %w: entry %q does not match its record's tenant", id, ErrBackupCorrupt, e.Key)
+		}
+		sp, err := scratch.Partition(tenant)
+		if err != nil {
+			return rep, fmt.Errorf("retention: verify %q: %w: %w", id, ErrBackupCorrupt, err)
+		}
+		if err := sp.Put(ctx, key, e.Content, m); err != nil {
 			return rep, fmt.Errorf("retention: verify %q: restore %q: %w", id, e.Key, corruptIfCrypto(err))
 		}
-		done = append(done, restored{e.Key, e.Sum})
+		done = append(done, restored{sp, key, e.Sum})
 	}
 	for _, r := range done {
-		got, m, err := scratch.Get(ctx, r.key)
+		got, m, err := r.p.Get(ctx, r.key)
 		if err != nil {
 			return rep, fmt.Errorf("retention: verify %q: read back %q: %w", id, r.key, err)
 		}

@@ -24,6 +24,17 @@ func memBackend(t *testing.T) retention.Backend {
 	return blobstore.New(b)
 }
 
+// backupPart returns the partition of a backup target that keeps the
+// snapshots.
+func backupPart(t *testing.T, target *retention.Store) retention.Partition {
+	t.Helper()
+	p, err := target.Backend().Partition("_backups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 type backupFixture struct {
 	src, dst *retention.Store
 	bk       *retention.Backups
@@ -63,16 +74,16 @@ func TestBackupRotation120Days(t *testing.T) {
 			}
 			start := f.clk.Now()
 			for d := 0; d < 120; d++ {
-				if _, err := f.bk.Snapshot(context.Background(), f.src); err != nil {
+				if _, err := f.bk.Snapshot(opCtx, f.src); err != nil {
 					t.Fatalf("day %d: %v", d, err)
 				}
-				if _, err := f.bk.Rotate(context.Background()); err != nil {
+				if _, err := f.bk.Rotate(opCtx); err != nil {
 					t.Fatalf("day %d: %v", d, err)
 				}
 				f.clk.Advance(day)
 			}
 			f.clk.Advance(-day) // back to the last snapshot's day
-			list, err := f.bk.List(context.Background())
+			list, err := f.bk.List(opCtx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +94,7 @@ func TestBackupRotation120Days(t *testing.T) {
 				t.Fatalf("window %v .. %v", list[0].Created, list[len(list)-1].Created)
 			}
 			// Nothing older lingers in the target's backend either.
-			all, err := f.dst.Backend().List(context.Background(), "", 1000)
+			all, err := backupPart(t, f.dst).List(context.Background(), "", 1000)
 			if err != nil || len(all) != want {
 				t.Fatalf("backend holds %d snapshots (%v)", len(all), err)
 			}
@@ -118,14 +129,14 @@ func TestSnapshotRestoreVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clk.Advance(2 * time.Hour) // "old" is expired and must not be backed up
-	info, err := f.bk.Snapshot(ctx, f.src)
+	info, err := f.bk.Snapshot(opCtx, f.src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Objects != 4 || info.Skipped != 1 {
 		t.Fatalf("snapshot %+v", info)
 	}
-	rc, _, err := f.dst.Backend().Get(ctx, info.ID)
+	rc, _, err := backupPart(t, f.dst).Get(ctx, info.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +146,7 @@ func TestSnapshotRestoreVerify(t *testing.T) {
 		t.Fatal("snapshot stored in the clear")
 	}
 	scratch := memBackend(t)
-	rep, err := f.bk.RestoreVerify(ctx, info.ID, scratch)
+	rep, err := f.bk.RestoreVerify(opCtx, info.ID, scratch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +154,7 @@ func TestSnapshotRestoreVerify(t *testing.T) {
 		t.Fatalf("verify %+v, snapshot %+v", rep, info)
 	}
 	for k, v := range objs {
-		rc, m, err := scratch.Get(ctx, k)
+		rc, m, err := acme(t, scratch).Get(ctx, k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,11 +185,11 @@ func TestRestoreVerifyDetectsCorruption(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	info, err := f.bk.Snapshot(ctx, f.src)
+	info, err := f.bk.Snapshot(opCtx, f.src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, m, err := f.dst.Backend().Get(ctx, info.ID)
+	rc, m, err := backupPart(t, f.dst).Get(ctx, info.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,18 +200,18 @@ func TestRestoreVerifyDetectsCorruption(t *testing.T) {
 	for i := 0; i < len(orig); i += 13 {
 		bad := bytes.Clone(orig)
 		bad[i] ^= 0x20
-		if err := f.dst.Backend().Put(ctx, info.ID, bytes.NewReader(bad), m); err != nil {
+		if err := backupPart(t, f.dst).Put(ctx, info.ID, bytes.NewReader(bad), m); err != nil {
 			t.Fatal(err)
 		}
-		_, err := f.bk.RestoreVerify(ctx, info.ID, memBackend(t))
+		_, err := f.bk.RestoreVerify(opCtx, info.ID, memBackend(t))
 		if !errors.Is(err, retention.ErrBackupCorrupt) {
 			t.Fatalf("flip at %d of %d: RestoreVerify = %v", i, len(orig), err)
 		}
 	}
-	if err := f.dst.Backend().Put(ctx, info.ID, bytes.NewReader(orig[:len(orig)/2]), m); err != nil {
+	if err := backupPart(t, f.dst).Put(ctx, info.ID, bytes.NewReader(orig[:len(orig)/2]), m); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.bk.RestoreVerify(ctx, info.ID, memBackend(t)); !errors.Is(err, retention.ErrBackupCorrupt) {
+	if _, err := f.bk.RestoreVerify(opCtx, info.ID, memBackend(t)); !errors.Is(err, retention.ErrBackupCorrupt) {
 		t.Fatalf("truncated: %v", err)
 	}
 	var ev audit.Event
@@ -214,7 +225,7 @@ func TestRestoreVerifyDetectsCorruption(t *testing.T) {
 	}
 	// An expired snapshot cannot be restored.
 	f.clk.Advance(31 * day)
-	if _, err := f.bk.RestoreVerify(ctx, info.ID, memBackend(t)); !errors.Is(err, retention.ErrExpired) {
+	if _, err := f.bk.RestoreVerify(opCtx, info.ID, memBackend(t)); !errors.Is(err, retention.ErrExpired) {
 		t.Fatalf("expired snapshot: %v", err)
 	}
 }
@@ -242,22 +253,22 @@ func TestBackupExcludesContentUnderZDR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := bk.Snapshot(context.Background(), zdr)
+	info, err := bk.Snapshot(opCtx, zdr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	scratch := memBackend(t)
-	if _, err := bk.RestoreVerify(context.Background(), info.ID, scratch); err != nil {
+	if _, err := bk.RestoreVerify(opCtx, info.ID, scratch); err != nil {
 		t.Fatal(err)
 	}
-	es, _ := scratch.List(context.Background(), "", 10)
+	es, _ := acme(t, scratch).List(context.Background(), "", 10)
 	if len(es) != 1 || es[0].Key != "meta" {
 		t.Fatalf("snapshot under ZDR holds %v", es)
 	}
 	// Explicit exclusion for a source without ZDR.
 	bk2, _ := retention.NewBackups(retention.BackupConfig{Target: dst, ExcludeContent: true, InsecurePlaintextBackups: true})
 	clk.Advance(time.Second)
-	info, err = bk2.Snapshot(context.Background(), plain)
+	info, err = bk2.Snapshot(opCtx, plain)
 	if err != nil || info.Objects != 1 || info.Skipped != 1 {
 		t.Fatalf("ExcludeContent snapshot %+v %v", info, err)
 	}

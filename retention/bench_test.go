@@ -51,6 +51,10 @@ func BenchmarkOverhead(b *testing.B) {
 			setup := func(b *testing.B) (put func(k string) error, get func(k string) error) {
 				be := backends[name](b)
 				if layer == "raw" {
+					be, err := be.Partition("acme")
+					if err != nil {
+						b.Fatal(err)
+					}
 					return func(k string) error { return be.Put(userCtx, k, bytes.NewReader(payload), meta) },
 						func(k string) error {
 							rc, _, err := be.Get(userCtx, k)
@@ -106,18 +110,31 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
-// BenchmarkOverheadPaired runs the raw backend and the wrapper in lockstep
-// (filesystem, in-memory blob, and PostgreSQL when TOMKIT_TEST_POSTGRES_DSN
-// is set), alternating which goes first, and reports the ratio of their
-// median times: on a noisy machine this is steadier than comparing two
-// separate benchmarks. Target: ratio <= 1.1.
+// BenchmarkOverheadPaired runs the backend alone (the tenant's partition,
+// taken once) and the tenant-scoped Store (tenant from the ctx actor,
+// checked, and its partition taken on every call) in lockstep
+// (filesystem, in-memory blob, and PostgreSQL when
+// TOMKIT_TEST_POSTGRES_DSN is set), alternating which goes first, and
+// reports the ratio of their median times: on a noisy machine this is
+// steadier than comparing two separate benchmarks. The tenants/16 cases
+// spread the keys over sixteen tenants, each call acting for the next.
+// Target: ratio <= 1.1.
 func BenchmarkOverheadPaired(b *testing.B) {
 	payload := bytes.Repeat([]byte("x"), 4<<10)
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	meta := retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day), Tenant: "acme", Subject: "alice"}
 	for _, op := range []string{"write", "read"} {
 		for _, name := range []string{"fs", "mem", "pg"} {
-			b.Run(op+"/"+name, func(b *testing.B) {
+			for _, nt := range []int{1, 16} {
+				b.Run(fmt.Sprintf("%s/%s/tenants=%d", op, name, nt), func(b *testing.B) { pairedOverhead(b, op, name, nt, payload, now) })
+			}
+		}
+	}
+}
+
+func pairedOverhead(b *testing.B, op, name string, nt int, payload []byte, now time.Time) {
+	{
+		{
+			{
 				open := func() retention.Backend {
 					if name == "pg" {
 						pool, err := pgxpool.New(context.Background(), testpg.Schema(b))
@@ -142,45 +159,60 @@ func BenchmarkOverheadPaired(b *testing.B) {
 					b.Cleanup(func() { bk.Close() })
 					return blobstore.New(bk)
 				}
-				raw := open()
+				rawBackend := open()
 				s, err := retention.New(open(), retention.Config{Logger: nopLogger{}, Now: func() time.Time { return now }})
 				if err != nil {
 					b.Fatal(err)
+				}
+				// Key i belongs to tenant i % nt: raws[i%nt] is its
+				// partition, ctxs[i%nt] a ctx acting for it.
+				raws := make([]retention.Partition, nt)
+				ctxs := make([]context.Context, nt)
+				metas := make([]retention.Meta, nt)
+				for t := range nt {
+					tenant := fmt.Sprintf("tenant-%02d", t)
+					if raws[t], err = rawBackend.Partition(tenant); err != nil {
+						b.Fatal(err)
+					}
+					ctxs[t] = audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: tenant})
+					metas[t] = retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day), Tenant: tenant, Subject: "alice"}
 				}
 				keys := make([]string, 256)
 				for i := range keys {
 					keys[i] = fmt.Sprintf("k%d", i)
 					if op == "read" {
-						if err := raw.Put(userCtx, keys[i], bytes.NewReader(payload), meta); err != nil {
+						if err := raws[i%nt].Put(ctxs[i%nt], keys[i], bytes.NewReader(payload), metas[i%nt]); err != nil {
 							b.Fatal(err)
 						}
-						if _, err := s.Put(userCtx, keys[i], bytes.NewReader(payload), retention.PutOptions{Class: retention.ClassLog}); err != nil {
+						if _, err := s.Put(ctxs[i%nt], keys[i], bytes.NewReader(payload), retention.PutOptions{Class: retention.ClassLog}); err != nil {
 							b.Fatal(err)
 						}
 					}
 				}
-				rawOp := func(k string) {
+				rawOp := func(i int) {
+					k, raw := keys[i], raws[i%nt]
 					if op == "write" {
-						if err := raw.Put(userCtx, k, bytes.NewReader(payload), meta); err != nil {
+						if err := raw.Put(ctxs[i%nt], k, bytes.NewReader(payload), metas[i%nt]); err != nil {
 							b.Fatal(err)
 						}
 						return
 					}
-					rc, _, err := raw.Get(userCtx, k)
+					rc, _, err := raw.Get(ctxs[i%nt], k)
 					if err != nil {
 						b.Fatal(err)
 					}
 					io.Copy(io.Discard, rc)
 					rc.Close()
 				}
-				storeOp := func(k string) {
+				storeOp := func(i int) {
+					k, ctx := keys[i], ctxs[i%nt]
 					if op == "write" {
-						if _, err := s.Put(userCtx, k, bytes.NewReader(payload), retention.PutOptions{Class: retention.ClassLog}); err != nil {
+						if _, err := s.Put(ctx, k, bytes.NewReader(payload), retention.PutOptions{Class: retention.ClassLog}); err != nil {
 							b.Fatal(err)
 						}
 						return
 					}
-					rc, _, err := s.Get(userCtx, k)
+					rc, _, err := s.Get(ctx, k)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -189,7 +221,7 @@ func BenchmarkOverheadPaired(b *testing.B) {
 				}
 				var dRaw, dStore []time.Duration
 				for i := 0; b.Loop(); i++ {
-					k := keys[i%len(keys)]
+					k := i % len(keys)
 					if i%2 == 0 {
 						t0 := time.Now()
 						rawOp(k)
@@ -212,7 +244,7 @@ func BenchmarkOverheadPaired(b *testing.B) {
 				b.ReportMetric(float64(ms)/float64(mr), "ratio")
 				b.ReportMetric(float64(mr), "raw_ns/op")
 				b.ReportMetric(float64(ms), "store_ns/op")
-			})
+			}
 		}
 	}
 }
@@ -225,17 +257,27 @@ func median(d []time.Duration) time.Duration {
 
 // nullBackend does nothing, so that BenchmarkWrapperCost measures the
 // wrapper's own work.
-type nullBackend struct {
-	retention.Backend
+type nullBackend struct{ p nullPartition }
+
+func (n nullBackend) Partition(string) (retention.Partition, error) { return n.p, nil }
+
+func (n nullBackend) Unpartitioned() retention.Partition { return n.p }
+
+func (n nullBackend) Tenants(context.Context, string, int) ([]string, error) { return nil, nil }
+
+type nullPartition struct {
+	retention.Partition
 	m retention.Meta
 }
 
-func (n nullBackend) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+func (n nullPartition) List(context.Context, string, int) ([]retention.Entry, error) { return nil, nil }
+
+func (n nullPartition) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
 	_, err := io.Copy(io.Discard, r)
 	return err
 }
 
-func (n nullBackend) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
+func (n nullPartition) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
 	return io.NopCloser(strings.NewReader("")), n.m, nil
 }
 
@@ -243,7 +285,7 @@ func (n nullBackend) Get(ctx context.Context, key string) (io.ReadCloser, retent
 // Get, measured over a backend that does nothing.
 func BenchmarkWrapperCost(b *testing.B) {
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	nb := nullBackend{m: retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day)}}
+	nb := nullBackend{nullPartition{m: retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day), Tenant: "acme"}}}
 	s, err := retention.New(nb, retention.Config{Logger: nopLogger{}, Now: func() time.Time { return now }})
 	if err != nil {
 		b.Fatal(err)

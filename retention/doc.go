@@ -12,6 +12,29 @@
 // and overwrite cycles of up to 90 days; content data excluded under
 // zero-data-retention operation".
 //
+// # Tenants
+//
+// Every object belongs to the tenant of the [audit.Actor] in the ctx that
+// wrote it, and lives in that tenant's [Partition] of the [Backend]: a
+// directory per tenant (fsstore), the tenant as the first column of the
+// primary key (pgstore), a key prefix per tenant (blobstore). Two tenants
+// can use the same key without colliding, and no listing of one partition
+// returns another's objects. Get, Stat, Put, Delete, legal holds and
+// overrides act in the caller's partition only: another tenant's object
+// is [ErrNotFound], by the same path and with the same error as a missing
+// one, and the miss is audited as a deny. A ctx without a tenant (no
+// actor, or a subject without a tenant) is [ErrNoTenant] before anything
+// reaches the backend; a name [CheckTenant] refuses is [ErrInvalidTenant].
+//
+// [Store.Purge], [Store.Migrate] and the [Backups] methods cross tenants.
+// They take only the operator path, a ctx from [WithOperator] whose actor
+// has a subject and no tenant ([ErrNotOperator] otherwise), and their
+// audit events name the operator and mark the crossing. A store written
+// before tenant partitioning is refused with [ErrUnpartitioned], which
+// names the fix: [Store.Migrate] (`tomkit retention migrate`) moves each
+// object into the partition of the tenant its record names, never to
+// whoever asks first.
+//
 // # Policy
 //
 // A [Policy] gives each [Class] a maximum age. [DefaultPolicy] follows the
@@ -52,7 +75,8 @@
 //
 // # Purge
 //
-// [Store.Purge] works in small batches in key order: list expired objects,
+// [Store.Purge] works partition by partition, in small batches in key
+// order: list expired objects,
 // then ask the backend to delete them with an atomic re-check, so that an
 // object rewritten or put on hold after it was listed survives (a
 // [BatchPurger] backend such as pgstore does both in one statement). Each batch

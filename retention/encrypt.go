@@ -16,10 +16,6 @@ import (
 // [Encrypted.Erase]: it is unrecoverable, in every copy and backup.
 var ErrErased = kms.ErrKeyDestroyed
 
-// ErrNoTenant reports an object without a tenant written to an
-// [Encrypted] backend: there is no key to encrypt it under.
-var ErrNoTenant = errors.New("retention: object has no tenant to encrypt for")
-
 // EncryptConfig configures an [Encrypted] backend.
 type EncryptConfig struct {
 	// Keyring holds one key per tenant and per data subject. Required.
@@ -54,7 +50,10 @@ type Encrypted struct {
 	envs map[audit.Actor]*envelope.Envelope
 }
 
-var _ Backend = (*Encrypted)(nil)
+var (
+	_ Backend   = (*Encrypted)(nil)
+	_ Partition = (*encPartition)(nil)
+)
 
 // NewEncrypted returns an encrypting backend over b.
 func NewEncrypted(b Backend, cfg EncryptConfig) (*Encrypted, error) {
@@ -71,9 +70,42 @@ func NewEncrypted(b Backend, cfg EncryptConfig) (*Encrypted, error) {
 // from it, so that erasure reaches them as well.
 func (e *Encrypted) Raw() Backend { return e.b }
 
-func scopeOf(m Meta) (audit.Actor, error) {
+// Partition implements [Backend]: the tenant's partition of the wrapped
+// backend, encrypting under the keys of that tenant and its subjects.
+func (e *Encrypted) Partition(tenant string) (Partition, error) {
+	p, err := e.b.Partition(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return &encPartition{e: e, p: p, tenant: tenant}, nil
+}
+
+// Tenants implements [Backend].
+func (e *Encrypted) Tenants(ctx context.Context, after string, limit int) ([]string, error) {
+	return e.b.Tenants(ctx, after, limit)
+}
+
+// Unpartitioned implements [Backend]. Its objects were encrypted under
+// the keys of the tenants their records name, bound to their keys, so
+// [Store.Migrate] moves them as ciphertext.
+func (e *Encrypted) Unpartitioned() Partition {
+	return &encPartition{e: e, p: e.b.Unpartitioned()}
+}
+
+// encPartition is one tenant's partition of an [Encrypted] backend; tenant
+// is empty for the unpartitioned key space.
+type encPartition struct {
+	e      *Encrypted
+	p      Partition
+	tenant string
+}
+
+func (ep *encPartition) scopeOf(m Meta) (audit.Actor, error) {
 	if m.Tenant == "" {
-		return audit.Actor{}, ErrNoTenant
+		return audit.Actor{}, fmt.Errorf("%w in the record to encrypt for", ErrNoTenant)
+	}
+	if ep.tenant != "" && m.Tenant != ep.tenant {
+		return audit.Actor{}, fmt.Errorf("%w: record names tenant %q in the partition of %q", ErrInvalidTenant, m.Tenant, ep.tenant)
 	}
 	return audit.Actor{Tenant: m.Tenant, Subject: m.Subject}, nil
 }
@@ -101,9 +133,10 @@ func encContext(key string, m Meta) envelope.Context {
 	return envelope.Context{"tomkit.retention.key": key, "tenant": m.Tenant, "class": string(m.Class)}
 }
 
-// Put implements [Backend]: the content is encrypted as it streams.
-func (e *Encrypted) Put(ctx context.Context, key string, r io.Reader, m Meta) error {
-	scope, err := scopeOf(m)
+// Put implements [Partition]: the content is encrypted as it streams.
+func (ep *encPartition) Put(ctx context.Context, key string, r io.Reader, m Meta) error {
+	e := ep.e
+	scope, err := ep.scopeOf(m)
 	if err != nil {
 		return fmt.Errorf("retention: put %q: %w", key, err)
 	}
@@ -124,7 +157,7 @@ func (e *Encrypted) Put(ctx context.Context, key string, r io.Reader, m Meta) er
 		}
 		pw.CloseWithError(err)
 	}()
-	err = e.b.Put(ctx, key, pr, m)
+	err = ep.p.Put(ctx, key, pr, m)
 	pr.CloseWithError(errors.New("retention: encrypted put aborted"))
 	<-done // r is not read after Put returns
 	return err
@@ -137,15 +170,16 @@ type decReader struct {
 
 func (d decReader) Close() error { return d.c.Close() }
 
-// Get implements [Backend]. An object whose key was erased fails with
+// Get implements [Partition]. An object whose key was erased fails with
 // [ErrErased]; one that was altered fails, at Get or while reading, with
 // an envelope authentication error. No unauthenticated byte is returned.
-func (e *Encrypted) Get(ctx context.Context, key string) (io.ReadCloser, Meta, error) {
-	rc, m, err := e.b.Get(ctx, key)
+func (ep *encPartition) Get(ctx context.Context, key string) (io.ReadCloser, Meta, error) {
+	e := ep.e
+	rc, m, err := ep.p.Get(ctx, key)
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	scope, err := scopeOf(m)
+	scope, err := ep.scopeOf(m)
 	if err != nil {
 		rc.Close()
 		return nil, Meta{}, fmt.Errorf("retention: get %q: %w", key, err)
@@ -162,38 +196,43 @@ func (e *Encrypted) Get(ctx context.Context, key string) (io.ReadCloser, Meta, e
 	return nil, Meta{}, fmt.Errorf("retention: get %q: %w", key, err)
 }
 
-// Stat implements [Backend].
-func (e *Encrypted) Stat(ctx context.Context, key string) (Meta, error) { return e.b.Stat(ctx, key) }
+// Stat implements [Partition].
+func (ep *encPartition) Stat(ctx context.Context, key string) (Meta, error) {
+	return ep.p.Stat(ctx, key)
+}
 
-// SetMeta implements [Backend]. The class, tenant and subject are bound to
-// the ciphertext and cannot change.
-func (e *Encrypted) SetMeta(ctx context.Context, key string, m Meta) error {
-	old, err := e.b.Stat(ctx, key)
+// SetMeta implements [Partition]. The class, tenant and subject are bound
+// to the ciphertext and cannot change.
+func (ep *encPartition) SetMeta(ctx context.Context, key string, m Meta) error {
+	if _, err := ep.scopeOf(m); err != nil {
+		return fmt.Errorf("retention: set meta %q: %w", key, err)
+	}
+	old, err := ep.p.Stat(ctx, key)
 	if err != nil {
 		return err
 	}
 	if old.Class != m.Class || old.Tenant != m.Tenant || old.Subject != m.Subject {
 		return fmt.Errorf("retention: set meta %q: class, tenant and subject of an encrypted object are fixed", key)
 	}
-	return e.b.SetMeta(ctx, key, m)
+	return ep.p.SetMeta(ctx, key, m)
 }
 
-// Delete implements [Backend].
-func (e *Encrypted) Delete(ctx context.Context, key string) error { return e.b.Delete(ctx, key) }
+// Delete implements [Partition].
+func (ep *encPartition) Delete(ctx context.Context, key string) error { return ep.p.Delete(ctx, key) }
 
-// List implements [Backend].
-func (e *Encrypted) List(ctx context.Context, after string, limit int) ([]Entry, error) {
-	return e.b.List(ctx, after, limit)
+// List implements [Partition].
+func (ep *encPartition) List(ctx context.Context, after string, limit int) ([]Entry, error) {
+	return ep.p.List(ctx, after, limit)
 }
 
-// ListExpired implements [Backend].
-func (e *Encrypted) ListExpired(ctx context.Context, cut Cutoff, after string, limit int) ([]Entry, error) {
-	return e.b.ListExpired(ctx, cut, after, limit)
+// ListExpired implements [Partition].
+func (ep *encPartition) ListExpired(ctx context.Context, cut Cutoff, after string, limit int) ([]Entry, error) {
+	return ep.p.ListExpired(ctx, cut, after, limit)
 }
 
-// DeleteExpired implements [Backend].
-func (e *Encrypted) DeleteExpired(ctx context.Context, cut Cutoff, keys []string) ([]string, error) {
-	return e.b.DeleteExpired(ctx, cut, keys)
+// DeleteExpired implements [Partition].
+func (ep *encPartition) DeleteExpired(ctx context.Context, cut Cutoff, keys []string) ([]string, error) {
+	return ep.p.DeleteExpired(ctx, cut, keys)
 }
 
 // Erase crypto-shreds the data of a data subject (scope with Tenant and
@@ -209,7 +248,7 @@ func (e *Encrypted) DeleteExpired(ctx context.Context, cut Cutoff, keys []string
 // copies of the keyring file.
 func (e *Encrypted) Erase(ctx context.Context, scope audit.Actor) error {
 	if scope.Tenant == "" {
-		return fmt.Errorf("retention: erase: %w", ErrNoTenant)
+		return fmt.Errorf("%w in the erase scope", ErrNoTenant)
 	}
 	scopes := []audit.Actor{scope}
 	if scope.Subject == "" {

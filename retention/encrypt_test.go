@@ -43,6 +43,16 @@ func testEnvelope(t testing.TB, log audit.Logger) *envelope.Envelope {
 	return env
 }
 
+// part returns tenant's partition of b.
+func part(t testing.TB, b retention.Backend, tenant string) retention.Partition {
+	t.Helper()
+	p, err := b.Partition(tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func newEncrypted(t testing.TB, ring *kms.Keyring, log audit.Logger) (*retention.Encrypted, retention.Backend) {
 	t.Helper()
 	raw, err := fsstore.Open(t.TempDir())
@@ -68,9 +78,10 @@ func TestEncryptedConformance(t *testing.T) {
 func TestEncryptedAtRestAndBound(t *testing.T) {
 	var rec audit.Recorder
 	ctx := context.Background()
-	e, raw := newEncrypted(t, testKeyring(t, &rec), &rec)
+	eb, rawb := newEncrypted(t, testKeyring(t, &rec), &rec)
 	secret := strings.Repeat("confidential client file ", 1000)
 	m := storetest.Meta(retention.ClassContent, day)
+	e, raw, eB, rawB := part(t, eb, m.Tenant), part(t, rawb, m.Tenant), part(t, eb, "tenant-b"), part(t, rawb, "tenant-b")
 	if err := e.Put(ctx, "doc", strings.NewReader(secret), m); err != nil {
 		t.Fatal(err)
 	}
@@ -94,17 +105,20 @@ func TestEncryptedAtRestAndBound(t *testing.T) {
 	}
 	m3 := m
 	m3.Tenant = "tenant-b"
-	if err := raw.Put(ctx, "moved", bytes.NewReader(ct), m3); err != nil {
+	if err := rawB.Put(ctx, "doc", bytes.NewReader(ct), m3); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"other", "relabelled", "moved"} {
-		rc, _, err := e.Get(ctx, k)
+	for _, c := range []struct {
+		p retention.Partition
+		k string
+	}{{e, "other"}, {e, "relabelled"}, {eB, "doc"}} {
+		rc, _, err := c.p.Get(ctx, c.k)
 		if err == nil {
 			_, err = io.ReadAll(rc)
 			rc.Close()
 		}
 		if err == nil {
-			t.Fatalf("%s: ciphertext opened outside its context", k)
+			t.Fatalf("%s: ciphertext opened outside its context", c.k)
 		}
 	}
 	if err := e.SetMeta(ctx, "doc", m2); err == nil {
@@ -163,7 +177,7 @@ func TestEraseReachesBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := bk.Snapshot(ctx, s)
+	info, err := bk.Snapshot(opCtx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +187,8 @@ func TestEraseReachesBackups(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := func(st *retention.Store, k string) error {
-		rc, _, err := st.Get(ctx, k)
+		tenant := map[string]string{"a1": "acme", "a2": "acme", "b1": "acme", "c1": "globex"}[k]
+		rc, _, err := st.Get(audit.WithActor(ctx, audit.Actor{Tenant: tenant, Subject: "reader"}), k)
 		if err != nil {
 			return err
 		}
@@ -189,7 +204,7 @@ func TestEraseReachesBackups(t *testing.T) {
 	// The backup taken before the erasure still verifies (it holds the
 	// ciphertext) but alice's objects restored from it are unreadable.
 	scratch := memBackend(t)
-	if _, err := bk.RestoreVerify(ctx, info.ID, scratch); err != nil {
+	if _, err := bk.RestoreVerify(opCtx, info.ID, scratch); err != nil {
 		t.Fatal(err)
 	}
 	restored, _ := retention.NewEncrypted(scratch, retention.EncryptConfig{Keyring: ring, Logger: &rec})
@@ -224,14 +239,28 @@ func TestEraseReachesBackups(t *testing.T) {
 	}
 }
 
-// batchCounter is a backend with a one-step purge that counts its calls.
+// batchCounter is a backend whose partitions have a one-step purge that
+// counts its calls.
 type batchCounter struct {
 	retention.Backend
 	calls int
 }
 
-func (c *batchCounter) PurgeBatch(ctx context.Context, cut retention.Cutoff, after string, limit int, deleted func([]byte)) (retention.PurgedBatch, error) {
-	c.calls++
+func (c *batchCounter) Partition(tenant string) (retention.Partition, error) {
+	p, err := c.Backend.Partition(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return &batchPart{p, c}, nil
+}
+
+type batchPart struct {
+	retention.Partition
+	c *batchCounter
+}
+
+func (c *batchPart) PurgeBatch(ctx context.Context, cut retention.Cutoff, after string, limit int, deleted func([]byte)) (retention.PurgedBatch, error) {
+	c.c.calls++
 	es, err := c.ListExpired(ctx, cut, after, limit)
 	if err != nil || len(es) == 0 {
 		return retention.PurgedBatch{}, err
@@ -280,18 +309,18 @@ func TestEncryptedUsesBatchPurger(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(day)
-	dry, err := s.Purge(context.Background(), retention.PurgeOptions{DryRun: true, BatchSize: 2})
+	dry, err := s.Purge(opCtx, retention.PurgeOptions{DryRun: true, BatchSize: 2})
 	if err != nil || dry.Deleted != 3 || bc.calls != 0 {
 		t.Fatalf("dry run %+v, %v, %d one-step calls", dry, err, bc.calls)
 	}
-	rep, err := s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 2})
+	rep, err := s.Purge(opCtx, retention.PurgeOptions{BatchSize: 2})
 	if err != nil || rep.Deleted != 3 || rep.Digest != dry.Digest {
 		t.Fatalf("purge %+v, %v (dry run %+v)", rep, err, dry)
 	}
 	if bc.calls == 0 {
 		t.Fatal("purge through Encrypted did not use the wrapped backend's PurgeBatch")
 	}
-	if _, err := raw.Stat(context.Background(), "a"); !errors.Is(err, retention.ErrNotFound) {
+	if _, err := part(t, raw, "acme").Stat(context.Background(), "a"); !errors.Is(err, retention.ErrNotFound) {
 		t.Fatalf("purged object still stored: %v", err)
 	}
 	rc, _, err := s.Get(userCtx, "live")

@@ -19,7 +19,9 @@ import (
 
 func ExampleBackups() {
 	var log audit.Recorder
-	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "backup-job", Tenant: "acme"})
+	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"})
+	// Backups cross tenants: the job runs as an operator.
+	ops := retention.WithOperator(audit.WithActor(context.Background(), audit.Actor{Subject: "backup-job"}), "daily backup")
 	now := time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	mem := func() retention.Backend { return blobstore.New(memblob.OpenBucket(nil)) }
@@ -39,13 +41,13 @@ func ExampleBackups() {
 		if day > 0 {
 			now = now.Add(24 * time.Hour)
 		}
-		backups.Snapshot(ctx, src)
-		backups.Rotate(ctx)
+		backups.Snapshot(ops, src)
+		backups.Rotate(ops)
 	}
-	list, _ := backups.List(ctx)
+	list, _ := backups.List(ops)
 	fmt.Println("snapshots kept:", len(list))
 
-	rep, err := backups.RestoreVerify(ctx, list[len(list)-1].ID, mem())
+	rep, err := backups.RestoreVerify(ops, list[len(list)-1].ID, mem())
 	fmt.Println("restore test:", rep.Objects, "object(s),", err)
 	// Output:
 	// snapshots kept: 30

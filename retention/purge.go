@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,21 +56,28 @@ type PurgeReport struct {
 	Skipped int
 	// Batches counts the batches.
 	Batches int
-	// Digest is the hex SHA-256 of the deleted keys, each followed by a
-	// newline, in ascending key order. Two runs that delete the same set
+	// Tenants counts the tenants' partitions purged.
+	Tenants int
+	// Digest is the hex SHA-256 of the deleted keys, each qualified by
+	// its tenant ("tenant/key") and followed by a newline, in ascending
+	// order of tenant, then key. Two runs that delete the same set
 	// have the same digest.
 	Digest string
 }
 
-// Purge deletes every object past its maximum retention, in batches, and
-// records evidence.
+// Purge deletes every object past its maximum retention, in every
+// tenant's partition (and in the unpartitioned key space of a store not
+// yet migrated), in batches, and records evidence. It is the operator
+// path: ctx must come from [WithOperator] with an [audit.Actor] that has a
+// subject and no tenant, else [ErrNotOperator]; the "retention.purge"
+// event names the operator and says that it crossed tenants.
 //
-// Each batch lists up to BatchSize expired objects in key order and asks
-// the backend to delete them with an atomic re-check, so an object that
-// became live again (rewritten) or was put on hold after listing is never
-// deleted, and readers are never blocked. A backend that is a
-// [BatchPurger] (pgstore) does both in one statement per batch; with
-// others the next batch is listed while the current one is deleted.
+// Each batch lists up to BatchSize expired objects of one partition in key
+// order and asks the backend to delete them with an atomic re-check, so an
+// object that became live again (rewritten) or was put on hold after
+// listing is never deleted, and readers are never blocked. A partition
+// that is a [BatchPurger] (pgstore) does both in one statement per batch;
+// with others the next batch is listed while the current one is deleted.
 // A purge that dies part-way leaves every batch it finished done and no
 // half-deleted object behind; running it again finishes the job. Running
 // it twice is harmless.
@@ -82,6 +91,16 @@ type PurgeReport struct {
 // "retention.purge" event carrying the counts, the digest and the time.
 // Content kept in memory under [ZDRMemory] is swept as well.
 func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) {
+	op, reason, err := operator(ctx)
+	if err != nil {
+		return PurgeReport{}, s.deny(ctx, "retention.purge", "", err)
+	}
+	return s.purge(ctx, o, operatorAttrs(op, reason), nil)
+}
+
+// purge runs a purge of one partition (only) or, when only is nil, of
+// every partition and of the unpartitioned key space.
+func (s *Store) purge(ctx context.Context, o PurgeOptions, attrs []audit.Attr, only *string) (PurgeReport, error) {
 	batch := o.BatchSize
 	if batch == 0 {
 		batch = DefaultPurgeBatch
@@ -95,16 +114,34 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 	s.sweepMemory(now)
 
 	all := sha256.New()
-	if bp, ok := batchPurgerOf(s.b); ok && !o.DryRun {
-		if err := s.purgeBatches(ctx, bp, cut, batch, &rep, all); err != nil {
+	one := func(tenant string, p Partition) error {
+		rep.Tenants++
+		if bp, ok := batchPurgerOf(p); ok && !o.DryRun {
+			return s.purgeBatches(ctx, bp, tenant, cut, batch, &rep, all, attrs)
+		}
+		return s.purgeListed(ctx, p, tenant, o.DryRun, cut, batch, &rep, all, attrs)
+	}
+	if only != nil {
+		p, err := s.b.Partition(*only)
+		if err != nil {
+			return rep, s.purgeFailed(ctx, rep, err, attrs)
+		}
+		if err := one(*only, p); err != nil {
 			return rep, err
 		}
-	} else if err := s.purgeListed(ctx, o.DryRun, cut, batch, &rep, all); err != nil {
-		return rep, err
+	} else {
+		if err := one("", s.b.Unpartitioned()); err != nil {
+			return rep, err
+		}
+		rep.Tenants--
+		err := s.eachTenant(ctx, func(t string, p Partition) error { return one(t, p) })
+		if err != nil {
+			return rep, s.purgeFailed(ctx, rep, err, attrs)
+		}
 	}
 	rep.Digest = hex.EncodeToString(all.Sum(nil))
 	rep.Finished = s.now().UTC()
-	ev := rep.event(audit.OutcomeAllow, "")
+	ev := rep.event(audit.OutcomeAllow, "", attrs)
 	if len(rep.Held) > 0 || len(rep.Corrupt) > 0 {
 		ev.Severity = audit.SeverityWarning
 	}
@@ -114,17 +151,47 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeReport, error) 
 	return rep, nil
 }
 
-// batchPurgerOf returns b's [BatchPurger], looking through an [Encrypted]
-// backend: its records are those of the backend it wraps, in the clear,
-// and it deletes nothing of its own, so the wrapped backend's one-step
-// purge serves it unchanged.
-func batchPurgerOf(b Backend) (BatchPurger, bool) {
+// reported marks an error that purgeFailed has already audited, so that
+// it is not audited twice on its way out.
+type reported struct{ error }
+
+func (r reported) Unwrap() error { return r.error }
+
+// eachTenant calls f with every tenant's partition, in name order.
+func (s *Store) eachTenant(ctx context.Context, f func(tenant string, p Partition) error) error {
+	after := ""
 	for {
-		switch v := b.(type) {
+		ts, err := s.b.Tenants(ctx, after, 500)
+		if err != nil {
+			return fmt.Errorf("list tenants: %w", err)
+		}
+		if len(ts) == 0 {
+			return nil
+		}
+		for _, t := range ts {
+			p, err := s.b.Partition(t)
+			if err != nil {
+				return err
+			}
+			if err := f(t, p); err != nil {
+				return err
+			}
+		}
+		after = ts[len(ts)-1]
+	}
+}
+
+// batchPurgerOf returns p's [BatchPurger], looking through a partition of
+// an [Encrypted] backend: its records are those of the partition it
+// wraps, in the clear, and it deletes nothing of its own, so the wrapped
+// partition's one-step purge serves it unchanged.
+func batchPurgerOf(p Partition) (BatchPurger, bool) {
+	for {
+		switch v := p.(type) {
 		case BatchPurger:
 			return v, true
-		case *Encrypted:
-			b = v.b
+		case *encPartition:
+			p = v.p
 		default:
 			return nil, false
 		}
@@ -135,15 +202,17 @@ func batchPurgerOf(b Backend) (BatchPurger, bool) {
 // batch in one step: nothing but the kept entries and two keys per batch
 // is copied into the process, so a purge of millions of rows allocates
 // next to nothing.
-func (s *Store) purgeBatches(ctx context.Context, bp BatchPurger, cut Cutoff, batch int, rep *PurgeReport, all hash.Hash) error {
+func (s *Store) purgeBatches(ctx context.Context, bp BatchPurger, tenant string, cut Cutoff, batch int, rep *PurgeReport, all hash.Hash, attrs []audit.Attr) error {
 	var (
 		after string
 		bd    = sha256.New()
 		bsum  []byte
 		n     int
 	)
+	prefix := []byte(qualified(tenant, ""))
 	deleted := func(k []byte) {
 		n++
+		all.Write(prefix)
 		all.Write(k)
 		all.Write(newline)
 		bd.Write(k)
@@ -151,13 +220,13 @@ func (s *Store) purgeBatches(ctx context.Context, bp BatchPurger, cut Cutoff, ba
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return s.purgeFailed(ctx, *rep, err)
+			return s.purgeFailed(ctx, *rep, err, attrs)
 		}
 		n = 0
 		bd.Reset()
 		pb, err := bp.PurgeBatch(ctx, cut, after, batch, deleted)
 		if err != nil {
-			return s.purgeFailed(ctx, *rep, err)
+			return s.purgeFailed(ctx, *rep, err, attrs)
 		}
 		if pb.Listed == 0 {
 			return nil
@@ -167,7 +236,7 @@ func (s *Store) purgeBatches(ctx context.Context, bp BatchPurger, cut Cutoff, ba
 		rep.Expired += pb.Listed
 		rep.Deleted += n
 		for _, e := range pb.Kept {
-			del, err := s.keep(ctx, cut, e, rep)
+			del, err := s.keep(ctx, tenant, cut, e, rep)
 			if err != nil {
 				return err
 			}
@@ -176,34 +245,34 @@ func (s *Store) purgeBatches(ctx context.Context, bp BatchPurger, cut Cutoff, ba
 			}
 		}
 		bsum = bd.Sum(bsum[:0])
-		if err := s.batchEvent(ctx, rep.Time, false, n, pb.First, pb.Last, bsum); err != nil {
+		if err := s.batchEvent(ctx, tenant, rep.Time, false, n, pb.First, pb.Last, bsum); err != nil {
 			return err
 		}
 	}
 }
 
 // purgeListed runs the purge with ListExpired and DeleteExpired.
-func (s *Store) purgeListed(ctx context.Context, dryRun bool, cut Cutoff, batch int, rep *PurgeReport, all hash.Hash) error {
+func (s *Store) purgeListed(ctx context.Context, p Partition, tenant string, dryRun bool, cut Cutoff, batch int, rep *PurgeReport, all hash.Hash, attrs []audit.Attr) error {
 	// The next batch is listed while the current one is deleted: the
 	// listing does not depend on the deletion (which re-checks anyway),
 	// and overlapping the two round trips nearly doubles the rate.
 	lctx, stopList := context.WithCancel(ctx)
 	defer stopList()
 	batches := make(chan listed, 1)
-	go s.lister(lctx, cut, batch, batches)
+	go lister(lctx, p, cut, batch, batches)
 	for {
 		if err := ctx.Err(); err != nil {
-			return s.purgeFailed(ctx, *rep, err)
+			return s.purgeFailed(ctx, *rep, err, attrs)
 		}
 		var lb listed
 		select {
 		case lb = <-batches:
 		case <-ctx.Done():
-			return s.purgeFailed(ctx, *rep, ctx.Err())
+			return s.purgeFailed(ctx, *rep, ctx.Err(), attrs)
 		}
 		entries, err := lb.entries, lb.err
 		if err != nil {
-			return s.purgeFailed(ctx, *rep, err)
+			return s.purgeFailed(ctx, *rep, err, attrs)
 		}
 		if len(entries) == 0 {
 			return nil
@@ -213,7 +282,7 @@ func (s *Store) purgeListed(ctx context.Context, dryRun bool, cut Cutoff, batch 
 		rep.Expired += len(entries)
 		var cand []string
 		for _, e := range entries {
-			del, err := s.keep(ctx, cut, e, rep)
+			del, err := s.keep(ctx, tenant, cut, e, rep)
 			if err != nil {
 				return err
 			}
@@ -223,19 +292,19 @@ func (s *Store) purgeListed(ctx context.Context, dryRun bool, cut Cutoff, batch 
 		}
 		deleted := cand
 		if !dryRun && len(cand) > 0 {
-			deleted, err = s.b.DeleteExpired(ctx, cut, cand)
+			deleted, err = p.DeleteExpired(ctx, cut, cand)
 			if err != nil {
-				return s.purgeFailed(ctx, *rep, err)
+				return s.purgeFailed(ctx, *rep, err, attrs)
 			}
 		}
 		rep.Skipped += len(cand) - len(deleted)
 		rep.Deleted += len(deleted)
 		bd := sha256.New()
 		for _, k := range deleted {
-			writeKey(all, k)
+			writeKey(all, qualified(tenant, k))
 			writeKey(bd, k)
 		}
-		if err := s.batchEvent(ctx, rep.Time, dryRun, len(deleted), entries[0].Key, after, bd.Sum(nil)); err != nil {
+		if err := s.batchEvent(ctx, tenant, rep.Time, dryRun, len(deleted), entries[0].Key, after, bd.Sum(nil)); err != nil {
 			return err
 		}
 	}
@@ -243,10 +312,10 @@ func (s *Store) purgeListed(ctx context.Context, dryRun bool, cut Cutoff, batch 
 
 // keep reports whether e is deletable; otherwise it records and audits e
 // as corrupt or held.
-func (s *Store) keep(ctx context.Context, cut Cutoff, e Entry, rep *PurgeReport) (bool, error) {
+func (s *Store) keep(ctx context.Context, tenant string, cut Cutoff, e Entry, rep *PurgeReport) (bool, error) {
 	if e.Err != nil {
-		rep.Corrupt = append(rep.Corrupt, e.Key)
-		if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.corrupt", Resource: e.Key, Outcome: audit.OutcomeError,
+		rep.Corrupt = append(rep.Corrupt, qualified(tenant, e.Key))
+		if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.corrupt", Resource: qualified(tenant, e.Key), Outcome: audit.OutcomeError,
 			Severity: audit.SeverityCritical, Reason: e.Err.Error(), Time: rep.Time}); err != nil {
 			return false, fmt.Errorf("retention: purge: audit: %w", err)
 		}
@@ -255,12 +324,12 @@ func (s *Store) keep(ctx context.Context, cut Cutoff, e Entry, rep *PurgeReport)
 	if cut.Deletable(e.Meta) {
 		return true, nil
 	}
-	rep.Held = append(rep.Held, e.Key)
+	rep.Held = append(rep.Held, qualified(tenant, e.Key))
 	why := "legal hold blocks deletion past maximum age"
 	if !e.Meta.LegalHold {
 		why = "minimum-retention lock blocks deletion past maximum age"
 	}
-	if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.held", Resource: e.Key, Outcome: audit.OutcomeDeny,
+	if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.held", Resource: qualified(tenant, e.Key), Outcome: audit.OutcomeDeny,
 		Severity: audit.SeverityWarning, Reason: why, Time: rep.Time,
 		Attributes: []audit.Attr{audit.String("retain_until", e.Meta.RetainUntil.Format(time.RFC3339Nano))}}); err != nil {
 		return false, fmt.Errorf("retention: purge: audit: %w", err)
@@ -268,9 +337,10 @@ func (s *Store) keep(ctx context.Context, cut Cutoff, e Entry, rep *PurgeReport)
 	return false, nil
 }
 
-func (s *Store) batchEvent(ctx context.Context, now time.Time, dryRun bool, deleted int, first, last string, digest []byte) error {
+func (s *Store) batchEvent(ctx context.Context, tenant string, now time.Time, dryRun bool, deleted int, first, last string, digest []byte) error {
 	if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.batch", Outcome: audit.OutcomeAllow, Time: now,
 		Attributes: []audit.Attr{
+			audit.String("tenant", tenant),
 			audit.String("dry_run", strconv.FormatBool(dryRun)),
 			audit.String("deleted", strconv.Itoa(deleted)),
 			audit.String("first", first), audit.String("last", last),
@@ -288,12 +358,12 @@ type listed struct {
 	err     error
 }
 
-// lister sends batches of expired entries in key order, then an empty
-// batch (or an error), and stops.
-func (s *Store) lister(ctx context.Context, cut Cutoff, batch int, out chan<- listed) {
+// lister sends batches of expired entries of p in key order, then an
+// empty batch (or an error), and stops.
+func lister(ctx context.Context, p Partition, cut Cutoff, batch int, out chan<- listed) {
 	after := ""
 	for {
-		es, err := s.b.ListExpired(ctx, cut, after, batch)
+		es, err := p.ListExpired(ctx, cut, after, batch)
 		select {
 		case out <- listed{es, err}:
 		case <-ctx.Done():
@@ -321,18 +391,23 @@ func (s *Store) sweepMemory(now time.Time) {
 	}
 }
 
-func (s *Store) purgeFailed(ctx context.Context, rep PurgeReport, err error) error {
+func (s *Store) purgeFailed(ctx context.Context, rep PurgeReport, err error, attrs []audit.Attr) error {
+	var r reported
+	if errors.As(err, &r) {
+		return err
+	}
 	rep.Finished = s.now().UTC()
 	err = fmt.Errorf("retention: purge: %w", err)
-	if lerr := s.log.Log(context.WithoutCancel(ctx), rep.event(audit.OutcomeError, err.Error())); lerr != nil {
-		return fmt.Errorf("%w (audit: %v)", err, lerr)
+	if lerr := s.log.Log(context.WithoutCancel(ctx), rep.event(audit.OutcomeError, err.Error(), attrs)); lerr != nil {
+		return reported{fmt.Errorf("%w (audit: %v)", err, lerr)}
 	}
-	return err
+	return reported{err}
 }
 
-func (r PurgeReport) event(out audit.Outcome, reason string) audit.Event {
+func (r PurgeReport) event(out audit.Outcome, reason string, attrs []audit.Attr) audit.Event {
 	return audit.Event{Action: "retention.purge", Outcome: out, Reason: reason, Time: r.Time,
-		Attributes: []audit.Attr{
+		Attributes: append(slices.Clip(attrs),
+			audit.String("tenants", strconv.Itoa(r.Tenants)),
 			audit.String("dry_run", strconv.FormatBool(r.DryRun)),
 			audit.String("expired", strconv.Itoa(r.Expired)),
 			audit.String("deleted", strconv.Itoa(r.Deleted)),
@@ -342,5 +417,5 @@ func (r PurgeReport) event(out audit.Outcome, reason string) audit.Event {
 			audit.String("batches", strconv.Itoa(r.Batches)),
 			audit.String("digest", r.Digest),
 			audit.String("finished", r.Finished.Format(time.RFC3339Nano)),
-		}}
+		)}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
@@ -61,7 +62,9 @@ type Config struct {
 	AllowOverride func(ctx context.Context, a audit.Actor) bool
 }
 
-// Store enforces a retention [Policy] over a [Backend]. It is safe for
+// Store enforces a retention [Policy] over a [Backend], and keeps tenants
+// apart: every object belongs to the tenant of the [audit.Actor] in the ctx
+// that wrote it, and lives in that tenant's [Partition]. It is safe for
 // concurrent use.
 type Store struct {
 	b      Backend
@@ -72,9 +75,18 @@ type Store struct {
 	ttl    time.Duration
 	allow  func(context.Context, audit.Actor) bool
 
+	// partitioned is set once the backend's unpartitioned key space has
+	// been seen empty.
+	partitioned atomic.Bool
+	// parts caches the Partition of each tenant seen (a Partition is a
+	// stateless view; Backend.Partition does no I/O).
+	parts sync.Map
+
 	mu  sync.Mutex
-	mem map[string]memObject
+	mem map[memKey]memObject
 }
+
+type memKey struct{ tenant, key string }
 
 type memObject struct {
 	data []byte
@@ -114,11 +126,53 @@ func New(b Backend, cfg Config) (*Store, error) {
 }
 
 // Backend returns the backend s wraps. Writing to it directly bypasses
-// every rule; it is there for backups and restore tests.
+// every rule, tenant isolation included; it is there for backups and
+// restore tests.
 func (s *Store) Backend() Backend { return s.b }
 
 // Policy returns the policy s enforces.
 func (s *Store) Policy() Policy { return s.policy }
+
+// partition returns the partition of the tenant in ctx. A ctx without a
+// tenant is [ErrNoTenant], a malformed or reserved tenant
+// [ErrInvalidTenant], a store not yet migrated [ErrUnpartitioned]; each
+// refusal is audited and nothing reaches the backend.
+func (s *Store) partition(ctx context.Context, action, key string) (Partition, string, error) {
+	tenant := audit.ActorFrom(ctx).Tenant
+	if err := checkActorTenant(tenant); err != nil {
+		return nil, "", s.deny(ctx, action, key, err)
+	}
+	if err := s.checkPartitioned(ctx); err != nil {
+		return nil, "", s.deny(ctx, action, key, err)
+	}
+	if p, ok := s.parts.Load(tenant); ok {
+		return p.(Partition), tenant, nil
+	}
+	p, err := s.b.Partition(tenant)
+	if err != nil {
+		return nil, "", s.deny(ctx, action, key, err)
+	}
+	s.parts.Store(tenant, p)
+	return p, tenant, nil
+}
+
+// checkPartitioned returns [ErrUnpartitioned] while the backend holds
+// objects from before tenant partitioning. Once it is seen empty, the
+// answer is kept.
+func (s *Store) checkPartitioned(ctx context.Context) error {
+	if s.partitioned.Load() {
+		return nil
+	}
+	es, err := s.b.Unpartitioned().List(ctx, "", 1)
+	if err != nil {
+		return fmt.Errorf("retention: check for unpartitioned objects: %w", err)
+	}
+	if len(es) > 0 {
+		return ErrUnpartitioned
+	}
+	s.partitioned.Store(true)
+	return nil
+}
 
 // PutOptions says how an object is to be retained.
 type PutOptions struct {
@@ -141,7 +195,8 @@ type overrideKey struct{}
 // WithOverride returns a copy of ctx that requests a privileged override
 // for the reason given. The override takes effect only when
 // [Config.AllowOverride] grants it to the actor in ctx, and every use is
-// audited with the reason at warning severity.
+// audited with the reason at warning severity. An override acts within
+// the actor's own tenant only.
 func WithOverride(ctx context.Context, reason string) context.Context {
 	return context.WithValue(ctx, overrideKey{}, reason)
 }
@@ -154,7 +209,7 @@ func (s *Store) overrideGranted(ctx context.Context) (string, bool) {
 	return reason, s.allow(ctx, audit.ActorFrom(ctx))
 }
 
-func (s *Store) stamp(ctx context.Context, o PutOptions) (Meta, error) {
+func (s *Store) stamp(o PutOptions, owner audit.Actor) (Meta, error) {
 	max, err := s.policy.MaxAgeOf(o.Class)
 	if err != nil {
 		return Meta{}, err
@@ -179,24 +234,34 @@ func (s *Store) stamp(ctx context.Context, o PutOptions) (Meta, error) {
 		return Meta{}, fmt.Errorf("%w: %q", ErrUnknownMode, o.Mode)
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	a := audit.ActorFrom(ctx)
 	m := Meta{Class: o.Class, Created: now, RetainUntil: now.Add(retain), Mode: o.Mode,
-		LegalHold: o.LegalHold, Tenant: a.Tenant, Subject: a.Subject}
+		LegalHold: o.LegalHold, Tenant: owner.Tenant, Subject: owner.Subject}
 	if o.LockFor > 0 {
 		m.LockUntil = now.Add(o.LockFor)
 	}
 	return m, m.Validate()
 }
 
-// Put stores the content read from r under key, stamped with its class and
-// retain-until. Under zero data retention, content-class objects are
-// refused ([ZDRRefuse]) or kept in memory only ([ZDRMemory]). A refused
-// write is audited as "retention.put" with outcome deny.
+// Put stores the content read from r under key in the partition of the
+// tenant in ctx, stamped with its class, retain-until and owner. Another
+// tenant's object under the same key is a different object and is left
+// alone. Under zero data retention, content-class objects are refused
+// ([ZDRRefuse]) or kept in memory only ([ZDRMemory]). A refused write is
+// audited as "retention.put" with outcome deny.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, o PutOptions) (Meta, error) {
+	p, tenant, err := s.partition(ctx, "retention.put", key)
+	if err != nil {
+		return Meta{}, err
+	}
+	a := audit.ActorFrom(ctx)
+	return s.put(ctx, p, key, r, o, audit.Actor{Tenant: tenant, Subject: a.Subject})
+}
+
+func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o PutOptions, owner audit.Actor) (Meta, error) {
 	if err := CheckKey(key); err != nil {
 		return Meta{}, err
 	}
-	m, err := s.stamp(ctx, o)
+	m, err := s.stamp(o, owner)
 	if err == nil && o.Class == ClassContent && s.zdr != ZDROff {
 		err = ErrZeroRetention
 		if s.zdr == ZDRMemory && !o.LegalHold && o.LockFor == 0 {
@@ -206,6 +271,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, o PutOptions) 
 	if err != nil {
 		return Meta{}, s.deny(ctx, "retention.put", key, err)
 	}
+	mk := memKey{owner.Tenant, key}
 	if o.Class == ClassContent && s.zdr == ZDRMemory {
 		if ttl := s.ttl; m.RetainUntil.Sub(m.Created) > ttl {
 			m.RetainUntil = m.Created.Add(ttl)
@@ -216,47 +282,69 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, o PutOptions) 
 		}
 		s.mu.Lock()
 		if s.mem == nil {
-			s.mem = make(map[string]memObject)
+			s.mem = make(map[memKey]memObject)
 		}
-		s.mem[key] = memObject{data: data, meta: m}
+		s.mem[mk] = memObject{data: data, meta: m}
 		s.mu.Unlock()
 		return m, nil
 	}
-	if err := s.b.Put(ctx, key, r, m); err != nil {
+	if err := p.Put(ctx, key, r, m); err != nil {
 		return Meta{}, fmt.Errorf("retention: put %q: %w", key, err)
 	}
-	s.mu.Lock()
-	delete(s.mem, key) // the newer object wins
-	s.mu.Unlock()
+	if s.zdr == ZDRMemory {
+		s.mu.Lock()
+		delete(s.mem, mk) // the newer object wins
+		s.mu.Unlock()
+	}
 	return m, nil
 }
 
-func (s *Store) memGet(key string, now time.Time) (memObject, bool) {
+func (s *Store) memGet(k memKey, now time.Time) (memObject, bool) {
+	if s.zdr != ZDRMemory {
+		return memObject{}, false // only ZDRMemory keeps content in memory
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, ok := s.mem[key]
+	o, ok := s.mem[k]
 	if ok && !o.meta.RetainUntil.After(now) {
-		delete(s.mem, key)
+		delete(s.mem, k)
 		return memObject{}, false
 	}
 	return o, ok
 }
 
-// Get returns the object under key and its record. An object past its
-// retain-until, or older than its class's current maximum age, is
-// [ErrExpired] even when no purge has removed it yet, and the attempt is
-// audited. The one exception is an expired object kept by a legal hold,
-// which a granted override (see [WithOverride]) may read; that read is
-// audited at warning severity.
+// Get returns the object under key in the partition of the tenant in ctx,
+// and its record. An object of another tenant is [ErrNotFound], exactly as
+// a missing one (same error, same path), and every miss is audited as
+// "retention.read" with outcome deny. An object past its retain-until, or
+// older than its class's current maximum age, is [ErrExpired] even when
+// no purge has removed it yet, and the attempt is audited. The one
+// exception is an expired object kept by a legal hold, which a granted
+// override (see [WithOverride]) may read; that read is audited at warning
+// severity.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, Meta, error) {
+	p, tenant, err := s.partition(ctx, "retention.read", key)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	return s.get(ctx, p, tenant, key)
+}
+
+func (s *Store) get(ctx context.Context, p Partition, tenant, key string) (io.ReadCloser, Meta, error) {
 	if err := CheckKey(key); err != nil {
 		return nil, Meta{}, err
 	}
 	now := s.now()
-	if o, ok := s.memGet(key, now); ok {
+	if o, ok := s.memGet(memKey{tenant, key}, now); ok {
 		return io.NopCloser(bytes.NewReader(o.data)), o.meta, nil
 	}
-	rc, m, err := s.b.Get(ctx, key)
+	rc, m, err := p.Get(ctx, key)
+	if err == nil {
+		err = owned(key, tenant, m)
+		if err != nil {
+			rc.Close()
+		}
+	}
 	if err != nil {
 		return nil, Meta{}, s.backendErr(ctx, key, fmt.Errorf("retention: get %q: %w", key, err))
 	}
@@ -267,17 +355,34 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, Meta, error
 	return rc, m, nil
 }
 
-// Stat returns the record of the object under key, with the same expiry
-// rules as [Store.Get].
+// owned returns [ErrCorruptMeta] when a partition returns a record
+// naming another tenant: it fails closed rather than hand out another
+// tenant's object.
+func owned(key, tenant string, m Meta) error {
+	if m.Tenant != tenant {
+		return fmt.Errorf("%w: object %q in the partition of tenant %q records tenant %q", ErrCorruptMeta, key, tenant, m.Tenant)
+	}
+	return nil
+}
+
+// Stat returns the record of the object under key in the partition of
+// the tenant in ctx, with the same rules as [Store.Get].
 func (s *Store) Stat(ctx context.Context, key string) (Meta, error) {
+	p, tenant, err := s.partition(ctx, "retention.read", key)
+	if err != nil {
+		return Meta{}, err
+	}
 	if err := CheckKey(key); err != nil {
 		return Meta{}, err
 	}
 	now := s.now()
-	if o, ok := s.memGet(key, now); ok {
+	if o, ok := s.memGet(memKey{tenant, key}, now); ok {
 		return o.meta, nil
 	}
-	m, err := s.b.Stat(ctx, key)
+	m, err := p.Stat(ctx, key)
+	if err == nil {
+		err = owned(key, tenant, m)
+	}
 	if err != nil {
 		return Meta{}, s.backendErr(ctx, key, fmt.Errorf("retention: stat %q: %w", key, err))
 	}
@@ -304,7 +409,8 @@ func (s *Store) readable(ctx context.Context, key string, m Meta, now time.Time)
 	return s.deny(ctx, "retention.read", key, fmt.Errorf("%w: %q retain-until %s", ErrExpired, key, m.RetainUntil.Format(time.RFC3339)))
 }
 
-// Delete removes the object under key, applying the hold rules:
+// Delete removes the object under key in the partition of the tenant in
+// ctx (another tenant's object is [ErrNotFound]), applying the hold rules:
 //   - an object under legal hold is never deleted ([ErrLegalHold]);
 //   - before its lock ends, an object in compliance mode is never deleted
 //     ([ErrLocked]), and one in governance mode only with a granted
@@ -313,16 +419,23 @@ func (s *Store) readable(ctx context.Context, key string, m Meta, now time.Time)
 //
 // Every delete and every refusal is audited as "retention.delete".
 func (s *Store) Delete(ctx context.Context, key string) error {
+	p, tenant, err := s.partition(ctx, "retention.delete", key)
+	if err != nil {
+		return err
+	}
 	if err := CheckKey(key); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	_, inMem := s.mem[key]
-	delete(s.mem, key)
+	_, inMem := s.mem[memKey{tenant, key}]
+	delete(s.mem, memKey{tenant, key})
 	s.mu.Unlock()
-	m, err := s.b.Stat(ctx, key)
+	m, err := p.Stat(ctx, key)
 	if errors.Is(err, ErrNotFound) && inMem {
 		return s.logErr(ctx, audit.Event{Action: "retention.delete", Resource: key, Outcome: audit.OutcomeAllow})
+	}
+	if err == nil {
+		err = owned(key, tenant, m)
 	}
 	if err != nil {
 		return s.deny(ctx, "retention.delete", key, fmt.Errorf("retention: delete %q: %w", key, err))
@@ -344,22 +457,30 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.log.Log(ctx, ev); err != nil {
 		return fmt.Errorf("retention: delete %q: audit: %w", key, err)
 	}
-	if err := s.b.Delete(ctx, key); err != nil {
+	if err := p.Delete(ctx, key); err != nil {
 		return fmt.Errorf("retention: delete %q: %w", key, err)
 	}
 	return nil
 }
 
 // SetLegalHold places (on) or lifts (off) a legal hold on the object under
-// key. Placing a hold is always allowed; lifting one needs a granted
-// override ([WithOverride]), else [ErrOverrideDenied]. Both are audited as
-// "retention.hold". A hold placed on an expired object keeps it from the
-// purge; it stays unreadable except through an override.
+// key in the partition of the tenant in ctx (another tenant's object is
+// [ErrNotFound]). Placing a hold is always allowed; lifting one needs a
+// granted override ([WithOverride]), else [ErrOverrideDenied]. Both are
+// audited as "retention.hold". A hold placed on an expired object keeps
+// it from the purge; it stays unreadable except through an override.
 func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
+	p, tenant, err := s.partition(ctx, "retention.hold", key)
+	if err != nil {
+		return err
+	}
 	if err := CheckKey(key); err != nil {
 		return err
 	}
-	m, err := s.b.Stat(ctx, key)
+	m, err := p.Stat(ctx, key)
+	if err == nil {
+		err = owned(key, tenant, m)
+	}
 	if err != nil {
 		return s.deny(ctx, "retention.hold", key, fmt.Errorf("retention: hold %q: %w", key, err))
 	}
@@ -376,7 +497,7 @@ func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
 	if err := s.log.Log(ctx, ev); err != nil {
 		return fmt.Errorf("retention: hold %q: audit: %w", key, err)
 	}
-	if err := s.b.SetMeta(ctx, key, m); err != nil {
+	if err := p.SetMeta(ctx, key, m); err != nil {
 		return fmt.Errorf("retention: hold %q: %w", key, err)
 	}
 	return nil
@@ -397,9 +518,10 @@ func (s *Store) deny(ctx context.Context, action, key string, err error) error {
 }
 
 // backendErr audits a corrupt record met on a read (the object is
-// unreadable from then on) and returns err.
+// unreadable from then on) and a miss (which is how another tenant's
+// object looks), and returns err.
 func (s *Store) backendErr(ctx context.Context, key string, err error) error {
-	if errors.Is(err, ErrCorruptMeta) {
+	if errors.Is(err, ErrCorruptMeta) || errors.Is(err, ErrNotFound) {
 		return s.deny(ctx, "retention.read", key, err)
 	}
 	return err
@@ -407,7 +529,8 @@ func (s *Store) backendErr(ctx context.Context, key string, err error) error {
 
 func isPolicyErr(err error) bool {
 	for _, e := range []error{ErrUnknownClass, ErrRetentionTooLong, ErrInvalidDuration, ErrExpired, ErrLocked,
-		ErrLegalHold, ErrOverrideDenied, ErrZeroRetention, ErrNotFound, ErrUnknownMode, ErrInvalidKey} {
+		ErrLegalHold, ErrOverrideDenied, ErrZeroRetention, ErrNotFound, ErrUnknownMode, ErrInvalidKey,
+		ErrNoTenant, ErrInvalidTenant, ErrNotOperator} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -66,6 +66,20 @@ func newFixture(t *testing.T, mod func(*retention.Config)) fixture {
 }
 
 var userCtx = audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"})
+
+// opCtx takes the operator path (purge, backups) across tenants.
+var opCtx = retention.WithOperator(audit.WithActor(context.Background(), audit.Actor{Subject: "ops"}), "test")
+
+// acme returns the partition of tenant acme, userCtx's tenant.
+func acme(t testing.TB, b retention.Backend) retention.Partition {
+	t.Helper()
+	p, err := b.Partition("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 var dpoCtx = audit.WithActor(context.Background(), audit.Actor{Subject: "dpo", Tenant: "acme"})
 
 func (f fixture) put(t *testing.T, key, data string, o retention.PutOptions) retention.Meta {
@@ -169,7 +183,7 @@ func TestPutValidation(t *testing.T) {
 				t.Fatalf("Put = %v, want %v", err, tt.want)
 			}
 			if tt.key == "k" {
-				if _, err := f.b.Stat(context.Background(), "k"); !errors.Is(err, retention.ErrNotFound) {
+				if _, err := acme(t, f.b).Stat(context.Background(), "k"); !errors.Is(err, retention.ErrNotFound) {
 					t.Fatalf("refused Put stored something: %v", err)
 				}
 			}
@@ -205,7 +219,7 @@ func TestStampAndExpireOnRead(t *testing.T) {
 	if _, err := f.s.Stat(userCtx, "doc"); !errors.Is(err, retention.ErrExpired) {
 		t.Fatalf("stat expired = %v, want ErrExpired", err)
 	}
-	if _, err := f.b.Stat(context.Background(), "doc"); err != nil {
+	if _, err := acme(t, f.b).Stat(context.Background(), "doc"); err != nil {
 		t.Fatalf("object should still be in the backend before purge: %v", err)
 	}
 	if e := f.lastEvent(t, "retention.read"); e.Outcome != audit.OutcomeDeny || e.Resource != "doc" {
@@ -230,7 +244,7 @@ func TestTightenedPolicyExpiresOldObjects(t *testing.T) {
 	if _, err := s2.Stat(userCtx, "m"); !errors.Is(err, retention.ErrExpired) {
 		t.Fatalf("object older than tightened max age: %v", err)
 	}
-	rep, err := s2.Purge(context.Background(), retention.PurgeOptions{})
+	rep, err := s2.Purge(opCtx, retention.PurgeOptions{})
 	if err != nil || rep.Deleted != 1 {
 		t.Fatalf("purge under tightened policy: %+v, %v", rep, err)
 	}
@@ -287,7 +301,7 @@ func TestDeleteRules(t *testing.T) {
 					if st.ctx == over && (e.Severity != audit.SeverityWarning || !strings.Contains(e.Reason, "ticket 42") || e.Actor.Subject != "dpo") {
 						t.Fatalf("override not audited loudly: %+v", e)
 					}
-					if _, err := f.b.Stat(context.Background(), "k"); !errors.Is(err, retention.ErrNotFound) {
+					if _, err := acme(t, f.b).Stat(context.Background(), "k"); !errors.Is(err, retention.ErrNotFound) {
 						t.Fatalf("object survived delete: %v", err)
 					}
 				}
@@ -309,14 +323,14 @@ func TestLegalHoldLifecycle(t *testing.T) {
 	f.clk.Advance(2 * day)
 	// The hold wins over the maximum age: the purge keeps it, audits it
 	// and reports it.
-	rep, err := f.s.Purge(context.Background(), retention.PurgeOptions{})
+	rep, err := f.s.Purge(opCtx, retention.PurgeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Deleted != 0 || len(rep.Held) != 1 || rep.Held[0] != "k" {
+	if rep.Deleted != 0 || len(rep.Held) != 1 || rep.Held[0] != "acme/k" {
 		t.Fatalf("purge report %+v", rep)
 	}
-	if e := f.lastEvent(t, "retention.purge.held"); e.Resource != "k" || e.Severity != audit.SeverityWarning {
+	if e := f.lastEvent(t, "retention.purge.held"); e.Resource != "acme/k" || e.Severity != audit.SeverityWarning {
 		t.Fatalf("held event %+v", e)
 	}
 	if e := f.lastEvent(t, "retention.purge"); attr(e, "held") != "1" || e.Severity != audit.SeverityWarning {
@@ -341,7 +355,7 @@ func TestLegalHoldLifecycle(t *testing.T) {
 	if err := f.s.SetLegalHold(retention.WithOverride(dpoCtx, "case closed"), "k", false); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = f.s.Purge(context.Background(), retention.PurgeOptions{})
+	rep, err = f.s.Purge(opCtx, retention.PurgeOptions{})
 	if err != nil || rep.Deleted != 1 || len(rep.Held) != 0 {
 		t.Fatalf("purge after lift: %+v, %v", rep, err)
 	}
@@ -358,17 +372,17 @@ func TestPurgeEvidence(t *testing.T) {
 	f.put(t, "live", "x", retention.PutOptions{Class: retention.ClassLog, RetainFor: 3 * day})
 	f.put(t, "locked", "x", retention.PutOptions{Class: retention.ClassLog, RetainFor: day, LockFor: day, Mode: retention.LockCompliance})
 	f.clk.Advance(day)
-	dry, err := f.s.Purge(context.Background(), retention.PurgeOptions{DryRun: true, BatchSize: 2})
+	dry, err := f.s.Purge(opCtx, retention.PurgeOptions{DryRun: true, BatchSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if dry.Deleted != 6 || dry.Expired != 6 || dry.Batches != 3 {
 		t.Fatalf("dry run %+v", dry)
 	}
-	if _, err := f.b.Stat(context.Background(), "a"); err != nil {
+	if _, err := acme(t, f.b).Stat(context.Background(), "a"); err != nil {
 		t.Fatalf("dry run deleted: %v", err)
 	}
-	rep, err := f.s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 2})
+	rep, err := f.s.Purge(opCtx, retention.PurgeOptions{BatchSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,11 +397,11 @@ func TestPurgeEvidence(t *testing.T) {
 		t.Fatalf("live object: %q %v", got, err)
 	}
 	// Idempotent: a second run deletes nothing.
-	again, err := f.s.Purge(context.Background(), retention.PurgeOptions{})
+	again, err := f.s.Purge(opCtx, retention.PurgeOptions{})
 	if err != nil || again.Deleted != 0 {
 		t.Fatalf("second purge %+v %v", again, err)
 	}
-	if _, err := f.s.Purge(context.Background(), retention.PurgeOptions{BatchSize: -1}); err == nil {
+	if _, err := f.s.Purge(opCtx, retention.PurgeOptions{BatchSize: -1}); err == nil {
 		t.Fatal("negative batch accepted")
 	}
 }
@@ -395,7 +409,7 @@ func TestPurgeEvidence(t *testing.T) {
 func TestPurgeFailureAudited(t *testing.T) {
 	f := newFixture(t, nil)
 	f.put(t, "a", "x", retention.PutOptions{Class: retention.ClassLog, RetainFor: day})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(opCtx)
 	cancel()
 	if _, err := f.s.Purge(ctx, retention.PurgeOptions{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled purge = %v", err)
@@ -411,7 +425,7 @@ func TestZeroDataRetention(t *testing.T) {
 		if _, err := f.s.Put(userCtx, "c", strings.NewReader("secret"), retention.PutOptions{Class: retention.ClassContent}); !errors.Is(err, retention.ErrZeroRetention) {
 			t.Fatalf("content under ZDR = %v", err)
 		}
-		if _, err := f.b.Stat(context.Background(), "c"); !errors.Is(err, retention.ErrNotFound) {
+		if _, err := acme(t, f.b).Stat(context.Background(), "c"); !errors.Is(err, retention.ErrNotFound) {
 			t.Fatalf("content reached the backend: %v", err)
 		}
 		if e := f.lastEvent(t, "retention.put"); e.Outcome != audit.OutcomeDeny {
@@ -425,7 +439,7 @@ func TestZeroDataRetention(t *testing.T) {
 		if got := m.RetainUntil.Sub(m.Created); got != time.Hour {
 			t.Fatalf("memory TTL %v", got)
 		}
-		if _, err := f.b.Stat(context.Background(), "c"); !errors.Is(err, retention.ErrNotFound) {
+		if _, err := acme(t, f.b).Stat(context.Background(), "c"); !errors.Is(err, retention.ErrNotFound) {
 			t.Fatalf("content reached the backend: %v", err)
 		}
 		if got, err := f.read("c"); err != nil || got != "secret" {
@@ -461,7 +475,7 @@ func TestConcurrentUse(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := f.s.Purge(context.Background(), retention.PurgeOptions{}); err != nil {
+				if _, err := f.s.Purge(opCtx, retention.PurgeOptions{}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -483,7 +497,7 @@ func TestPurgeReportsCorruptRecords(t *testing.T) {
 		}
 	}
 	// Corrupt b's record on disk (the file is named after the hex key).
-	path := filepath.Join(dir, "objects", "62", "62.obj")
+	path := filepath.Join(dir, "tenants", "acme", "62", "62.obj")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -499,16 +513,16 @@ func TestPurgeReportsCorruptRecords(t *testing.T) {
 		t.Fatalf("corrupt read audited as %+v", e)
 	}
 	clk.Advance(day)
-	rep, err := s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 1})
+	rep, err := s.Purge(opCtx, retention.PurgeOptions{BatchSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Deleted != 2 || len(rep.Corrupt) != 1 || rep.Corrupt[0] != "b" {
+	if rep.Deleted != 2 || len(rep.Corrupt) != 1 || rep.Corrupt[0] != "acme/b" {
 		t.Fatalf("purge with a corrupt record: %+v", rep)
 	}
 	var crit bool
 	for _, e := range rec.Events() {
-		if e.Action == "retention.purge.corrupt" && e.Resource == "b" && e.Severity == audit.SeverityCritical {
+		if e.Action == "retention.purge.corrupt" && e.Resource == "acme/b" && e.Severity == audit.SeverityCritical {
 			crit = true
 		}
 	}

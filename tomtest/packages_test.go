@@ -64,6 +64,12 @@ func TestKitAgainstTLSConfig(t *testing.T) {
 	tomtest.Require(t, tomtest.TLS13Only(srv.URL, testRoots(t)), tomtest.HSTS(srv.URL, testRoots(t)))
 }
 
+// asAcme returns ctx acting for tenant acme: the retention store keeps
+// objects per tenant.
+func asAcme(ctx context.Context) context.Context {
+	return audit.WithActor(ctx, audit.Actor{Subject: "alice", Tenant: "acme"})
+}
+
 func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 	ctx := t.Context()
 	var rec audit.Recorder
@@ -99,7 +105,7 @@ func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 			return err
 		}
 		n++
-		_, err = st.Put(ctx, "doc"+strings.Repeat("x", n), bytes.NewReader(ct), retention.PutOptions{Class: retention.ClassContent})
+		_, err = st.Put(asAcme(ctx), "doc"+strings.Repeat("x", n), bytes.NewReader(ct), retention.PutOptions{Class: retention.ClassContent})
 		return err
 	}
 	probe := func(ctx context.Context, age time.Duration) (bool, error) {
@@ -109,14 +115,19 @@ func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 			return false, err
 		}
 		key := "probe-" + age.String()
-		if _, err := s.Put(ctx, key, strings.NewReader("p"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
+		if _, err := s.Put(asAcme(ctx), key, strings.NewReader("p"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
 			return false, err
 		}
 		now = now.Add(age)
-		if _, err := s.Purge(ctx, retention.PurgeOptions{}); err != nil {
+		op := retention.WithOperator(audit.WithActor(ctx, audit.Actor{Subject: "ops"}), "retention window probe")
+		if _, err := s.Purge(op, retention.PurgeOptions{}); err != nil {
 			return false, err
 		}
-		_, err = be.Stat(ctx, key)
+		p, err := be.Partition("acme")
+		if err != nil {
+			return false, err
+		}
+		_, err = p.Stat(ctx, key)
 		return err == nil, nil
 	}
 	tomtest.Require(t,
@@ -126,7 +137,7 @@ func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 	// The same store without the envelope keeps plaintext, and the kit
 	// says so.
 	plain := func(ctx context.Context, b []byte) error {
-		_, err := st.Put(ctx, "plain", bytes.NewReader(b), retention.PutOptions{Class: retention.ClassContent})
+		_, err := st.Put(asAcme(ctx), "plain", bytes.NewReader(b), retention.PutOptions{Class: retention.ClassContent})
 		return err
 	}
 	if r := tomtest.Run(ctx, tomtest.EncryptedAtRest(plain, os.DirFS(dir)))[0]; r.Status != tomtest.StatusFail {

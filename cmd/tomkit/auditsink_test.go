@@ -181,14 +181,15 @@ func TestCryptAuditFileLog(t *testing.T) {
 
 func TestRetentionPurgeAuditFileLog(t *testing.T) {
 	store := t.TempDir()
-	b, err := fsstore.Open(store)
+	fb, err := fsstore.Open(store)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := acmePart(t, fb)
 	ctx := context.Background()
 	old := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Microsecond)
 	for k, until := range map[string]time.Duration{"gone": time.Hour, "kept": 100 * time.Hour} {
-		if err := b.Put(ctx, k, strings.NewReader(k), retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(until)}); err != nil {
+		if err := b.Put(ctx, k, strings.NewReader(k), retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(until), Tenant: "acme"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -585,14 +585,20 @@ func retentionCheck() tomtest.Check {
 		if err != nil {
 			return false, err
 		}
-		if _, err := st.Put(ctx, "probe", strings.NewReader("tomtest retention probe"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
+		probe := audit.WithActor(ctx, audit.Actor{Subject: "tomkit-check", Tenant: "probe"})
+		if _, err := st.Put(probe, "probe", strings.NewReader("tomtest retention probe"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
 			return false, err
 		}
 		now = now.Add(age)
-		if _, err := st.Purge(ctx, retention.PurgeOptions{}); err != nil {
+		op := retention.WithOperator(audit.WithActor(ctx, audit.Actor{Subject: "tomkit-check"}), "retention window probe")
+		if _, err := st.Purge(op, retention.PurgeOptions{}); err != nil {
 			return false, err
 		}
-		_, err = be.Stat(ctx, "probe")
+		part, err := be.Partition("probe")
+		if err != nil {
+			return false, err
+		}
+		_, err = part.Stat(ctx, "probe")
 		switch {
 		case err == nil:
 			return true, nil
@@ -656,9 +662,11 @@ func backupCheck() tomtest.Check {
 		if err != nil {
 			return false, err
 		}
-		if _, err := src.Put(ctx, "probe", strings.NewReader("tomtest backup probe"), retention.PutOptions{Class: retention.ClassMetadata}); err != nil {
+		probe := audit.WithActor(ctx, audit.Actor{Subject: "tomkit-check", Tenant: "probe"})
+		if _, err := src.Put(probe, "probe", strings.NewReader("tomtest backup probe"), retention.PutOptions{Class: retention.ClassMetadata}); err != nil {
 			return false, err
 		}
+		ctx = retention.WithOperator(audit.WithActor(ctx, audit.Actor{Subject: "tomkit-check"}), "backup retention probe")
 		snap, err := backups.Snapshot(ctx, src)
 		if err != nil {
 			return false, err
@@ -669,7 +677,11 @@ func backupCheck() tomtest.Check {
 		}
 		// Ask the backend, not the backup set: an expired snapshot
 		// that is hidden but still on disk is held.
-		_, err = dstRaw.Stat(ctx, snap.ID)
+		part, err := dstRaw.Partition("_backups")
+		if err != nil {
+			return false, err
+		}
+		_, err = part.Stat(ctx, snap.ID)
 		switch {
 		case err == nil:
 			return true, nil

@@ -121,6 +121,7 @@ func TestMissingInputEveryCommand(t *testing.T) {
 		"rbac check":        {"--policy", missing, "alice", "acme", "/x", "read"},
 		"rbac lint":         {missing},
 		"retention purge":   {"--dir", missing},
+		"retention migrate": {"--dir", missing},
 		"check":             {"--policy", missing},
 	}
 	// More cases for the commands with several input files.
@@ -137,7 +138,7 @@ func TestMissingInputEveryCommand(t *testing.T) {
 	for _, l := range leaves {
 		var args []string
 		switch {
-		case l == "retention purge":
+		case l == "retention purge" || l == "retention migrate":
 			args = []string{"--dir", dir}
 		case l == "keys init":
 			args = []string{"--keyset", filepath.Join(dir, "new-keyset"), "--master-key-file", master}

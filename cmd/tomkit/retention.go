@@ -23,13 +23,14 @@ import (
 )
 
 const retentionUsage = `usage: tomkit retention purge [flags]
+       tomkit retention migrate [--dry-run] [--orphans TENANT] [flags]
 
 Deletes every object past its maximum retention from one store, in batches,
 and prints the evidence (counts, SHA-256 digest of the deleted keys, time) as
 JSON. Objects under legal hold are kept and listed. Exactly one store:
 
   --dir DIR         filesystem store rooted at DIR
-  --postgres DSN    PostgreSQL store (table retention_objects)
+  --postgres DSN    PostgreSQL store (table retention_tenant_objects)
   --bucket URL      gocloud.dev bucket (file:// and mem:// in this build)
 
 Other flags:
@@ -39,18 +40,29 @@ Other flags:
   --max-age C=D     maximum age of class C, e.g. content=30d, backup=90d
                     (repeatable; unnamed classes keep the defaults)
 ` + auditLogHelp + `
-A purge whose audit events cannot be recorded fails.
+A purge whose audit events cannot be recorded fails. Both commands run as
+the operator: across every tenant, audited as such.
+
+migrate moves the objects of a store written before tenant partitioning
+into the partition of the tenant each record names (see retention.Store.
+Migrate); --orphans names the tenant that receives objects without one.
 `
 
 // runRetention dispatches `tomkit retention <subcommand>`.
 func runRetention(ctx context.Context, e env, args []string) int {
+	sub := func(name string) func(context.Context, env, []string) int {
+		return func(ctx context.Context, e env, args []string) int { return runRetentionCmd(ctx, e, name, args) }
+	}
 	return dispatch(ctx, e, "retention", map[string]func(context.Context, env, []string) int{
-		"purge": runRetentionPurge,
+		"purge":   sub("purge"),
+		"migrate": sub("migrate"),
 	}, func(w io.Writer) { fmt.Fprint(w, retentionUsage) }, args)
 }
 
-func runRetentionPurge(ctx context.Context, e env, args []string) (code int) {
-	fs := flag.NewFlagSet("tomkit retention purge", flag.ContinueOnError)
+// runRetentionCmd runs purge or migrate: both open a store from the same
+// flags and act as the operator.
+func runRetentionCmd(ctx context.Context, e env, sub string, args []string) (code int) {
+	fs := flag.NewFlagSet("tomkit retention "+sub, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), retentionUsage) }
 	dir := fs.String("dir", "", "")
@@ -58,6 +70,7 @@ func runRetentionPurge(ctx context.Context, e env, args []string) (code int) {
 	bucket := fs.String("bucket", "", "")
 	dry := fs.Bool("dry-run", false, "")
 	batch := fs.Int("batch", 0, "")
+	orphans := fs.String("orphans", "", "")
 	var sink sinkFlags
 	sink.add(fs)
 	policy := retention.DefaultPolicy()
@@ -92,7 +105,7 @@ func runRetentionPurge(ctx context.Context, e env, args []string) (code int) {
 	}
 	// Purging a --dir that is not there is a mistake, not an empty
 	// store: fsstore.Open would create it.
-	if !checkInputs(e, "retention purge", *dir, sink.signer) {
+	if !checkInputs(e, "retention "+sub, *dir, sink.signer) {
 		return exitFailure
 	}
 
@@ -133,7 +146,10 @@ func runRetentionPurge(ctx context.Context, e env, args []string) (code int) {
 		fmt.Fprintf(e.stderr, "tomkit retention: %v\n", err)
 		return exitUsage
 	}
-	ctx = audit.WithActor(ctx, audit.Actor{Subject: "tomkit-cli:retention-purge", Tenant: "system"})
+	ctx = retention.WithOperator(audit.WithActor(ctx, audit.Actor{Subject: "tomkit-cli:retention-" + sub}), "tomkit retention "+sub)
+	if sub == "migrate" {
+		return runRetentionMigrate(ctx, e, s, retention.MigrateOptions{DryRun: *dry, Orphans: *orphans})
+	}
 	rep, err := s.Purge(ctx, retention.PurgeOptions{DryRun: *dry, BatchSize: *batch})
 	bar.done()
 	out, _ := json.MarshalIndent(struct {

@@ -20,16 +20,28 @@ import (
 	"github.com/tomkit/tomkit/retention/pgstore"
 )
 
-func TestRetentionPurge(t *testing.T) {
-	dir := t.TempDir()
-	b, err := fsstore.Open(dir)
+// acmePart returns tenant acme's partition of b; acmeMeta is a record of
+// that tenant.
+func acmePart(t *testing.T, b retention.Backend) retention.Partition {
+	t.Helper()
+	p, err := b.Partition("acme")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func TestRetentionPurge(t *testing.T) {
+	dir := t.TempDir()
+	fb, err := fsstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := acmePart(t, fb)
 	old := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Microsecond)
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c"} {
-		m := retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(time.Hour)}
+		m := retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(time.Hour), Tenant: "acme"}
 		if k == "c" {
 			m.LegalHold = true
 		}
@@ -37,7 +49,7 @@ func TestRetentionPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	live := retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(10 * 24 * time.Hour)}
+	live := retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(10 * 24 * time.Hour), Tenant: "acme"}
 	if err := b.Put(ctx, "live", strings.NewReader("x"), live); err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +128,14 @@ func TestRetentionPurgePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	b, err := pgstore.Open(ctx, pool)
+	pb, err := pgstore.Open(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := acmePart(t, pb)
 	old := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Microsecond)
 	for i, until := range []time.Duration{time.Hour, time.Hour, 100 * time.Hour} {
-		m := retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(until)}
+		m := retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(until), Tenant: "acme"}
 		if err := b.Put(ctx, fmt.Sprintf("k%d", i), strings.NewReader("x"), m); err != nil {
 			t.Fatal(err)
 		}
@@ -136,5 +149,49 @@ func TestRetentionPurgePostgres(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "retention", "purge", "--postgres", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"); code != exitFailure {
 		t.Fatalf("unreachable database: code %d", code)
+	}
+}
+
+func TestRetentionMigrate(t *testing.T) {
+	dir := t.TempDir()
+	fb, err := fsstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	// Written before tenant partitioning: one object of acme, one without
+	// a tenant.
+	for k, tenant := range map[string]string{"doc": "acme", "stray": ""} {
+		m := retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(time.Hour), Tenant: tenant}
+		if err := fb.Unpartitioned().Put(ctx, k, strings.NewReader(k), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type report struct {
+		Moved   int      `json:"moved"`
+		Adopted int      `json:"adopted"`
+		Orphans []string `json:"orphans"`
+	}
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	code, out, errOut := runCLI(t, "", "retention", "migrate", "--dir", dir, "--audit-log", logPath)
+	var rep report
+	if code != exitFailure || json.Unmarshal([]byte(out), &rep) != nil || rep.Moved != 1 || len(rep.Orphans) != 1 ||
+		!strings.Contains(errOut, "orphan") {
+		t.Fatalf("migrate with an orphan: code %d, out %s, err %s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "", "retention", "migrate", "--dir", dir, "--orphans", "quarantine", "--audit-log", logPath)
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Adopted != 1 {
+		t.Fatalf("migrate adopting: code %d, out %s, err %s", code, out, errOut)
+	}
+	if _, err := acmePart(t, fb).Stat(ctx, "doc"); err != nil {
+		t.Fatalf("doc not in acme's partition: %v", err)
+	}
+	if es, err := fb.Unpartitioned().List(ctx, "", 10); err != nil || len(es) != 0 {
+		t.Fatalf("left unpartitioned: %v %v", es, err)
+	}
+	raw, err := os.ReadFile(logPath)
+	if err != nil || !bytes.Contains(raw, []byte(`"retention.migrate"`)) || !bytes.Contains(raw, []byte(`"cross_tenant"`)) {
+		t.Fatalf("migration not audited: %v", err)
 	}
 }

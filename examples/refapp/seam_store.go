@@ -109,7 +109,8 @@ func (s *sealedStore) purgeLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "refapp-purge", Tenant: "-"})
+			// The purge crosses tenants: it runs on the operator path.
+			ctx := retention.WithOperator(audit.WithActor(context.Background(), audit.Actor{Subject: "refapp-purge"}), "scheduled purge")
 			_, _ = s.store.Purge(ctx, retention.PurgeOptions{})
 		}
 	}
@@ -194,7 +195,10 @@ func (s *sealedStore) EraseTenant(ctx context.Context, tenant string) error {
 	if err != nil && !errors.Is(err, kms.ErrUnknownKey) {
 		return fmt.Errorf("shred tenant key: %w", err)
 	}
-	be := s.store.Backend()
+	be, err := s.store.Backend().Partition(tenant)
+	if err != nil {
+		return err
+	}
 	prefix := tenant + "/"
 	after := prefix[:len(prefix)-1] // keys greater than "tenant"
 	for {

@@ -9,6 +9,12 @@
 // encoded record. On read the three must agree, or the object is
 // [retention.ErrCorruptMeta].
 //
+// Each tenant's objects are kept under the key prefix "tenants/<tenant>/"
+// ([retention.CheckTenant] allows no separator in a tenant name), so that
+// two tenants can use the same key and a listing of one tenant's prefix
+// returns none of another's. Keys outside "tenants/" are the unpartitioned
+// key space of a bucket written before tenant partitioning.
+//
 // Limits: fileblob writes a blob's metadata to a sidecar file that is not
 // replaced atomically, so this package serialises reads with writes of the
 // same key within the process; readers in other processes may briefly see
@@ -29,6 +35,7 @@ import (
 	"hash/fnv"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,19 +58,72 @@ type Store struct {
 	locks [64]sync.RWMutex
 }
 
-var _ retention.Backend = (*Store)(nil)
+var (
+	_ retention.Backend   = (*Store)(nil)
+	_ retention.Partition = (*partition)(nil)
+)
 
 // New returns a Store over bucket. The caller keeps ownership of bucket
 // and closes it.
 func New(bucket *blob.Bucket) *Store { return &Store{b: bucket} }
 
-func (s *Store) lock(key string) *sync.RWMutex {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+// tenantsPrefix starts the key of every partitioned object.
+const tenantsPrefix = "tenants/"
+
+// partition is one tenant's key prefix or (tenant "") the keys outside
+// tenantsPrefix.
+type partition struct {
+	s      *Store
+	tenant string
+	prefix string
 }
 
-func encode(m retention.Meta) (map[string]string, error) {
+// Partition implements [retention.Backend].
+func (s *Store) Partition(tenant string) (retention.Partition, error) {
+	if err := retention.CheckTenant(tenant); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	return &partition{s: s, tenant: tenant, prefix: tenantsPrefix + tenant + "/"}, nil
+}
+
+// Unpartitioned implements [retention.Backend].
+func (s *Store) Unpartitioned() retention.Partition { return &partition{s: s} }
+
+// Tenants implements [retention.Backend].
+func (s *Store) Tenants(ctx context.Context, after string, limit int) ([]string, error) {
+	var out []string
+	it := s.b.List(&blob.ListOptions{Prefix: tenantsPrefix, Delimiter: "/"})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("blobstore: tenants: %w", err)
+		}
+		t := strings.TrimSuffix(strings.TrimPrefix(o.Key, tenantsPrefix), "/")
+		if o.IsDir && t > after && retention.CheckTenant(t) == nil {
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (p *partition) lock(key string) *sync.RWMutex {
+	h := fnv.New32a()
+	h.Write([]byte(p.prefix))
+	h.Write([]byte(key))
+	return &p.s.locks[h.Sum32()%uint32(len(p.s.locks))]
+}
+
+func (p *partition) encode(m retention.Meta) (map[string]string, error) {
+	if p.tenant != "" && m.Tenant != p.tenant {
+		return nil, fmt.Errorf("blobstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
+	}
 	rec, err := retention.EncodeMeta(m)
 	if err != nil {
 		return nil, err
@@ -93,26 +153,26 @@ func wrap(op, key string, err error) error {
 	return fmt.Errorf("blobstore: %s %q: %w", op, key, err)
 }
 
-// Put implements [retention.Backend]. The bucket commits content and
+// Put implements [retention.Partition]. The bucket commits content and
 // metadata together when the writer closes; a failed copy aborts it.
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
 	if err := retention.CheckKey(key); err != nil {
 		return err
 	}
-	md, err := encode(m)
+	md, err := p.encode(m)
 	if err != nil {
 		return err
 	}
-	l := s.lock(key)
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	return s.write(ctx, key, r, md)
+	return p.write(ctx, key, r, md)
 }
 
-func (s *Store) write(ctx context.Context, key string, r io.Reader, md map[string]string) error {
+func (p *partition) write(ctx context.Context, key string, r io.Reader, md map[string]string) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := s.b.NewWriter(wctx, key, &blob.WriterOptions{Metadata: md, ContentType: "application/octet-stream"})
+	w, err := p.s.b.NewWriter(wctx, p.prefix+key, &blob.WriterOptions{Metadata: md, ContentType: "application/octet-stream"})
 	if err != nil {
 		return wrap("put", key, err)
 	}
@@ -127,22 +187,22 @@ func (s *Store) write(ctx context.Context, key string, r io.Reader, md map[strin
 	return nil
 }
 
-// Get implements [retention.Backend]. If the object changes between
+// Get implements [retention.Partition]. If the object changes between
 // reading its attributes and opening it, Get retries, so that content and
 // record always belong together.
-func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
+func (p *partition) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
 	if err := retention.CheckKey(key); err != nil {
 		return nil, retention.Meta{}, err
 	}
-	l := s.lock(key)
+	l := p.lock(key)
 	l.RLock()
 	defer l.RUnlock()
-	return s.get(ctx, key)
+	return p.get(ctx, key)
 }
 
-func (s *Store) get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
+func (p *partition) get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
 	for range 3 {
-		a, err := s.b.Attributes(ctx, key)
+		a, err := p.s.b.Attributes(ctx, p.prefix+key)
 		if err != nil {
 			return nil, retention.Meta{}, wrap("get", key, err)
 		}
@@ -150,7 +210,7 @@ func (s *Store) get(ctx context.Context, key string) (io.ReadCloser, retention.M
 		if err != nil {
 			return nil, retention.Meta{}, err
 		}
-		r, err := s.b.NewReader(ctx, key, nil)
+		r, err := p.s.b.NewReader(ctx, p.prefix+key, nil)
 		if err != nil {
 			return nil, retention.Meta{}, wrap("get", key, err)
 		}
@@ -162,88 +222,85 @@ func (s *Store) get(ctx context.Context, key string) (io.ReadCloser, retention.M
 	return nil, retention.Meta{}, fmt.Errorf("blobstore: get %q: object keeps changing", key)
 }
 
-// Stat implements [retention.Backend].
-func (s *Store) Stat(ctx context.Context, key string) (retention.Meta, error) {
+// Stat implements [retention.Partition].
+func (p *partition) Stat(ctx context.Context, key string) (retention.Meta, error) {
 	if err := retention.CheckKey(key); err != nil {
 		return retention.Meta{}, err
 	}
-	l := s.lock(key)
+	l := p.lock(key)
 	l.RLock()
 	defer l.RUnlock()
-	return s.stat(ctx, key)
+	return p.stat(ctx, key)
 }
 
-func (s *Store) stat(ctx context.Context, key string) (retention.Meta, error) {
-	a, err := s.b.Attributes(ctx, key)
+func (p *partition) stat(ctx context.Context, key string) (retention.Meta, error) {
+	a, err := p.s.b.Attributes(ctx, p.prefix+key)
 	if err != nil {
 		return retention.Meta{}, wrap("stat", key, err)
 	}
 	return decode(key, a.Metadata)
 }
 
-// SetMeta implements [retention.Backend] by rewriting the object.
-func (s *Store) SetMeta(ctx context.Context, key string, m retention.Meta) error {
-	md, err := encode(m)
+// SetMeta implements [retention.Partition] by rewriting the object.
+func (p *partition) SetMeta(ctx context.Context, key string, m retention.Meta) error {
+	md, err := p.encode(m)
 	if err != nil {
 		return err
 	}
-	l := s.lock(key)
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	rc, _, err := s.get(ctx, key)
+	rc, _, err := p.get(ctx, key)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return s.write(ctx, key, rc, md)
+	return p.write(ctx, key, rc, md)
 }
 
-// Delete implements [retention.Backend].
-func (s *Store) Delete(ctx context.Context, key string) error {
+// Delete implements [retention.Partition].
+func (p *partition) Delete(ctx context.Context, key string) error {
 	if err := retention.CheckKey(key); err != nil {
 		return err
 	}
-	l := s.lock(key)
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	if err := s.b.Delete(ctx, key); err != nil {
+	if err := p.s.b.Delete(ctx, p.prefix+key); err != nil {
 		return wrap("delete", key, err)
 	}
 	return nil
 }
 
-// List implements [retention.Backend].
-func (s *Store) List(ctx context.Context, after string, limit int) ([]retention.Entry, error) {
-	return s.list(ctx, after, limit, nil)
+// List implements [retention.Partition].
+func (p *partition) List(ctx context.Context, after string, limit int) ([]retention.Entry, error) {
+	return p.list(ctx, after, limit, nil)
 }
 
-// ListExpired implements [retention.Backend].
-func (s *Store) ListExpired(ctx context.Context, cut retention.Cutoff, after string, limit int) ([]retention.Entry, error) {
-	return s.list(ctx, after, limit, cut.Expired)
+// ListExpired implements [retention.Partition].
+func (p *partition) ListExpired(ctx context.Context, cut retention.Cutoff, after string, limit int) ([]retention.Entry, error) {
+	return p.list(ctx, after, limit, cut.Expired)
 }
 
-func (s *Store) list(ctx context.Context, after string, limit int, keep func(retention.Meta) bool) ([]retention.Entry, error) {
+func (p *partition) list(ctx context.Context, after string, limit int, keep func(retention.Meta) bool) ([]retention.Entry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	var ks []string
-	it := s.b.List(nil)
-	for {
-		o, err := it.Next(ctx)
-		if err == io.EOF {
+	ks, err := p.keys(ctx, after)
+	for range 2 {
+		// fileblob fails a listing that meets a blob deleted while it
+		// walks (as a concurrent purge does); list again.
+		if gcerrors.Code(err) != gcerrors.NotFound {
 			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("blobstore: list: %w", err)
-		}
-		if !o.IsDir && o.Key > after && retention.CheckKey(o.Key) == nil {
-			ks = append(ks, o.Key)
-		}
+		ks, err = p.keys(ctx, after)
 	}
-	sort.Strings(ks)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: list: %w", err)
+	}
 	var out []retention.Entry
 	for _, k := range ks {
-		m, err := s.Stat(ctx, k)
+		m, err := p.Stat(ctx, k)
 		if isNotFound(err) {
 			continue
 		}
@@ -267,15 +324,39 @@ func (s *Store) list(ctx context.Context, after string, limit int, keep func(ret
 	return out, nil
 }
 
-// DeleteExpired implements [retention.Backend]; see the package
+// keys returns the partition's keys greater than after, in order.
+func (p *partition) keys(ctx context.Context, after string) ([]string, error) {
+	var ks []string
+	it := p.s.b.List(&blob.ListOptions{Prefix: p.prefix})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.tenant == "" && strings.HasPrefix(o.Key, tenantsPrefix) {
+			continue
+		}
+		k := strings.TrimPrefix(o.Key, p.prefix)
+		if !o.IsDir && k > after && retention.CheckKey(k) == nil {
+			ks = append(ks, k)
+		}
+	}
+	sort.Strings(ks)
+	return ks, nil
+}
+
+// DeleteExpired implements [retention.Partition]; see the package
 // documentation for the limits of its re-check.
-func (s *Store) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
+func (p *partition) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
 	var deleted []string
 	for _, k := range keys {
 		if retention.CheckKey(k) != nil {
 			continue
 		}
-		ok, err := s.deleteOne(ctx, cut, k)
+		ok, err := p.deleteOne(ctx, cut, k)
 		if err != nil {
 			return deleted, err
 		}
@@ -286,18 +367,18 @@ func (s *Store) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []
 	return deleted, nil
 }
 
-func (s *Store) deleteOne(ctx context.Context, cut retention.Cutoff, key string) (bool, error) {
-	l := s.lock(key)
+func (p *partition) deleteOne(ctx context.Context, cut retention.Cutoff, key string) (bool, error) {
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	m, err := s.stat(ctx, key)
+	m, err := p.stat(ctx, key)
 	if isNotFound(err) {
 		return false, nil
 	}
 	if err != nil || !cut.Deletable(m) {
 		return false, err
 	}
-	if err := s.b.Delete(ctx, key); err != nil {
+	if err := p.s.b.Delete(ctx, p.prefix+key); err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			return false, nil
 		}

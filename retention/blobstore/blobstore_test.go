@@ -39,12 +39,16 @@ func TestMetadataVisibleAndChecked(t *testing.T) {
 	ctx := context.Background()
 	b := memblob.OpenBucket(nil)
 	defer b.Close()
-	s := blobstore.New(b)
 	m := storetest.Meta(retention.ClassContent, time.Hour)
+	s, err := blobstore.New(b).Partition(m.Tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Put(ctx, "k", strings.NewReader("x"), m); err != nil {
 		t.Fatal(err)
 	}
-	a, err := b.Attributes(ctx, "k")
+	const blobKey = "tenants/tenant-a/k" // the tenant's prefix, then the key
+	a, err := b.Attributes(ctx, blobKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +62,13 @@ func TestMetadataVisibleAndChecked(t *testing.T) {
 		tampered[k] = v
 	}
 	tampered[blobstore.MetaUntil] = m.RetainUntil.Add(time.Hour).Format(time.RFC3339Nano)
-	if err := b.WriteAll(ctx, "k", []byte("x"), &blob.WriterOptions{Metadata: tampered}); err != nil {
+	if err := b.WriteAll(ctx, blobKey, []byte("x"), &blob.WriterOptions{Metadata: tampered}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Stat(ctx, "k"); !errors.Is(err, retention.ErrCorruptMeta) {
 		t.Fatalf("tampered Stat = %v, want ErrCorruptMeta", err)
 	}
-	if err := b.WriteAll(ctx, "raw", []byte("x"), nil); err != nil {
+	if err := b.WriteAll(ctx, "tenants/tenant-a/raw", []byte("x"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Get(ctx, "raw"); !errors.Is(err, retention.ErrCorruptMeta) {

@@ -9,8 +9,13 @@
 // Keeping the record in the same file as the content, rather than in a
 // sidecar, is what makes that single rename possible.
 //
-// File names are the hex encoding of the key, in directories named after
-// the key's first byte, so that a directory walk yields keys in order.
+// Each tenant has a directory of its own, tenants/<tenant>, named after
+// the tenant ([retention.CheckTenant] allows no separator, dot or upper
+// case, so no name reaches outside it or shares it on a case-insensitive
+// file system). Within it, file names are the hex encoding of the key, in
+// directories named after the key's first byte, so that a directory walk
+// yields keys in order. The objects directory of a store written before
+// tenant partitioning is its unpartitioned key space.
 //
 // Threat model: the directory is trusted storage of this process; anyone
 // who can write it can change records. A corrupt record makes the object
@@ -44,7 +49,18 @@ type Store struct {
 	locks [64]sync.Mutex
 }
 
-var _ retention.Backend = (*Store)(nil)
+var (
+	_ retention.Backend   = (*Store)(nil)
+	_ retention.Partition = (*partition)(nil)
+)
+
+// partition is one tenant's directory, or (tenant "") the objects
+// directory of a store from before tenant partitioning.
+type partition struct {
+	s      *Store
+	tenant string
+	root   string
+}
 
 // Open returns a Store rooted at dir, creating it (mode 0700) if needed.
 func Open(dir string) (*Store, error) {
@@ -60,14 +76,56 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) lock(key string) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+// Partition implements [retention.Backend].
+func (s *Store) Partition(tenant string) (retention.Partition, error) {
+	if err := retention.CheckTenant(tenant); err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	return &partition{s: s, tenant: tenant, root: filepath.Join(s.dir, "tenants", tenant)}, nil
 }
 
-func (s *Store) path(key string) string {
-	return filepath.Join(s.dir, "objects", hex.EncodeToString([]byte(key[:1])), hex.EncodeToString([]byte(key))+".obj")
+// Unpartitioned implements [retention.Backend].
+func (s *Store) Unpartitioned() retention.Partition {
+	return &partition{s: s, root: filepath.Join(s.dir, "objects")}
+}
+
+// Tenants implements [retention.Backend].
+func (s *Store) Tenants(ctx context.Context, after string, limit int) ([]string, error) {
+	ds, err := os.ReadDir(filepath.Join(s.dir, "tenants"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	var out []string
+	for _, d := range ds { // ReadDir sorts by name
+		if n := d.Name(); d.IsDir() && n > after && retention.CheckTenant(n) == nil && len(out) < limit {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (p *partition) lock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(p.tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return &p.s.locks[h.Sum32()%uint32(len(p.s.locks))]
+}
+
+func (p *partition) path(key string) string {
+	return filepath.Join(p.root, hex.EncodeToString([]byte(key[:1])), hex.EncodeToString([]byte(key))+".obj")
+}
+
+// tombPrefix names the temporary file of an object renamed aside for
+// deletion, so that recover can put it back.
+func (p *partition) tombPrefix(key string) string {
+	if p.tenant == "" {
+		return "del-" + hex.EncodeToString([]byte(key)) + "-"
+	}
+	return "delt-" + hex.EncodeToString([]byte(p.tenant)) + "-" + hex.EncodeToString([]byte(key)) + "-"
 }
 
 func (s *Store) tmpName(prefix string) string {
@@ -77,22 +135,25 @@ func (s *Store) tmpName(prefix string) string {
 }
 
 // Put implements [retention.Backend].
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
 	if err := retention.CheckKey(key); err != nil {
 		return err
 	}
-	l := s.lock(key)
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	return s.write(ctx, key, r, m)
+	return p.write(ctx, key, r, m)
 }
 
-func (s *Store) write(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+func (p *partition) write(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+	if p.tenant != "" && m.Tenant != p.tenant {
+		return fmt.Errorf("fsstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
+	}
 	rec, err := retention.EncodeMeta(m)
 	if err != nil {
 		return err
 	}
-	tmp := s.tmpName("put-")
+	tmp := p.s.tmpName("put-")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("fsstore: %w", err)
@@ -119,15 +180,15 @@ func (s *Store) write(ctx context.Context, key string, r io.Reader, m retention.
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("fsstore: %w", err)
 	}
-	p := s.path(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	fp := p.path(key)
+	if err := os.MkdirAll(filepath.Dir(fp), 0o700); err != nil {
 		return fmt.Errorf("fsstore: %w", err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := os.Rename(tmp, fp); err != nil {
 		return fmt.Errorf("fsstore: %w", err)
 	}
 	ok = true
-	return syncDir(filepath.Dir(p))
+	return syncDir(filepath.Dir(fp))
 }
 
 type ctxReader struct {
@@ -171,11 +232,11 @@ func readHeader(f io.Reader) (retention.Meta, error) {
 	return retention.ParseMeta(rec)
 }
 
-func (s *Store) open(key string) (*os.File, retention.Meta, error) {
+func (p *partition) open(key string) (*os.File, retention.Meta, error) {
 	if err := retention.CheckKey(key); err != nil {
 		return nil, retention.Meta{}, err
 	}
-	f, err := os.Open(s.path(key))
+	f, err := os.Open(p.path(key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, retention.Meta{}, fmt.Errorf("%w: %q", retention.ErrNotFound, key)
 	}
@@ -192,13 +253,13 @@ func (s *Store) open(key string) (*os.File, retention.Meta, error) {
 
 // Get implements [retention.Backend]. The returned reader streams from the
 // open file; a concurrent Put does not change what it reads.
-func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
-	return s.open(key)
+func (p *partition) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
+	return p.open(key)
 }
 
 // Stat implements [retention.Backend].
-func (s *Store) Stat(ctx context.Context, key string) (retention.Meta, error) {
-	f, m, err := s.open(key)
+func (p *partition) Stat(ctx context.Context, key string) (retention.Meta, error) {
+	f, m, err := p.open(key)
 	if err != nil {
 		return retention.Meta{}, err
 	}
@@ -207,51 +268,54 @@ func (s *Store) Stat(ctx context.Context, key string) (retention.Meta, error) {
 }
 
 // SetMeta implements [retention.Backend]. It rewrites the object.
-func (s *Store) SetMeta(ctx context.Context, key string, m retention.Meta) error {
-	l := s.lock(key)
+func (p *partition) SetMeta(ctx context.Context, key string, m retention.Meta) error {
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	f, _, err := s.open(key)
+	f, _, err := p.open(key)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return s.write(ctx, key, f, m)
+	return p.write(ctx, key, f, m)
 }
 
 // Delete implements [retention.Backend].
-func (s *Store) Delete(ctx context.Context, key string) error {
+func (p *partition) Delete(ctx context.Context, key string) error {
 	if err := retention.CheckKey(key); err != nil {
 		return err
 	}
-	l := s.lock(key)
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	p := s.path(key)
-	if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+	fp := p.path(key)
+	if err := os.Remove(fp); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %q", retention.ErrNotFound, key)
 	} else if err != nil {
 		return fmt.Errorf("fsstore: %w", err)
 	}
-	return syncDir(filepath.Dir(p))
+	return syncDir(filepath.Dir(fp))
 }
 
 // List implements [retention.Backend].
-func (s *Store) List(ctx context.Context, after string, limit int) ([]retention.Entry, error) {
-	return s.list(ctx, after, limit, nil)
+func (p *partition) List(ctx context.Context, after string, limit int) ([]retention.Entry, error) {
+	return p.list(ctx, after, limit, nil)
 }
 
 // ListExpired implements [retention.Backend].
-func (s *Store) ListExpired(ctx context.Context, cut retention.Cutoff, after string, limit int) ([]retention.Entry, error) {
-	return s.list(ctx, after, limit, cut.Expired)
+func (p *partition) ListExpired(ctx context.Context, cut retention.Cutoff, after string, limit int) ([]retention.Entry, error) {
+	return p.list(ctx, after, limit, cut.Expired)
 }
 
-func (s *Store) list(ctx context.Context, after string, limit int, keep func(retention.Meta) bool) ([]retention.Entry, error) {
+func (p *partition) list(ctx context.Context, after string, limit int, keep func(retention.Meta) bool) ([]retention.Entry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	root := filepath.Join(s.dir, "objects")
+	root := p.root
 	shards, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fsstore: %w", err)
 	}
@@ -282,7 +346,7 @@ func (s *Store) list(ctx context.Context, after string, limit int, keep func(ret
 				continue
 			}
 			key := string(kb)
-			m, err := s.Stat(ctx, key)
+			m, err := p.Stat(ctx, key)
 			if errors.Is(err, retention.ErrNotFound) {
 				continue
 			}
@@ -311,7 +375,7 @@ func (s *Store) list(ctx context.Context, after string, limit int, keep func(ret
 // renamed aside atomically, then its record is checked; an object that is
 // no longer deletable is linked back (unless a newer object has taken its
 // place meanwhile, which then wins).
-func (s *Store) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
+func (p *partition) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
 	var deleted []string
 	dirs := map[string]bool{}
 	for _, key := range keys {
@@ -321,13 +385,13 @@ func (s *Store) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []
 		if retention.CheckKey(key) != nil {
 			continue
 		}
-		ok, err := s.deleteOne(key, cut)
+		ok, err := p.deleteOne(key, cut)
 		if err != nil {
 			return deleted, err
 		}
 		if ok {
 			deleted = append(deleted, key)
-			dirs[filepath.Dir(s.path(key))] = true
+			dirs[filepath.Dir(p.path(key))] = true
 		}
 	}
 	for d := range dirs {
@@ -338,13 +402,13 @@ func (s *Store) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []
 	return deleted, nil
 }
 
-func (s *Store) deleteOne(key string, cut retention.Cutoff) (bool, error) {
-	l := s.lock(key)
+func (p *partition) deleteOne(key string, cut retention.Cutoff) (bool, error) {
+	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
-	p := s.path(key)
-	tomb := s.tmpName("del-" + hex.EncodeToString([]byte(key)) + "-")
-	if err := os.Rename(p, tomb); errors.Is(err, fs.ErrNotExist) {
+	fp := p.path(key)
+	tomb := p.s.tmpName(p.tombPrefix(key))
+	if err := os.Rename(fp, tomb); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	} else if err != nil {
 		return false, fmt.Errorf("fsstore: %w", err)
@@ -363,7 +427,7 @@ func (s *Store) deleteOne(key string, cut retention.Cutoff) (bool, error) {
 	}
 	// Not deletable (or unreadable): put it back without clobbering a
 	// newer object written meanwhile.
-	if lerr := os.Link(tomb, p); lerr != nil && !errors.Is(lerr, fs.ErrExist) {
+	if lerr := os.Link(tomb, fp); lerr != nil && !errors.Is(lerr, fs.ErrExist) {
 		return false, fmt.Errorf("fsstore: restore %q: %w", key, lerr)
 	}
 	os.Remove(tomb)
@@ -381,10 +445,20 @@ func (s *Store) recover() error {
 	}
 	for _, f := range files {
 		p := filepath.Join(tmp, f.Name())
-		if rest, ok := strings.CutPrefix(f.Name(), "del-"); ok {
+		part, rest := s.Unpartitioned().(*partition), ""
+		if r, ok := strings.CutPrefix(f.Name(), "delt-"); ok {
+			ht, r, _ := strings.Cut(r, "-")
+			tb, err := hex.DecodeString(ht)
+			if tp, perr := s.Partition(string(tb)); err == nil && perr == nil {
+				part, rest = tp.(*partition), r
+			}
+		} else if r, ok := strings.CutPrefix(f.Name(), "del-"); ok {
+			rest = r
+		}
+		if rest != "" {
 			hk, _, _ := strings.Cut(rest, "-")
 			if kb, err := hex.DecodeString(hk); err == nil && retention.CheckKey(string(kb)) == nil {
-				dst := s.path(string(kb))
+				dst := part.path(string(kb))
 				if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 					return fmt.Errorf("fsstore: %w", err)
 				}

@@ -24,17 +24,29 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestCorruptHeader(t *testing.T) {
-	dir := t.TempDir()
-	s, err := fsstore.Open(dir)
+// partition opens the store at dir and returns its partition of the
+// suite's tenant.
+func partition(t testing.TB, dir string) retention.Partition {
+	t.Helper()
+	st, err := fsstore.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, err := st.Partition(storetest.Meta(retention.ClassLog, 0).Tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCorruptHeader(t *testing.T) {
+	dir := t.TempDir()
+	s := partition(t, dir)
 	ctx := context.Background()
 	if err := s.Put(ctx, "k", bytes.NewReader([]byte("data")), storetest.Meta(retention.ClassLog, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "objects", "*", "*.obj"))
+	matches, _ := filepath.Glob(filepath.Join(dir, "tenants", "tenant-a", "*", "*.obj"))
 	if len(matches) != 1 {
 		t.Fatalf("files: %v", matches)
 	}
@@ -58,32 +70,47 @@ func TestCorruptHeader(t *testing.T) {
 }
 
 func TestRecoverTombstone(t *testing.T) {
-	dir := t.TempDir()
-	s, err := fsstore.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s.Put(ctx, "k", bytes.NewReader([]byte("data")), storetest.Meta(retention.ClassLog, time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	// Simulate a crash after the object was renamed aside for deletion.
-	matches, _ := filepath.Glob(filepath.Join(dir, "objects", "*", "*.obj"))
-	if err := os.Rename(matches[0], filepath.Join(dir, "tmp", "del-6b-deadbeef")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tmp", "put-abc"), []byte("junk"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s2, err := fsstore.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s2.Stat(ctx, "k"); err != nil {
-		t.Fatalf("tombstone not recovered: %v", err)
-	}
-	if left, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(left) != 0 {
-		t.Fatalf("tmp not cleaned: %v", left)
+	for _, c := range []struct {
+		name, glob, tomb string
+		part             func(st *fsstore.Store) retention.Partition
+	}{
+		{"Tenant", filepath.Join("tenants", "tenant-a", "*", "*.obj"), "delt-74656e616e742d61-6b-deadbeef",
+			func(st *fsstore.Store) retention.Partition { p, _ := st.Partition("tenant-a"); return p }},
+		{"Unpartitioned", filepath.Join("objects", "*", "*.obj"), "del-6b-deadbeef",
+			func(st *fsstore.Store) retention.Partition { return st.Unpartitioned() }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st, err := fsstore.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := c.part(st).Put(ctx, "k", bytes.NewReader([]byte("data")), storetest.Meta(retention.ClassLog, time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			// Simulate a crash after the object was renamed aside for deletion.
+			matches, _ := filepath.Glob(filepath.Join(dir, c.glob))
+			if len(matches) != 1 {
+				t.Fatalf("files: %v", matches)
+			}
+			if err := os.Rename(matches[0], filepath.Join(dir, "tmp", c.tomb)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "tmp", "put-abc"), []byte("junk"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			st2, err := fsstore.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.part(st2).Stat(ctx, "k"); err != nil {
+				t.Fatalf("tombstone not recovered: %v", err)
+			}
+			if left, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(left) != 0 {
+				t.Fatalf("tmp not cleaned: %v", left)
+			}
+		})
 	}
 }
 
@@ -91,15 +118,12 @@ func TestRecoverTombstone(t *testing.T) {
 // must either return a valid record or ErrCorruptMeta, never panic.
 func FuzzObjectHeader(f *testing.F) {
 	dir := f.TempDir()
-	s, err := fsstore.Open(dir)
-	if err != nil {
-		f.Fatal(err)
-	}
+	s := partition(f, dir)
 	ctx := context.Background()
 	if err := s.Put(ctx, "k", bytes.NewReader([]byte("content")), storetest.Meta(retention.ClassLog, time.Hour)); err != nil {
 		f.Fatal(err)
 	}
-	path := filepath.Join(dir, "objects", "6b", "6b.obj")
+	path := filepath.Join(dir, "tenants", "tenant-a", "6b", "6b.obj")
 	good, err := os.ReadFile(path)
 	if err != nil {
 		f.Fatal(err)

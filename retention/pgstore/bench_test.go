@@ -42,7 +42,7 @@ func benchPurge(b *testing.B, batchSize int) {
 	read := func(rng *rand.Rand) time.Duration {
 		i := rng.IntN(n/liveEvery) * liveEvery
 		start := time.Now()
-		rc, _, err := s.Get(ctx, key(i))
+		rc, _, err := s.Get(asAcme, key(i))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -54,11 +54,11 @@ func benchPurge(b *testing.B, batchSize int) {
 	var idle, busy []time.Duration
 	for it := 0; it < b.N; it++ {
 		b.StopTimer()
-		if _, err := pool.Exec(ctx, `TRUNCATE retention_objects`); err != nil {
+		if _, err := pool.Exec(ctx, `TRUNCATE retention_tenant_objects`); err != nil {
 			b.Fatal(err)
 		}
 		load(b, pool, n, liveEvery)
-		if _, err := pool.Exec(ctx, `VACUUM ANALYZE retention_objects`); err != nil {
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE retention_tenant_objects`); err != nil {
 			b.Fatal(err)
 		}
 		rng := rand.New(rand.NewPCG(1, uint64(it)))
@@ -85,7 +85,7 @@ func benchPurge(b *testing.B, batchSize int) {
 			}
 		}()
 		start := time.Now()
-		rep, err := s.Purge(ctx, retention.PurgeOptions{BatchSize: batchSize})
+		rep, err := s.Purge(opCtx, retention.PurgeOptions{BatchSize: batchSize})
 		el := time.Since(start)
 		close(stop)
 		wg.Wait()

@@ -30,13 +30,13 @@ var t0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 // the others expired at t0, with content "v<i>".
 func load(t testing.TB, pool *pgxpool.Pool, n, liveEvery int) {
 	t.Helper()
-	_, err := pool.Exec(context.Background(), `DROP INDEX retention_objects_retain_until, retention_objects_class_created;
-		ALTER TABLE retention_objects DROP CONSTRAINT retention_objects_pkey`)
+	_, err := pool.Exec(context.Background(), `DROP INDEX retention_tenant_objects_retain_until, retention_tenant_objects_class_created;
+		ALTER TABLE retention_tenant_objects DROP CONSTRAINT retention_tenant_objects_pkey`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = pool.Exec(context.Background(), `
-		INSERT INTO retention_objects (key, class, created, retain_until, tenant, subject, data)
+		INSERT INTO retention_tenant_objects (key, class, created, retain_until, tenant, subject, data)
 		SELECT 'k' || lpad(i::text, 7, '0'), 'log',
 			CASE WHEN i % $2 = 0 THEN $3::timestamptz - interval '1 day' ELSE $3::timestamptz - interval '2 days' END,
 			CASE WHEN i % $2 = 0 THEN $3::timestamptz + interval '10 days' ELSE $3::timestamptz - interval '1 hour' END,
@@ -47,13 +47,13 @@ func load(t testing.TB, pool *pgxpool.Pool, n, liveEvery int) {
 	}
 	// Build the indexes after the load, as pg_restore does: several times
 	// faster than maintaining them row by row.
-	if _, err := pool.Exec(context.Background(), `ALTER TABLE retention_objects ADD PRIMARY KEY (key)`); err != nil {
+	if _, err := pool.Exec(context.Background(), `ALTER TABLE retention_tenant_objects ADD PRIMARY KEY (tenant, key)`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pgstore.Open(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(context.Background(), `ANALYZE retention_objects`); err != nil {
+	if _, err := pool.Exec(context.Background(), `ANALYZE retention_tenant_objects`); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -63,7 +63,7 @@ func key(i int) string { return fmt.Sprintf("k%07d", i) }
 func count(t testing.TB, pool *pgxpool.Pool) int {
 	t.Helper()
 	var n int
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM retention_objects`).Scan(&n); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM retention_tenant_objects`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -75,11 +75,29 @@ func liveDigest(t testing.TB, pool *pgxpool.Pool) (int, string) {
 	var n int
 	var d string
 	err := pool.QueryRow(context.Background(), `SELECT count(*), coalesce(md5(string_agg(key || ':' || encode(data, 'escape'), ',' ORDER BY key)), '')
-		FROM retention_objects WHERE retain_until > $1`, t0).Scan(&n, &d)
+		FROM retention_tenant_objects WHERE retain_until > $1`, t0).Scan(&n, &d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n, d
+}
+
+// acme is the tenant of the loaded rows; asAcme is a ctx acting for it,
+// opCtx one of the operator path.
+const acme = "acme"
+
+var (
+	asAcme = audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: acme})
+	opCtx  = retention.WithOperator(audit.WithActor(context.Background(), audit.Actor{Subject: "ops"}), "pgstore test")
+)
+
+func acmePart(t testing.TB, b *pgstore.Store) retention.Partition {
+	t.Helper()
+	p, err := b.Partition(acme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func newStore(t testing.TB, b retention.Backend, log audit.Logger) *retention.Store {
@@ -120,7 +138,7 @@ func TestPurgeMillionRowsWithReaders(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(r), 1))
 			for ctx.Err() == nil {
 				i := rng.IntN(n)
-				rc, _, err := s.Get(context.Background(), key(i))
+				rc, _, err := s.Get(asAcme, key(i))
 				reads.Add(1)
 				if i%liveEvery == 0 {
 					if err != nil {
@@ -160,13 +178,13 @@ func TestPurgeMillionRowsWithReaders(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		rng := rand.New(rand.NewPCG(7, 7))
-		m := retention.Meta{Class: retention.ClassLog, Created: t0, RetainUntil: t0.Add(24 * time.Hour)}
+		m := retention.Meta{Class: retention.ClassLog, Created: t0, RetainUntil: t0.Add(24 * time.Hour), Tenant: acme}
 		for ctx.Err() == nil && len(revived) < 2000 {
 			i := rng.IntN(n)
 			if i%liveEvery == 0 {
 				continue
 			}
-			if err := b.Put(context.Background(), key(i), strings.NewReader("revived"), m); err != nil {
+			if err := acmePart(t, b).Put(context.Background(), key(i), strings.NewReader("revived"), m); err != nil {
 				errc <- err
 				return
 			}
@@ -177,7 +195,7 @@ func TestPurgeMillionRowsWithReaders(t *testing.T) {
 	}()
 
 	start := time.Now()
-	rep, err := s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 5000})
+	rep, err := s.Purge(opCtx, retention.PurgeOptions{BatchSize: 5000})
 	elapsed := time.Since(start)
 	cancel()
 	wg.Wait()
@@ -197,7 +215,7 @@ func TestPurgeMillionRowsWithReaders(t *testing.T) {
 		t.Fatal("readers never ran")
 	}
 	for k := range revived {
-		rc, _, err := b.Get(context.Background(), k)
+		rc, _, err := acmePart(t, b).Get(context.Background(), k)
 		if err != nil {
 			t.Fatalf("revived %s lost: %v", k, err)
 		}
@@ -208,7 +226,7 @@ func TestPurgeMillionRowsWithReaders(t *testing.T) {
 	}
 	// The original live rows are untouched (revived ones are new rows with
 	// retain_until after t0 as well, so compare without them).
-	_, err = pool.Exec(context.Background(), `DELETE FROM retention_objects WHERE data = 'revived'`)
+	_, err = pool.Exec(context.Background(), `DELETE FROM retention_tenant_objects WHERE data = 'revived'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +252,7 @@ func TestPurgeChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newStore(t, b, batchPrinter{})
-	_, err = s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 500})
+	_, err = s.Purge(opCtx, retention.PurgeOptions{BatchSize: 500})
 	t.Fatalf("child purge finished before it was killed: %v", err)
 }
 
@@ -293,7 +311,7 @@ func TestPurgeKilledAndResumed(t *testing.T) {
 	}
 
 	var rec audit.Recorder
-	rep, err := newStore(t, b, &rec).Purge(context.Background(), retention.PurgeOptions{BatchSize: 5000})
+	rep, err := newStore(t, b, &rec).Purge(opCtx, retention.PurgeOptions{BatchSize: 5000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,11 +329,11 @@ func TestPurgeDigestStable(t *testing.T) {
 	b, pool := open(t)
 	load(t, pool, 1000, 10)
 	s := newStore(t, b, &countingLogger{})
-	dry, err := s.Purge(context.Background(), retention.PurgeOptions{DryRun: true, BatchSize: 70})
+	dry, err := s.Purge(opCtx, retention.PurgeOptions{DryRun: true, BatchSize: 70})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := s.Purge(context.Background(), retention.PurgeOptions{BatchSize: 33})
+	rep, err := s.Purge(opCtx, retention.PurgeOptions{BatchSize: 33})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +343,7 @@ func TestPurgeDigestStable(t *testing.T) {
 	var keys []string
 	for i := 0; i < 1000; i++ {
 		if i%10 != 0 {
-			keys = append(keys, key(i))
+			keys = append(keys, acme+"/"+key(i))
 		}
 	}
 	sort.Strings(keys)
@@ -349,7 +367,6 @@ func TestPurgeKeepsHeldAndCorrupt(t *testing.T) {
 		{"lock-before-created", `mode = 'compliance', lock_until = created - interval '1 second'`},
 		{"retain-before-created", `created = retain_until + interval '1 second'`},
 		{"created-zero", `created = '0001-01-01 00:00:00+00'`},
-		{"tenant-long", `tenant = repeat('x', 257)`},
 		{"subject-long", `subject = repeat('x', 257)`},
 	}
 	b, pool := open(t)
@@ -359,24 +376,31 @@ func TestPurgeKeepsHeldAndCorrupt(t *testing.T) {
 	want := map[string]bool{}
 	for i, c := range corrupt {
 		k := key(i + 1)
-		if _, err := pool.Exec(ctx, `UPDATE retention_objects SET `+c.set+` WHERE key = $1`, k); err != nil {
+		if _, err := pool.Exec(ctx, `UPDATE retention_tenant_objects SET `+c.set+` WHERE key = $1`, k); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if _, err := b.Stat(ctx, k); !errors.Is(err, retention.ErrCorruptMeta) {
+		if _, err := acmePart(t, b).Stat(ctx, k); !errors.Is(err, retention.ErrCorruptMeta) {
 			t.Fatalf("%s: Stat = %v, want ErrCorruptMeta", c.name, err)
 		}
-		want[k] = true
+		want[acme+"/"+k] = true
+	}
+	// The tenant is the partition: a malformed one cannot be stored at
+	// all, so it can neither be purged nor read in another partition.
+	for _, bad := range []string{`repeat('x', 257)`, `'Acme'`, `'../acme'`, `''`} {
+		if _, err := pool.Exec(ctx, `UPDATE retention_tenant_objects SET tenant = `+bad+` WHERE key = $1`, key(n-2)); err == nil {
+			t.Fatalf("tenant = %s accepted by the table", bad)
+		}
 	}
 	held := key(n - 1)
-	if _, err := pool.Exec(ctx, `UPDATE retention_objects SET legal_hold = true WHERE key = $1`, held); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE retention_tenant_objects SET legal_hold = true WHERE key = $1`, held); err != nil {
 		t.Fatal(err)
 	}
 	var rec audit.Recorder
-	rep, err := newStore(t, b, &rec).Purge(ctx, retention.PurgeOptions{BatchSize: 4})
+	rep, err := newStore(t, b, &rec).Purge(opCtx, retention.PurgeOptions{BatchSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Held) != 1 || rep.Held[0] != held {
+	if len(rep.Held) != 1 || rep.Held[0] != acme+"/"+held {
 		t.Errorf("Held = %v, want [%s]", rep.Held, held)
 	}
 	if len(rep.Corrupt) != len(corrupt) {

@@ -1,6 +1,12 @@
 // Package storetest is the conformance suite every [retention.Backend]
 // passes. Each backend's tests call [Run] with a function that opens a
-// fresh, empty backend.
+// fresh, empty backend. Besides the object semantics of a
+// [retention.Partition], it runs the tenant-isolation battery: partitions
+// and tenant names at the backend, every [retention.Store] operation under
+// the same tenant, another tenant, no actor and an actor without a tenant,
+// the operator path (purge, backups) across tenants, and the migration of
+// a store written before partitioning (written through
+// [retention.Backend.Unpartitioned]).
 package storetest
 
 import (
@@ -26,14 +32,14 @@ func Meta(class retention.Class, d time.Duration) retention.Meta {
 	return retention.Meta{Class: class, Created: T0, RetainUntil: T0.Add(d), Tenant: "tenant-a", Subject: "alice"}
 }
 
-func put(t *testing.T, b retention.Backend, key string, data []byte, m retention.Meta) {
+func put(t *testing.T, b retention.Partition, key string, data []byte, m retention.Meta) {
 	t.Helper()
 	if err := b.Put(context.Background(), key, bytes.NewReader(data), m); err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
 }
 
-func get(t *testing.T, b retention.Backend, key string) ([]byte, retention.Meta) {
+func get(t *testing.T, b retention.Partition, key string) ([]byte, retention.Meta) {
 	t.Helper()
 	rc, m, err := b.Get(context.Background(), key)
 	if err != nil {
@@ -68,9 +74,18 @@ func keys(es []retention.Entry) []string {
 // must return a fresh, empty backend each time it is called.
 func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	ctx := context.Background()
+	openPart := func(t *testing.T) retention.Partition {
+		t.Helper()
+		p, err := open(t).Partition("tenant-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	runTenants(t, open)
 
 	t.Run("RoundTrip", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		big := make([]byte, 3<<20+17)
 		rand.Read(big)
 		cases := []struct {
@@ -105,7 +120,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("Overwrite", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		put(t, b, "k", []byte("one"), Meta(retention.ClassContent, time.Hour))
 		m2 := Meta(retention.ClassMetadata, 2*time.Hour)
 		put(t, b, "k", []byte("two"), m2)
@@ -117,7 +132,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("Missing", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		if _, _, err := b.Get(ctx, "nope"); !errors.Is(err, retention.ErrNotFound) {
 			t.Fatalf("Get missing = %v", err)
 		}
@@ -133,7 +148,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("BadMetaRefused", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		m := Meta(retention.ClassLog, time.Hour)
 		m.RetainUntil = T0.Add(-time.Hour)
 		if err := b.Put(ctx, "k", strings.NewReader("x"), m); !errors.Is(err, retention.ErrCorruptMeta) {
@@ -145,7 +160,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("FailedWriteKeepsOld", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		m := Meta(retention.ClassLog, time.Hour)
 		put(t, b, "k", []byte("old"), m)
 		err := b.Put(ctx, "k", io.MultiReader(strings.NewReader("partial"), errReader{}), Meta(retention.ClassContent, time.Hour))
@@ -160,7 +175,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("SetMetaDelete", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		put(t, b, "k", []byte("data"), Meta(retention.ClassLog, time.Hour))
 		m := Meta(retention.ClassLog, time.Hour)
 		m.LegalHold = true
@@ -181,7 +196,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("ListOrderAndCursor", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		var want []string
 		for i := 0; i < 25; i++ {
 			k := fmt.Sprintf("k%03d", (i*7)%25)
@@ -215,7 +230,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("ListExpired", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		for i := 0; i < 10; i++ {
 			put(t, b, fmt.Sprintf("k%d", i), nil, Meta(retention.ClassLog, time.Duration(i+1)*time.Hour))
 		}
@@ -241,7 +256,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("DeleteExpiredRechecks", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		cut := retention.Cutoff{Now: T0.Add(2 * time.Hour)}
 		put(t, b, "expired", nil, Meta(retention.ClassLog, time.Hour))
 		put(t, b, "live", nil, Meta(retention.ClassLog, 3*time.Hour))
@@ -285,7 +300,7 @@ func Run(t *testing.T, open func(t *testing.T) retention.Backend) {
 	})
 
 	t.Run("Concurrent", func(t *testing.T) {
-		b := open(t)
+		b := openPart(t)
 		var wg sync.WaitGroup
 		errs := make(chan error, 64)
 		for w := 0; w < 4; w++ {
