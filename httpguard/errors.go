@@ -17,18 +17,18 @@ import (
 
 // Stable error codes of the JSON error body. Codes are only ever added.
 const (
-	CodeBadRequest         = "bad_request"             // 400
-	CodeUnauthenticated    = "unauthenticated"         // 401, with WWW-Authenticate
-	CodeForbidden          = "forbidden"               // 403: rbac deny, another tenant
-	CodeMFARequired        = "mfa_required"            // 403: step up to MFA and retry
-	CodeFourEyes           = "four_eyes_required"      // 403: the approver must differ from the requester
-	CodeSection203         = "section203_refused"      // 403: refused by the § 203 guard
-	CodeNotFound           = "not_found"               // 404
-	CodeMethodNotAllowed   = "method_not_allowed"      // 405
-	CodeTooLarge           = "too_large"               // 413
-	CodeRateLimited        = "rate_limited"            // 429, with Retry-After
-	CodeInternal           = "internal"                // 500: nothing was released
-	CodeAuditUnavailable   = "audit_unavailable"       // 503: the access could not be audited
+	CodeBadRequest       = "bad_request"        // 400
+	CodeUnauthenticated  = "unauthenticated"    // 401, with WWW-Authenticate
+	CodeForbidden        = "forbidden"          // 403: rbac deny, another tenant
+	CodeMFARequired      = "mfa_required"       // 403: step up to MFA and retry
+	CodeFourEyes         = "four_eyes_required" // 403: the approver must differ from the requester
+	CodeSection203       = "section203_refused" // 403: refused by the § 203 guard
+	CodeNotFound         = "not_found"          // 404
+	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeTooLarge         = "too_large"          // 413
+	CodeRateLimited      = "rate_limited"       // 429, with Retry-After
+	CodeInternal         = "internal"           // 500: nothing was released
+	CodeAuditUnavailable = "audit_unavailable"  // 503: the access could not be audited
 )
 
 // Sentinels a handler may return (or wrap) for the common answers.
