@@ -39,7 +39,9 @@
 //
 //	{"error":{"code":"forbidden","message":"access denied"},"request_id":"…"}
 //
-// A handler adds to its request's audit event through [AuditEvent].
+// [JSON] writes a success body, [DecodeJSON] reads a request body (400 or
+// 413 on error). A handler adds to its request's audit event through
+// [AuditEvent].
 //
 // # Threat model
 //

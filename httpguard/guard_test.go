@@ -192,6 +192,14 @@ func newFixture(t *testing.T, mod func(*httpguard.Config)) *fixture {
 			w.WriteHeader(http.StatusCreated)
 			return nil
 		})
+	g.Handle("PUT /v1/tenants/{tenant}/notes/{id}", httpguard.Route{Name: "note.update", Action: "write", Object: "/notes/{id}"},
+		func(w http.ResponseWriter, r *http.Request) error {
+			var req struct{ Text string }
+			if err := httpguard.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+			return httpguard.JSON(w, http.StatusOK, map[string]int{"size": len(req.Text)})
+		})
 	g.Handle("DELETE /v1/tenants/{tenant}/notes/{id}", httpguard.Route{Name: "note.delete", Action: "delete", Object: "/notes/{id}"},
 		func(w http.ResponseWriter, r *http.Request) error {
 			w.WriteHeader(http.StatusNoContent)
@@ -306,7 +314,12 @@ func TestEveryResponseHasExactlyOneDurableEvent(t *testing.T) {
 		{"no route", "GET", "/v1/nothing", bearer("tok-alice"), "", 404, "not_found", "notes.request", audit.OutcomeDeny, "alice"},
 		{"no route, anonymous", "GET", "/v1/nothing", nil, "", 401, "unauthenticated", "notes.request", audit.OutcomeDeny, "anonymous"},
 		{"not found from handler", "GET", "/v1/tenants/acme/gone/n1", bearer("tok-alice"), "", 404, "not_found", "notes.note.gone", audit.OutcomeDeny, "alice"},
-		{"method", "PUT", "/v1/tenants/acme/notes/n1", bearer("tok-alice"), "", 405, "method_not_allowed", "notes.request", audit.OutcomeDeny, "alice"},
+		{"json", "PUT", "/v1/tenants/acme/notes/n1", bearer("tok-alice"), `{"Text":"hi"}`, 200, "", "notes.note.update", audit.OutcomeAllow, "alice"},
+		{"malformed json", "PUT", "/v1/tenants/acme/notes/n1", bearer("tok-alice"), `{"Text":`, 400, "bad_request", "notes.note.update", audit.OutcomeDeny, "alice"},
+		{"unknown field", "PUT", "/v1/tenants/acme/notes/n1", bearer("tok-alice"), `{"Title":"x"}`, 400, "bad_request", "notes.note.update", audit.OutcomeDeny, "alice"},
+		{"trailing data", "PUT", "/v1/tenants/acme/notes/n1", bearer("tok-alice"), `{} {}`, 400, "bad_request", "notes.note.update", audit.OutcomeDeny, "alice"},
+		{"json too large", "PUT", "/v1/tenants/acme/notes/n1", bearer("tok-alice"), `{"Text":"0123456789abcdef"}`, 413, "too_large", "notes.note.update", audit.OutcomeDeny, "alice"},
+		{"method", "PATCH", "/v1/tenants/acme/notes/n1", bearer("tok-alice"), "", 405, "method_not_allowed", "notes.request", audit.OutcomeDeny, "alice"},
 		{"too large", "POST", "/v1/tenants/acme/notes", bearer("tok-alice"), strings.Repeat("x", 17), 413, "too_large", "notes.note.create", audit.OutcomeDeny, "alice"},
 		{"mapped sentinel", "POST", "/v1/tenants/acme/notes", bearer("tok-alice"), "conflict", 409, "conflict", "notes.note.create", audit.OutcomeDeny, "alice"},
 		{"handler Error", "POST", "/v1/tenants/acme/notes", bearer("tok-alice"), "teapot", 418, "teapot", "notes.note.create", audit.OutcomeDeny, "alice"},
