@@ -48,6 +48,7 @@ type Error struct {
 	Err           error
 }
 
+// Error returns Err's text, or the code and message.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Err.Error()
@@ -55,6 +56,7 @@ func (e *Error) Error() string {
 	return "httpguard: " + e.Code + ": " + e.Message
 }
 
+// Unwrap returns Err.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Mapping maps errors matching Err (errors.Is) to a response.

@@ -21,15 +21,15 @@ import (
 	"github.com/tomkit/tomkit/section203"
 )
 
-// Defaults for the zero values of [Config].
+// Defaults for the zero values of Config.
 const (
-	DefaultMaxBodyBytes = 1 << 20
-	DefaultRate         = 20
-	DefaultBurst        = 40
-	DefaultFailureRate  = 1
-	DefaultFailureBurst = 20
-	DefaultMaxTracked   = 10000
-	DefaultAlertWindow  = time.Minute
+	defaultMaxBodyBytes = 1 << 20
+	defaultRate         = 20
+	defaultBurst        = 40
+	defaultFailureRate  = 1
+	defaultFailureBurst = 20
+	defaultMaxTracked   = 10000
+	defaultAlertWindow  = time.Minute
 )
 
 // ErrNoAuthenticator is returned by [New] for a Config without an
@@ -172,25 +172,25 @@ func New(cfg Config) (*Guard, error) {
 		return nil, fmt.Errorf("%w: realm %q", ErrConfig, cfg.Realm)
 	}
 	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+		cfg.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	if cfg.Rate == 0 {
-		cfg.Rate = DefaultRate
+		cfg.Rate = defaultRate
 	}
 	if cfg.Burst == 0 {
-		cfg.Burst = DefaultBurst
+		cfg.Burst = defaultBurst
 	}
 	if cfg.FailureRate == 0 {
-		cfg.FailureRate = DefaultFailureRate
+		cfg.FailureRate = defaultFailureRate
 	}
 	if cfg.FailureBurst == 0 {
-		cfg.FailureBurst = DefaultFailureBurst
+		cfg.FailureBurst = defaultFailureBurst
 	}
 	if cfg.MaxTracked == 0 {
-		cfg.MaxTracked = DefaultMaxTracked
+		cfg.MaxTracked = defaultMaxTracked
 	}
 	if cfg.AlertWindow == 0 {
-		cfg.AlertWindow = DefaultAlertWindow
+		cfg.AlertWindow = defaultAlertWindow
 	}
 	g := &Guard{cfg: cfg, mux: http.NewServeMux(), routes: map[string]*route{}, now: cfg.Now}
 	if g.now == nil {

@@ -449,6 +449,10 @@ func TestRateLimitPerAddressForFailures(t *testing.T) {
 	if e := f.event(r); e.Actor.Subject != "anonymous" || e.Outcome != audit.OutcomeDeny {
 		t.Fatalf("event %+v", e)
 	}
+	// Public routes share the address's bucket.
+	if r := f.do("GET", "/healthz", nil, ""); r.status != http.StatusTooManyRequests {
+		t.Fatalf("public route during the flood: %d", r.status)
+	}
 	// Authenticated callers from the same address are not affected.
 	if r := f.do("GET", path, bearer("tok-alice"), ""); r.status != 200 {
 		t.Fatalf("alice after the flood: %d", r.status)
