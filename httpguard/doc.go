@@ -39,7 +39,8 @@
 //
 //	{"error":{"code":"forbidden","message":"access denied"},"request_id":"…"}
 //
-// [JSON] writes a success body, [DecodeJSON] reads a request body (400 or
+// A handler whose rbac object comes from the body checks it with
+// [Guard.Authorize]. [JSON] writes a success body, [DecodeJSON] reads a request body (400 or
 // 413 on error). A handler adds to its request's audit event through
 // [AuditEvent].
 //

@@ -221,6 +221,14 @@ func newFixture(t *testing.T, mod func(*httpguard.Config)) *fixture {
 			_, err := io.WriteString(w, section203.ModeFrom(r.Context()).String())
 			return err
 		})
+	g.Handle("POST /v1/tenants/{tenant}/notes/{id}/delete", httpguard.Route{Name: "note.delete.body", HandlerAuthorizes: true},
+		func(w http.ResponseWriter, r *http.Request) error {
+			if err := g.Authorize(r, "delete", "/notes/"+r.PathValue("id")); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		})
 	g.Handle("GET /healthz", httpguard.Route{Name: "health", Public: true},
 		func(w http.ResponseWriter, r *http.Request) error {
 			_, err := io.WriteString(w, "ok")
@@ -308,6 +316,9 @@ func TestEveryResponseHasExactlyOneDurableEvent(t *testing.T) {
 		{"basic auth", "GET", "/v1/tenants/acme/notes/n1", []string{"Basic YWxpY2U6eA=="}, "", 401, "unauthenticated", "notes.note.read", audit.OutcomeDeny, "anonymous"},
 		{"two authorization headers", "GET", "/v1/tenants/acme/notes/n1", []string{"Bearer tok-alice", "Bearer tok-bob"}, "", 401, "unauthenticated", "notes.note.read", audit.OutcomeDeny, "anonymous"},
 		{"mfa step-up", "DELETE", "/v1/tenants/acme/notes/n1", bearer("tok-amy"), "", 403, "mfa_required", "notes.note.delete", audit.OutcomeDeny, "amy"},
+		{"handler authorizes: mfa", "POST", "/v1/tenants/acme/notes/n1/delete", bearer("tok-amy"), "", 403, "mfa_required", "notes.note.delete.body", audit.OutcomeDeny, "amy"},
+		{"handler authorizes: forbidden", "POST", "/v1/tenants/acme/notes/n1/delete", bearer("tok-bob"), "", 403, "forbidden", "notes.note.delete.body", audit.OutcomeDeny, "bob"},
+		{"handler authorizes: allowed", "POST", "/v1/tenants/acme/notes/n1/delete", bearer("tok-alice"), "", 204, "", "notes.note.delete.body", audit.OutcomeAllow, "alice"},
 		{"forbidden", "DELETE", "/v1/tenants/acme/notes/n1", bearer("tok-bob"), "", 403, "forbidden", "notes.note.delete", audit.OutcomeDeny, "bob"},
 		{"other tenant", "GET", "/v1/tenants/acme/notes/n1", bearer("tok-gina"), "", 403, "forbidden", "notes.note.read", audit.OutcomeDeny, "gina"},
 		{"path trick", "GET", "/v1/tenants/acme/notes/..%2fsecret", bearer("tok-alice"), "", 403, "forbidden", "notes.note.read", audit.OutcomeDeny, "alice"},
