@@ -14,12 +14,15 @@ import (
 const (
 	AlertAuthFailures = "authentication_failures"
 	AlertRateLimited  = "rate_limit_violations"
+	// AlertAuditUnavailable counts responses replaced by 503 because
+	// the Logger failed: the service is refusing work.
+	AlertAuditUnavailable = "audit_unavailable"
 )
 
 // Alert is what Config.Alert receives: how many failures of one kind the
 // guard saw in one window [Start, End).
 type Alert struct {
-	Kind       string // AlertAuthFailures or AlertRateLimited
+	Kind       string // AlertAuthFailures, AlertRateLimited or AlertAuditUnavailable
 	Count      int64
 	Start, End time.Time
 }
@@ -31,6 +34,7 @@ type Alert struct {
 type monitor struct {
 	authFailures metric.Int64Counter
 	rateLimits   metric.Int64Counter
+	auditErrors  metric.Int64Counter
 	hook         func(context.Context, Alert)
 	window       time.Duration
 	now          func() time.Time
@@ -52,7 +56,15 @@ func newMonitor(mp metric.MeterProvider, hook func(context.Context, Alert), wind
 	if m.rateLimits, err = meter.Int64Counter("httpguard.ratelimit.violations", metric.WithDescription("requests refused by a rate limit")); err != nil {
 		return nil, err
 	}
+	if m.auditErrors, err = meter.Int64Counter("httpguard.audit.failures", metric.WithDescription("responses refused because their access-log event could not be written")); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+func (m *monitor) auditFailure(ctx context.Context) {
+	m.auditErrors.Add(ctx, 1)
+	m.count(AlertAuditUnavailable)
 }
 
 func (m *monitor) authFailure(ctx context.Context, why string) {

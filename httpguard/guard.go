@@ -369,6 +369,7 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		audit.String("http.status", strconv.Itoa(status)),
 		audit.Personal("client.address", client))
 	if err := g.cfg.Logger.Log(ctx, ev); err != nil {
+		g.mon.auditFailure(ctx)
 		var e apiError
 		e.Error.Code = CodeAuditUnavailable
 		e.Error.Message = "the access could not be audited and was refused"

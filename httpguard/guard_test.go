@@ -419,6 +419,20 @@ func TestAuditFailureReleasesNothing(t *testing.T) {
 			t.Fatalf("%s: %d Log calls, want 1", tc.path, f.log.calls-before)
 		}
 	}
+	f.log.setFail(false)
+	f.clock.Add(time.Minute)
+	f.do("GET", "/healthz", nil, "")
+	f.amu.Lock()
+	defer f.amu.Unlock()
+	var n int64
+	for _, a := range f.alert {
+		if a.Kind == httpguard.AlertAuditUnavailable {
+			n += a.Count
+		}
+	}
+	if n != 5 {
+		t.Fatalf("alerts %+v, want 5 audit failures in one", f.alert)
+	}
 }
 
 func TestRateLimitPerPrincipal(t *testing.T) {
