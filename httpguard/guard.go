@@ -93,8 +93,8 @@ type Config struct {
 	// is evicted beyond it. Zero means 10000.
 	MaxTracked int
 	// Errors maps handler errors to responses, checked in order before
-	// the defaults (see the package documentation). Nil means defaults
-	// only.
+	// the defaults (see the package documentation); each needs an Err, a
+	// 4xx or 5xx Status and a Code. Nil means defaults only.
 	Errors []Mapping
 	// Alert, if set, is called once per AlertWindow and kind of alert
 	// that saw failures, with their count, when the window has ended: on
@@ -164,6 +164,11 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.Rate < 0 || cfg.Burst < 0 || cfg.FailureRate < 0 || cfg.FailureBurst < 0 || cfg.MaxTracked < 0 || cfg.AlertWindow < 0 {
 		return nil, fmt.Errorf("%w: negative limit", ErrConfig)
+	}
+	for _, m := range cfg.Errors {
+		if m.Err == nil || m.Status < 400 || m.Status > 599 || m.Code == "" {
+			return nil, fmt.Errorf("%w: error mapping %+v needs an Err, a 4xx or 5xx Status and a Code", ErrConfig, m)
+		}
 	}
 	if cfg.Service == "" {
 		cfg.Service = "http"

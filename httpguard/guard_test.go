@@ -574,6 +574,8 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		{httpguard.Config{Logger: &recorder{}}, httpguard.ErrNoAuthenticator},
 		{httpguard.Config{Logger: &recorder{}, Authenticator: auth, Burst: -1}, httpguard.ErrConfig},
 		{httpguard.Config{Logger: &recorder{}, Authenticator: auth, Realm: `a"b`}, httpguard.ErrConfig},
+		{httpguard.Config{Logger: &recorder{}, Authenticator: auth, Errors: []httpguard.Mapping{{Err: errConflict, Status: 200, Code: "ok"}}}, httpguard.ErrConfig},
+		{httpguard.Config{Logger: &recorder{}, Authenticator: auth, Errors: []httpguard.Mapping{{Status: 409, Code: "conflict"}}}, httpguard.ErrConfig},
 	} {
 		if _, err := httpguard.New(tc.cfg); !errors.Is(err, tc.want) {
 			t.Errorf("New(%+v) = %v, want %v", tc.cfg, err, tc.want)
