@@ -3,6 +3,7 @@ package httpguard_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,7 +39,12 @@ func TestFileLogOverTLS(t *testing.T) {
 	defer log.Close()
 	g, err := httpguard.New(httpguard.Config{
 		Service: "notes", Logger: log,
-		Authenticator: tokens{"tok-alice": {Actor: audit.Actor{Subject: "alice", Tenant: "acme"}}},
+		Authenticator: httpguard.AuthenticatorFunc(func(_ context.Context, tok string) (httpguard.Principal, error) {
+			if tok != "tok-alice" {
+				return httpguard.Principal{}, errors.New("unknown token")
+			}
+			return httpguard.Principal{Actor: audit.Actor{Subject: "alice", Tenant: "acme"}}, nil
+		}),
 	})
 	if err != nil {
 		t.Fatal(err)

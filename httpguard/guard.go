@@ -46,6 +46,16 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (Principal, error)
 }
 
+// AuthenticatorFunc lets an ordinary function be an Authenticator.
+type AuthenticatorFunc func(ctx context.Context, token string) (Principal, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, token string) (Principal, error) {
+	return f(ctx, token)
+}
+
+var _ Authenticator = AuthenticatorFunc(nil)
+
 // Principal is an authenticated caller.
 type Principal struct {
 	// Actor is the subject and its tenant; both are required.
