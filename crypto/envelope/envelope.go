@@ -287,7 +287,19 @@ func (e *Envelope) Overhead(n int) int {
 	return format.FixedLen + 60 + (n/e.seg+1)*format.TagLen
 }
 
+// openBound returns the most plaintext bytes that opening a body of n
+// bytes in segments of seg ciphertext bytes can write: seg - TagLen for
+// each full segment and the rest of a short last one.
+func openBound(n, seg int) int {
+	return n/seg*(seg-format.TagLen) + max(0, n%seg-format.TagLen)
+}
+
 func growFor(dst []byte, n int) []byte {
+	if allocHook != nil && cap(dst)-len(dst) < n {
+		nd := allocHook(len(dst), len(dst)+n)
+		copy(nd, dst)
+		return nd
+	}
 	if cap(dst)-len(dst) < n {
 		nd := make([]byte, len(dst), len(dst)+n)
 		copy(nd, dst)
@@ -296,9 +308,15 @@ func growFor(dst []byte, n int) []byte {
 	return dst
 }
 
+// allocHook, when set by a test, allocates the arrays of growFor, so that
+// the test can check that a failure leaves no plaintext in them.
+var allocHook func(n, c int) []byte
+
 // Open authenticates and decrypts a ciphertext made by [Envelope.Seal] or
 // [Envelope.Encrypt] with the same encryption context, and appends the
-// plaintext to dst. On any error it returns nil and appends nothing.
+// plaintext to dst. On any error it returns nil, appends nothing, and
+// leaves no plaintext in dst's spare capacity or in any array it
+// allocated.
 func (e *Envelope) Open(ctx context.Context, dst, ciphertext []byte, ec Context) ([]byte, error) {
 	out, err := e.open(ctx, dst, ciphertext, ec)
 	if err != nil {
@@ -320,9 +338,13 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 	}
 	body := ciphertext[n:]
 	seg := int(h.SegmentSize) + format.TagLen
-	// Make room for the whole plaintext first, so that the loop never
+	// Make room for the most plaintext the loop can write before it
+	// fails (every full segment, and a last one), so that the loop never
 	// moves dst: on failure, clearing dst then removes every byte written.
-	if need := len(body) - format.TagLen*(len(body)/seg+1); need > 0 {
+	// Sizing from the number of segments a valid body would have is not
+	// enough: a body cut at a segment boundary writes one segment more,
+	// which would move dst and leave plaintext in the old array.
+	if need := openBound(len(body), seg); need > 0 {
 		dst = growFor(dst, need)
 	}
 	start := len(dst)

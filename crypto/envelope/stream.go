@@ -78,6 +78,7 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) flush(last bool) error {
 	if w.i >= 1<<32 {
+		clear(w.buf)
 		w.err = fmt.Errorf("envelope: encrypt: %w: more than 2^32 segments", ErrTooLarge)
 		return w.err
 	}
@@ -187,9 +188,14 @@ func (r *reader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		if r.done {
+			clear(r.buf)
 			return 0, io.EOF
 		}
 		if err := r.next(); err != nil {
+			// Earlier segments' plaintext may still be in the buffer
+			// (a short read overwrites only its prefix): clear it.
+			clear(r.buf)
+			r.pending = nil
 			r.err = err
 			if !errors.Is(err, errIO) {
 				ctx := audit.WithRequestID(audit.WithActor(context.Background(), r.actor), r.requestID)
