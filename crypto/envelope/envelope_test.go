@@ -596,3 +596,66 @@ func TestOpenNoPlaintextLeftInDst(t *testing.T) {
 		}
 	}
 }
+
+// TestShortInput checks every length below the header size: a prefix of
+// a real header is ErrTruncated, and the same bytes with a wrong magic
+// (any byte of it changed), version or suite are not tomkit's format.
+func TestShortInput(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 16)
+	ct, err := f.env.Seal(ctx, nil, []byte("x"), ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := headerLen(t, ct)
+	for n := 1; n < h; n++ {
+		cases := []struct {
+			name string
+			b    []byte
+			want error
+		}{{"right magic", bytes.Clone(ct[:n]), envelope.ErrTruncated}}
+		for i := 0; i < 4 && i < n; i++ {
+			b := bytes.Clone(ct[:n])
+			b[i] ^= 0x20
+			cases = append(cases, struct {
+				name string
+				b    []byte
+				want error
+			}{fmt.Sprintf("magic byte %d", i), b, envelope.ErrMalformed})
+		}
+		if n > 4 {
+			b := bytes.Clone(ct[:n])
+			b[4] = 2
+			cases = append(cases, struct {
+				name string
+				b    []byte
+				want error
+			}{"version 2", b, envelope.ErrUnsupportedVersion})
+		}
+		if n > 5 {
+			b := bytes.Clone(ct[:n])
+			b[5] = 9
+			cases = append(cases, struct {
+				name string
+				b    []byte
+				want error
+			}{"suite 9", b, envelope.ErrMalformed})
+		}
+		for _, c := range cases {
+			if got, err := f.env.Open(ctx, nil, c.b, ec); !errors.Is(err, c.want) || got != nil {
+				t.Errorf("len %d, %s: Open = %q, %v; want %v", n, c.name, got, err, c.want)
+			}
+			if _, err := decryptAll(ctx, f.env, c.b, ec); !errors.Is(err, c.want) {
+				t.Errorf("len %d, %s: Decrypt: %v; want %v", n, c.name, err, c.want)
+			}
+			if _, err := envelope.KeyIDOf(c.b); !errors.Is(err, c.want) {
+				t.Errorf("len %d, %s: KeyIDOf: %v; want %v", n, c.name, err, c.want)
+			}
+		}
+	}
+	for _, s := range []string{"abcd", "abcde", "TMKE", "tmkE\x01"} {
+		if _, err := f.env.Open(ctx, nil, []byte(s), ec); !errors.Is(err, envelope.ErrMalformed) {
+			t.Errorf("Open(%q): %v; want ErrMalformed", s, err)
+		}
+	}
+}

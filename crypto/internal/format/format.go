@@ -78,24 +78,26 @@ func (h *Header) Append(dst []byte) []byte {
 func (h *Header) Len() int { return FixedLen + len(h.Wrapped) }
 
 // Parse parses the header at the start of b and returns it and its
-// length. It checks every field against the limits of the version.
+// length. It checks every field against the limits of the version. A
+// prefix of b too short for a header is ErrShort only if every field it
+// holds is valid: a wrong magic is ErrMagic at any length.
 func Parse(b []byte) (Header, int, error) {
 	var h Header
-	if len(b) < 6 {
-		if len(b) < len(Magic) && string(b) != Magic[:len(b)] {
-			return h, 0, ErrMagic
-		}
-		return h, 0, ErrShort
-	}
-	if string(b[:4]) != Magic {
+	// Check each field that is present before reporting a short input,
+	// so that bytes that are not a tomkit ciphertext are ErrMagic, however
+	// few of them there are.
+	if m := min(len(b), len(Magic)); string(b[:m]) != Magic[:m] {
 		return h, 0, ErrMagic
 	}
-	h.Version, h.Suite = b[4], b[5]
-	if h.Version != Version1 {
-		return h, 0, fmt.Errorf("%w %d", ErrVersion, h.Version)
+	if len(b) > 4 {
+		if h.Version = b[4]; h.Version != Version1 {
+			return h, 0, fmt.Errorf("%w %d", ErrVersion, h.Version)
+		}
 	}
-	if h.Suite != SuiteAES256GCMCommit {
-		return h, 0, fmt.Errorf("%w: unknown suite %d", ErrHeader, h.Suite)
+	if len(b) > 5 {
+		if h.Suite = b[5]; h.Suite != SuiteAES256GCMCommit {
+			return h, 0, fmt.Errorf("%w: unknown suite %d", ErrHeader, h.Suite)
+		}
 	}
 	if len(b) < FixedLen {
 		return h, 0, ErrShort
