@@ -30,11 +30,14 @@
 // # Threat model
 //
 // The keyring file may be stolen: without the master key it reveals only
-// scope names, key ids and times. Changing its metadata (to lower a
-// minimum version, or move a keyset to another tenant) makes it fail to
-// load with [ErrWrongMasterKey]. Someone who can write the file can still
-// replace it with an older copy; keep it on storage only the service can
-// write. Keys are in process memory while in use.
+// scope names, key ids and times. The whole file is authenticated under
+// the master key: changing any of it (to lower a minimum version, move a
+// keyset to another tenant, add or remove a destroyed scope) makes it fail
+// to load with [ErrWrongMasterKey]. A file in the first format, whose list
+// of destroyed scopes was not authenticated, is rewritten in the current
+// one at its next change (see docs/FORMAT.md). Someone who can write the
+// file can still replace it with an older copy; keep it on storage only
+// the service can write. Keys are in process memory while in use.
 //
 // # Auditing
 //

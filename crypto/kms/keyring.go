@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,6 +27,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
 )
 
 // Config configures a [Keyring]. Master and Audit are required; every
@@ -81,6 +81,9 @@ type ringState struct {
 	scopes    map[scopeKey]*scopeState
 	rings     map[[8]byte]*scopeState
 	destroyed map[[8]byte]time.Time
+	// legacy is true for a state read from a keyfile.V1 file, until the
+	// next change writes it in the current format.
+	legacy bool
 }
 
 type scopeState struct {
@@ -175,7 +178,13 @@ func Open(ctx context.Context, path string, cfg Config) (*Keyring, error) {
 	}
 	r.sum = sha256.Sum256(b)
 	r.state.Store(st)
-	if err := r.log(ctx, "crypto.keyring_open", audit.OutcomeAllow, "", nil); err != nil {
+	var attrs []audit.Attr
+	if st.legacy {
+		// Rewritten in the current format, and authenticated, at the
+		// next change.
+		attrs = append(attrs, audit.String("format", keyfile.V1))
+	}
+	if err := r.log(ctx, "crypto.keyring_open", audit.OutcomeAllow, "", nil, attrs...); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -243,7 +252,7 @@ func (r *Keyring) Create(ctx context.Context, scope audit.Actor) error {
 	if _, err := rand.Read(s.ring[:]); err != nil {
 		return fmt.Errorf("kms: create: %w", err)
 	}
-	if err := s.load([]fileKey{{ID: id, Version: 1, Created: s.created}}); err != nil {
+	if err := s.load([]keyfile.Key{{ID: id, Version: 1, Created: s.created}}); err != nil {
 		return err
 	}
 	if err := r.commit(old.with(k, s)); err != nil {
@@ -282,7 +291,7 @@ func (r *Keyring) Rotate(ctx context.Context, scope audit.Actor) (uint32, error)
 	}
 	ns := &scopeState{scope: s.scope, ring: s.ring, created: s.created, minVersion: s.minVersion, handle: h}
 	v := s.keys[len(s.keys)-1].version + 1
-	if err := ns.load(append(s.fileKeys(), fileKey{ID: id, Version: v, Created: r.cfg.now().UTC()})); err != nil {
+	if err := ns.load(append(s.fileKeys(), keyfile.Key{ID: id, Version: v, Created: r.cfg.now().UTC()})); err != nil {
 		return 0, err
 	}
 	if err := r.commit(old.with(k, ns)); err != nil {
@@ -434,12 +443,16 @@ const (
 
 // Wrap implements [KEK].
 func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte, error) {
-	s := k.r.state.Load().scopes[k.key]
+	st := k.r.state.Load()
+	s := st.scopes[k.key]
 	if s == nil {
 		if k.key.tenant == "" {
 			return KeyID{}, nil, fmt.Errorf("%w: empty tenant", ErrInvalidScope)
 		}
 		return KeyID{}, nil, fmt.Errorf("%w: scope has no key; create it first", ErrUnknownKey)
+	}
+	if _, ok := st.destroyed[s.ring]; ok {
+		return KeyID{}, nil, fmt.Errorf("%w: scope's ring %s was shredded", ErrKeyDestroyed, KeyID{Ring: s.ring})
 	}
 	p := s.primary
 	n := len(dst)
@@ -531,7 +544,7 @@ func (st *ringState) scope(scope audit.Actor) (scopeKey, *scopeState, error) {
 
 // load builds the hot-path AEADs from the Tink keyset and checks it
 // against the metadata.
-func (s *scopeState) load(meta []fileKey) error {
+func (s *scopeState) load(meta []keyfile.Key) error {
 	if s.handle.Len() != len(meta) {
 		return fmt.Errorf("%w: keyset has %d keys, metadata %d", ErrWrongMasterKey, s.handle.Len(), len(meta))
 	}
@@ -582,65 +595,18 @@ func (s *scopeState) load(meta []fileKey) error {
 	return nil
 }
 
-func (s *scopeState) fileKeys() []fileKey {
-	out := make([]fileKey, len(s.keys))
+func (s *scopeState) fileKeys() []keyfile.Key {
+	out := make([]keyfile.Key, len(s.keys))
 	for i, kv := range s.keys {
-		out[i] = fileKey{ID: kv.id, Version: kv.version, Created: kv.created}
+		out[i] = keyfile.Key{ID: kv.id, Version: kv.version, Created: kv.created}
 	}
 	return out
 }
 
-// --- file format ---
-
-// fileFormat names the keyring file format; see docs/FORMAT.md.
-const fileFormat = "tomkit-keyring-v1"
-
-type fileV1 struct {
-	Format    string          `json:"format"`
-	Scopes    []fileScope     `json:"scopes"`
-	Destroyed []fileTombstone `json:"destroyed,omitempty"`
-}
-
-// fileMeta is the part of a scope bound as associated data to its
-// encrypted keyset, so that changing it (lowering the minimum version,
-// moving a keyset to another tenant) fails to decrypt.
-type fileMeta struct {
-	Tenant     string    `json:"tenant"`
-	Subject    string    `json:"subject,omitempty"`
-	Ring       string    `json:"ring"`
-	Created    time.Time `json:"created"`
-	MinVersion uint32    `json:"min_version"`
-	Keys       []fileKey `json:"keys"`
-}
-
-type fileScope struct {
-	fileMeta
-	// Keyset is the Tink keyset, encrypted under the master key (Tink's
-	// binary EncryptedKeyset) with fileMeta as associated data.
-	Keyset []byte `json:"keyset"`
-}
-
-type fileKey struct {
-	ID      uint32    `json:"id"`
-	Version uint32    `json:"version"`
-	Created time.Time `json:"created"`
-}
-
-type fileTombstone struct {
-	Ring      string    `json:"ring"`
-	Destroyed time.Time `json:"destroyed"`
-}
-
-func metaAD(m fileMeta) ([]byte, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(fileFormat+"\n"), b...), nil
-}
+// --- file format (crypto/kms/internal/keyfile) ---
 
 func (r *Keyring) encode(st *ringState) ([]byte, error) {
-	f := fileV1{Format: fileFormat, Scopes: []fileScope{}}
+	f := keyfile.File{Scopes: []keyfile.Scope{}}
 	// Encrypt in a fixed order, so that a seeded random source gives a
 	// reproducible file (the known-answer vectors depend on it).
 	scopes := make([]*scopeState, 0, len(st.scopes))
@@ -649,10 +615,10 @@ func (r *Keyring) encode(st *ringState) ([]byte, error) {
 	}
 	sort.Slice(scopes, func(i, j int) bool { return bytes.Compare(scopes[i].ring[:], scopes[j].ring[:]) < 0 })
 	for _, s := range scopes {
-		m := fileMeta{Tenant: s.scope.Tenant, Subject: s.scope.Subject, Ring: hex.EncodeToString(s.ring[:]),
+		m := keyfile.Meta{Tenant: s.scope.Tenant, Subject: s.scope.Subject, Ring: keyfile.Ring(s.ring),
 			Created: s.created, MinVersion: s.minVersion, Keys: s.fileKeys()}
 		if s.sealed == nil {
-			ad, err := metaAD(m)
+			ad, err := keyfile.KeysetAD(keyfile.V2, m)
 			if err != nil {
 				return nil, err
 			}
@@ -662,41 +628,35 @@ func (r *Keyring) encode(st *ringState) ([]byte, error) {
 			}
 			s.sealed = buf.Bytes()
 		}
-		f.Scopes = append(f.Scopes, fileScope{fileMeta: m, Keyset: s.sealed})
+		f.Scopes = append(f.Scopes, keyfile.Scope{Meta: m, Keyset: s.sealed})
 	}
-	sort.Slice(f.Scopes, func(i, j int) bool { return f.Scopes[i].Ring < f.Scopes[j].Ring })
 	for ring, t := range st.destroyed {
-		f.Destroyed = append(f.Destroyed, fileTombstone{Ring: hex.EncodeToString(ring[:]), Destroyed: t})
+		f.Destroyed = append(f.Destroyed, keyfile.Tombstone{Ring: keyfile.Ring(ring), Destroyed: t})
 	}
 	sort.Slice(f.Destroyed, func(i, j int) bool { return f.Destroyed[i].Ring < f.Destroyed[j].Ring })
-	return json.MarshalIndent(f, "", "  ")
-}
-
-func parseRing(s string) ([8]byte, error) {
-	var ring [8]byte
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != 8 {
-		return ring, fmt.Errorf("%w: bad ring id %q", ErrWrongMasterKey, s)
+	b, err := f.Encode(r.cfg.Master)
+	if err != nil {
+		return nil, fmt.Errorf("kms: %w", err)
 	}
-	copy(ring[:], b)
-	return ring, nil
+	return b, nil
 }
 
+// decode parses and checks a keyring file. A file in the legacy format
+// (keyfile.V1) loads with every keyset marked for re-encryption, so the
+// next change writes the whole file in the current format.
 func (r *Keyring) decode(b []byte) (*ringState, error) {
-	var f fileV1
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrWrongMasterKey, err)
+	f, err := keyfile.Parse(b, r.cfg.Master)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWrongMasterKey, err)
 	}
-	if f.Format != fileFormat {
-		return nil, fmt.Errorf("%w: unknown format %q", ErrWrongMasterKey, f.Format)
-	}
-	st := &ringState{scopes: map[scopeKey]*scopeState{}, rings: map[[8]byte]*scopeState{}, destroyed: map[[8]byte]time.Time{}}
+	st := &ringState{scopes: map[scopeKey]*scopeState{}, rings: map[[8]byte]*scopeState{}, destroyed: map[[8]byte]time.Time{},
+		legacy: f.Format == keyfile.V1}
 	for _, fs := range f.Scopes {
-		ring, err := parseRing(fs.Ring)
+		ring, err := keyfile.ParseRing(fs.Ring)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrWrongMasterKey, err)
 		}
-		ad, err := metaAD(fs.fileMeta)
+		ad, err := keyfile.KeysetAD(f.Format, fs.Meta)
 		if err != nil {
 			return nil, err
 		}
@@ -704,7 +664,10 @@ func (r *Keyring) decode(b []byte) (*ringState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: scope %s: %v", ErrWrongMasterKey, fs.Ring, err)
 		}
-		s := &scopeState{scope: audit.Actor{Tenant: fs.Tenant, Subject: fs.Subject}, ring: ring, created: fs.Created, minVersion: fs.MinVersion, handle: h, sealed: fs.Keyset}
+		s := &scopeState{scope: audit.Actor{Tenant: fs.Tenant, Subject: fs.Subject}, ring: ring, created: fs.Created, minVersion: fs.MinVersion, handle: h}
+		if !st.legacy {
+			s.sealed = fs.Keyset
+		}
 		if err := s.load(fs.Keys); err != nil {
 			return nil, err
 		}
@@ -716,9 +679,15 @@ func (r *Keyring) decode(b []byte) (*ringState, error) {
 		st.rings[ring] = s
 	}
 	for _, t := range f.Destroyed {
-		ring, err := parseRing(t.Ring)
+		ring, err := keyfile.ParseRing(t.Ring)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrWrongMasterKey, err)
+		}
+		// A ring is live or destroyed, never both: in a legacy file, whose
+		// tombstones are not authenticated, this keeps an added tombstone
+		// from failing a live scope's data as destroyed.
+		if _, dup := st.destroyed[ring]; dup || st.rings[ring] != nil {
+			return nil, fmt.Errorf("%w: ring %s both live and destroyed, or destroyed twice", ErrWrongMasterKey, t.Ring)
 		}
 		st.destroyed[ring] = t.Destroyed
 	}
