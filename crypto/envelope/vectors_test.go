@@ -171,6 +171,21 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		openVectors(t, ring, vs)
+		// The first format did not count wraps: a legacy version counts
+		// as used up, and the first seal under it rotates the scope.
+		kat := audit.Actor{Tenant: "kat"}
+		e, err := envelope.New(ring.KEK(kat), envelope.Config{Audit: nopLogger{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Seal(ctx, nil, []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, si := range ring.List() {
+			if si.Scope == kat && len(si.Keys) != 3 {
+				t.Fatalf("legacy scope not rotated at its first wrap: %+v", si)
+			}
+		}
 	})
 }
 

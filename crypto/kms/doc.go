@@ -27,6 +27,19 @@
 // A service and `tomkit keys` may share a keyring file; a service sees
 // changes made elsewhere (a shred, a retirement) after [Keyring.Reload].
 //
+// # Key wrap limit
+//
+// A local KEK wraps each DEK with AES-256-GCM under a random 96-bit nonce,
+// and NIST SP 800-38D allows one key at most 2^32 such invocations. The
+// keyring counts wraps per key version in the keyring file, shared by
+// every process that uses the file, and rotates the scope (audited as
+// "crypto.key_rotate" with trigger=wrap_limit) when a version reaches
+// [DefaultRotateAfter] (2^31) wraps, or [Config.RotateAfter]. Counts are
+// reserved in blocks (up to 65536) before use, so a crash or exit can only
+// overcount. Wrap fails when it cannot reserve a count (the file cannot
+// be written) and, with [ErrWrapLimit], when the scope has to rotate and
+// cannot. [Remote] keys are not counted here: the KMS holds its own limits.
+//
 // # Threat model
 //
 // The keyring file may be stolen: without the master key it reveals only

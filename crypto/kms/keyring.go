@@ -42,6 +42,30 @@ type Config struct {
 	Audit audit.Logger
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+	// RotateAfter is how many DEKs one key version may wrap before the
+	// keyring rotates its scope by itself (see "Key wrap limit" in the
+	// package documentation). Zero means [DefaultRotateAfter]; larger
+	// values are capped at it. Lower it to rotate sooner.
+	RotateAfter uint64
+}
+
+// DefaultRotateAfter is the number of DEK wraps after which a key version
+// is rotated: half of the 2^32 invocations with random nonces that NIST
+// SP 800-38D allows one AES-GCM key.
+const DefaultRotateAfter = 1 << 31
+
+func (c *Config) rotateAfter() uint64 {
+	if c.RotateAfter == 0 || c.RotateAfter > DefaultRotateAfter {
+		return DefaultRotateAfter
+	}
+	return c.RotateAfter
+}
+
+// wrapBlock returns how many wraps a process reserves in the file at a
+// time: the wraps of a block that a process did not make before it exited
+// are lost, counted but never made.
+func (c *Config) wrapBlock() uint64 {
+	return min(max(c.rotateAfter()/64, 1), 1<<16)
 }
 
 func (c *Config) now() time.Time {
@@ -105,6 +129,25 @@ type keyVersion struct {
 	version uint32
 	created time.Time
 	aead    cipher.AEAD // AES-256-GCM of the Tink key, for the hot path
+	// reserved is the number of wraps reserved under this version in the
+	// file, by every process: an upper bound of the wraps made. It grows
+	// under Keyring.mu.
+	reserved atomic.Uint64
+	// blk is this process's current block of reserved wraps, nil before
+	// the first.
+	blk atomic.Pointer[wrapBlock]
+}
+
+// wrapBlock is a range of reserved wraps [next, end) that Wrap takes from
+// without a lock.
+type wrapBlock struct {
+	next atomic.Uint64
+	end  uint64
+}
+
+// take takes one wrap from b.
+func (b *wrapBlock) take() bool {
+	return b != nil && b.next.Add(1) <= b.end
 }
 
 func (s *scopeState) key(id uint32) *keyVersion {
@@ -277,27 +320,14 @@ func (r *Keyring) Rotate(ctx context.Context, scope audit.Actor) (uint32, error)
 	if err != nil {
 		return 0, err
 	}
-	m := keyset.NewManagerFromHandle(s.handle)
-	id, err := m.Add(aead.AES256GCMNoPrefixKeyTemplate())
+	st, v, err := r.rotate(old, k, s)
 	if err != nil {
-		return 0, fmt.Errorf("kms: rotate: %w", err)
-	}
-	if err := m.SetPrimary(id); err != nil {
-		return 0, fmt.Errorf("kms: rotate: %w", err)
-	}
-	h, err := m.Handle()
-	if err != nil {
-		return 0, fmt.Errorf("kms: rotate: %w", err)
-	}
-	ns := &scopeState{scope: s.scope, ring: s.ring, created: s.created, minVersion: s.minVersion, handle: h}
-	v := s.keys[len(s.keys)-1].version + 1
-	if err := ns.load(append(s.fileKeys(), keyfile.Key{ID: id, Version: v, Created: r.cfg.now().UTC()})); err != nil {
 		return 0, err
 	}
-	if err := r.commit(old.with(k, ns)); err != nil {
+	if err := r.commit(st); err != nil {
 		return 0, err
 	}
-	return v, r.log(ctx, "crypto.key_rotate", audit.OutcomeAllow, "", ns, audit.String("key_version", fmt.Sprint(v)))
+	return v, r.log(ctx, "crypto.key_rotate", audit.OutcomeAllow, "", st.scopes[k], audit.String("key_version", fmt.Sprint(v)))
 }
 
 // SetMinVersion sets the minimum decryption version of scope, as Vault
@@ -338,10 +368,87 @@ func (r *Keyring) SetMinVersion(ctx context.Context, scope audit.Actor, v uint32
 	if err := ns.load(s.fileKeys()); err != nil {
 		return err
 	}
+	ns.inherit(s)
 	if err := r.commit(old.with(k, ns)); err != nil {
 		return err
 	}
 	return r.log(ctx, "crypto.key_min_version", audit.OutcomeAllow, "", ns, audit.String("min_version", fmt.Sprint(v)))
+}
+
+// reserve reserves a block of wraps under the primary key of scope k,
+// which was p when the caller's block ran out, rotating the scope first
+// when the block would pass Config.RotateAfter. It does nothing when the
+// primary changed or has a block again meanwhile: the caller retries.
+func (r *Keyring) reserve(ctx context.Context, k scopeKey, p *keyVersion) error {
+	unlock, err := r.begin()
+	if err != nil {
+		return fmt.Errorf("kms: wrap: reserve: %w", err)
+	}
+	defer unlock()
+	old := r.state.Load()
+	s := old.scopes[k]
+	if s == nil || s.primary != p || p.blk.Load().take2() {
+		return nil // changed meanwhile: the caller looks again
+	}
+	block, limit := r.cfg.wrapBlock(), r.cfg.rotateAfter()
+	if n := p.reserved.Load(); n+block > limit {
+		ns, v, err := r.rotate(old, k, s)
+		if err != nil {
+			return fmt.Errorf("%w: version %d has %d wraps and the scope cannot rotate: %w", ErrWrapLimit, p.version, n, err)
+		}
+		np := ns.scopes[k].primary
+		np.reserved.Store(block)
+		if err := r.commit(ns); err != nil {
+			return fmt.Errorf("%w: version %d has %d wraps and the scope cannot rotate: %w", ErrWrapLimit, p.version, n, err)
+		}
+		np.blk.Store(newBlock(0, block))
+		return r.log(ctx, "crypto.key_rotate", audit.OutcomeAllow, "wrap limit", ns.scopes[k],
+			audit.String("key_version", fmt.Sprint(v)), audit.String("trigger", "wrap_limit"),
+			audit.String("wraps", fmt.Sprint(n)), audit.String("rotate_after", fmt.Sprint(limit)))
+	}
+	n := p.reserved.Load()
+	// Raise the count before writing: if the write fails, the count in
+	// memory is too high, never too low, and no wrap uses the block.
+	p.reserved.Store(n + block)
+	if err := r.commit(old); err != nil {
+		return fmt.Errorf("kms: wrap: reserve: %w", err)
+	}
+	p.blk.Store(newBlock(n, n+block))
+	return nil
+}
+
+func newBlock(start, end uint64) *wrapBlock {
+	b := &wrapBlock{end: end}
+	b.next.Store(start)
+	return b
+}
+
+// take2 reports whether b has a wrap left, without taking it.
+func (b *wrapBlock) take2() bool {
+	return b != nil && b.next.Load() < b.end
+}
+
+// rotate returns old with a new primary key version in scope k.
+func (r *Keyring) rotate(old *ringState, k scopeKey, s *scopeState) (*ringState, uint32, error) {
+	m := keyset.NewManagerFromHandle(s.handle)
+	id, err := m.Add(aead.AES256GCMNoPrefixKeyTemplate())
+	if err != nil {
+		return nil, 0, fmt.Errorf("kms: rotate: %w", err)
+	}
+	if err := m.SetPrimary(id); err != nil {
+		return nil, 0, fmt.Errorf("kms: rotate: %w", err)
+	}
+	h, err := m.Handle()
+	if err != nil {
+		return nil, 0, fmt.Errorf("kms: rotate: %w", err)
+	}
+	ns := &scopeState{scope: s.scope, ring: s.ring, created: s.created, minVersion: s.minVersion, handle: h}
+	v := s.keys[len(s.keys)-1].version + 1
+	if err := ns.load(append(s.fileKeys(), keyfile.Key{ID: id, Version: v, Created: r.cfg.now().UTC()})); err != nil {
+		return nil, 0, err
+	}
+	ns.inherit(s)
+	return old.with(k, ns), v, nil
 }
 
 // Shred destroys every key of scope (crypto-shredding). All ciphertexts
@@ -384,6 +491,9 @@ type KeyInfo struct {
 	Primary bool
 	// Retired is true for versions below the minimum decryption version.
 	Retired bool
+	// Wraps is how many DEK wraps are reserved under this version by
+	// every process sharing the keyring: at least as many as were made.
+	Wraps uint64
 }
 
 // ScopeInfo describes one scope of a [Keyring].
@@ -407,7 +517,7 @@ func (r *Keyring) List() []ScopeInfo {
 		si := ScopeInfo{Scope: s.scope, Ring: s.ring, Created: s.created, MinVersion: s.minVersion}
 		for _, kv := range s.keys {
 			si.Keys = append(si.Keys, KeyInfo{ID: KeyID{s.ring, kv.id}, Version: kv.version, Created: kv.created,
-				Primary: kv == s.primary, Retired: kv.version < s.minVersion})
+				Primary: kv == s.primary, Retired: kv.version < s.minVersion, Wraps: kv.reserved.Load()})
 		}
 		out = append(out, si)
 	}
@@ -441,18 +551,31 @@ const (
 	tagLen   = 16
 )
 
-// Wrap implements [KEK].
+// Wrap implements [KEK]. Every wrap is counted against the primary key
+// version; the count is reserved in the keyring file in blocks, and the
+// scope is rotated when the version reaches [Config.RotateAfter] wraps.
+// When the count cannot be reserved or the scope cannot be rotated, Wrap
+// fails ([ErrWrapLimit] at the limit).
 func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte, error) {
-	st := k.r.state.Load()
-	s := st.scopes[k.key]
-	if s == nil {
-		if k.key.tenant == "" {
-			return KeyID{}, nil, fmt.Errorf("%w: empty tenant", ErrInvalidScope)
+	var s *scopeState
+	for {
+		st := k.r.state.Load()
+		s = st.scopes[k.key]
+		if s == nil {
+			if k.key.tenant == "" {
+				return KeyID{}, nil, fmt.Errorf("%w: empty tenant", ErrInvalidScope)
+			}
+			return KeyID{}, nil, fmt.Errorf("%w: scope has no key; create it first", ErrUnknownKey)
 		}
-		return KeyID{}, nil, fmt.Errorf("%w: scope has no key; create it first", ErrUnknownKey)
-	}
-	if _, ok := st.destroyed[s.ring]; ok {
-		return KeyID{}, nil, fmt.Errorf("%w: scope's ring %s was shredded", ErrKeyDestroyed, KeyID{Ring: s.ring})
+		if _, ok := st.destroyed[s.ring]; ok {
+			return KeyID{}, nil, fmt.Errorf("%w: scope's ring %s was shredded", ErrKeyDestroyed, KeyID{Ring: s.ring})
+		}
+		if s.primary.blk.Load().take() {
+			break
+		}
+		if err := k.r.reserve(ctx, k.key, s.primary); err != nil {
+			return KeyID{}, nil, err
+		}
 	}
 	p := s.primary
 	n := len(dst)
@@ -603,6 +726,21 @@ func (s *scopeState) fileKeys() []keyfile.Key {
 	return out
 }
 
+// inherit carries the wrap counts and this process's blocks of reserved
+// wraps over from old, the same scope's earlier state, to s. A count
+// never goes down, even if the file was replaced with an older copy.
+func (s *scopeState) inherit(old *scopeState) {
+	if old == nil || old.ring != s.ring {
+		return
+	}
+	for _, kv := range s.keys {
+		if o := old.key(kv.id); o != nil {
+			kv.reserved.Store(max(kv.reserved.Load(), o.reserved.Load()))
+			kv.blk.Store(o.blk.Load())
+		}
+	}
+}
+
 // --- file format (crypto/kms/internal/keyfile) ---
 
 func (r *Keyring) encode(st *ringState) ([]byte, error) {
@@ -629,6 +767,9 @@ func (r *Keyring) encode(st *ringState) ([]byte, error) {
 			s.sealed = buf.Bytes()
 		}
 		f.Scopes = append(f.Scopes, keyfile.Scope{Meta: m, Keyset: s.sealed})
+		for _, kv := range s.keys {
+			f.Wraps = append(f.Wraps, keyfile.Wraps{Ring: m.Ring, Key: kv.id, Reserved: kv.reserved.Load()})
+		}
 	}
 	for ring, t := range st.destroyed {
 		f.Destroyed = append(f.Destroyed, keyfile.Tombstone{Ring: keyfile.Ring(ring), Destroyed: t})
@@ -677,6 +818,29 @@ func (r *Keyring) decode(b []byte) (*ringState, error) {
 		}
 		st.scopes[k] = s
 		st.rings[ring] = s
+	}
+	for _, w := range f.Wraps {
+		ring, err := keyfile.ParseRing(w.Ring)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWrongMasterKey, err)
+		}
+		var kv *keyVersion
+		if s := st.rings[ring]; s != nil {
+			kv = s.key(w.Key)
+		}
+		if kv == nil || kv.reserved.Load() != 0 {
+			return nil, fmt.Errorf("%w: wrap count of unknown key %s/%d, or counted twice", ErrWrongMasterKey, w.Ring, w.Key)
+		}
+		kv.reserved.Store(w.Reserved)
+	}
+	if st.legacy {
+		// The first format did not count wraps: assume each legacy
+		// version used up, so that its scope rotates at its first wrap.
+		for _, s := range st.scopes {
+			for _, kv := range s.keys {
+				kv.reserved.Store(r.cfg.rotateAfter())
+			}
+		}
 	}
 	for _, t := range f.Destroyed {
 		ring, err := keyfile.ParseRing(t.Ring)
@@ -760,6 +924,10 @@ func (r *Keyring) refresh() (bool, error) {
 	st, err := r.decode(b)
 	if err != nil {
 		return false, err
+	}
+	old := r.state.Load()
+	for ring, s := range st.rings {
+		s.inherit(old.rings[ring])
 	}
 	r.state.Store(st)
 	r.sum = sum

@@ -36,6 +36,8 @@ type File struct {
 	Format    string      `json:"format"`
 	Scopes    []Scope     `json:"scopes"`
 	Destroyed []Tombstone `json:"destroyed,omitempty"`
+	// Wraps (V2) counts the DEK wraps reserved under each key version.
+	Wraps []Wraps `json:"wraps,omitempty"`
 	// Auth (V2) is the master key's encryption of nothing, with every
 	// other field of the file as associated data: a MAC that only the
 	// master key can make.
@@ -67,6 +69,14 @@ type Key struct {
 	ID      uint32    `json:"id"`
 	Version uint32    `json:"version"`
 	Created time.Time `json:"created"`
+}
+
+// Wraps is the number of DEK wraps reserved under one key version by
+// every process sharing the file: an upper bound of the wraps made.
+type Wraps struct {
+	Ring     string `json:"ring"`
+	Key      uint32 `json:"key"`
+	Reserved uint64 `json:"reserved"`
 }
 
 // Tombstone records a shredded scope by its ring id.
@@ -121,7 +131,7 @@ func Parse(b []byte, master tink.AEAD) (*File, error) {
 	}
 	switch f.Format {
 	case V1:
-		if f.Auth != nil {
+		if f.Auth != nil || f.Wraps != nil {
 			return nil, fmt.Errorf("%w: authenticator in a %s file", ErrFormat, V1)
 		}
 	case V2:
