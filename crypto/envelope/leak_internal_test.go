@@ -37,10 +37,15 @@ func TestFailureLeavesNoPlaintext(t *testing.T) {
 	if err := r.Create(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(r.KEK(sc), Config{Audit: discard{}, SegmentSize: 16})
+	fresh, err := New(r.KEK(sc), Config{Audit: discard{}, SegmentSize: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cached, err := New(r.KEK(sc), Config{Audit: discard{}, SegmentSize: 16, Cache: &Cache{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := fresh
 	var allocated [][]byte
 	allocHook = func(n, c int) []byte {
 		b := make([]byte, n, c)
@@ -80,13 +85,20 @@ func TestFailureLeavesNoPlaintext(t *testing.T) {
 			t.Fatalf("%s: plaintext left in the reader's buffer: %x", what, buf)
 		}
 	}
-	for _, n := range []int{17, 32, 48, 53} {
+	for _, n := range []int{17, 32, 48, 53, -53} {
+		e = fresh
+		if n < 0 {
+			n, e = -n, cached // a cached DEK, message number > 0
+			if _, err := e.Seal(ctx, nil, []byte("first"), ec); err != nil {
+				t.Fatal(err)
+			}
+		}
 		pt := bytes.Repeat([]byte{0xa5}, n)
 		ct, err := e.Seal(ctx, nil, pt, ec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
+		t.Run(fmt.Sprint(n, e == cached), func(t *testing.T) {
 			for i := 0; i < len(ct); i++ {
 				check(t, fmt.Sprintf("cut at %d", i), ct[:i])
 				b := bytes.Clone(ct)

@@ -23,23 +23,17 @@ func (e *Envelope) Encrypt(ctx context.Context, dst io.Writer, ec Context) (io.W
 	if err := s.prepare(ec); err != nil {
 		return nil, err
 	}
-	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg)}
-	id, err := e.newDEK(ctx, s, 0, &h.Nonce)
+	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMDEK, SegmentSize: uint32(e.seg)}
+	aead, err := e.sealKey(ctx, s, 0, &h)
 	if err != nil {
 		return nil, err
 	}
-	h.Ring, h.Key, h.Wrapped = id.Ring, id.Key, s.wrapped
 	hdr := h.Append(make([]byte, 0, h.Len()))
-	aead, err := s.derive(s.dek, hdr)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	copy(hdr[42:74], s.okm[32:])
-	copy(s.segAD[42:74], s.okm[32:])
+	s.setAD(hdr)
 	if _, err := dst.Write(hdr); err != nil {
 		return nil, fmt.Errorf("envelope: encrypt: %w", err)
 	}
-	return &writer{w: dst, aead: aead, ad: append([]byte(nil), s.segAD...), seg: e.seg,
+	return &writer{w: dst, aead: aead, ad: append([]byte(nil), s.segAD...), seg: e.seg, msg: format.Header{Suite: h.Suite, Nonce: h.Nonce},
 		buf: make([]byte, 0, e.seg), out: make([]byte, 0, e.seg+format.TagLen)}, nil
 }
 
@@ -52,7 +46,9 @@ type writer struct {
 	out   []byte
 	i     uint64
 	nonce [format.SegNonceLen]byte
-	err   error
+	// msg holds the suite and message number, for the segment nonces.
+	msg format.Header
+	err error
 }
 
 // Write implements io.Writer.
@@ -82,7 +78,7 @@ func (w *writer) flush(last bool) error {
 		w.err = fmt.Errorf("envelope: encrypt: %w: more than 2^32 segments", ErrTooLarge)
 		return w.err
 	}
-	format.SegmentNonce(&w.nonce, uint32(w.i), last)
+	format.SegmentNonceOf(&w.nonce, &w.msg, uint32(w.i), last)
 	w.out = w.aead.Seal(w.out[:0], w.nonce[:], w.buf, w.ad)
 	clear(w.buf)
 	w.buf = w.buf[:0]
@@ -159,7 +155,7 @@ func (e *Envelope) decrypt(ctx context.Context, src io.Reader, ec Context) (io.R
 		return nil, err
 	}
 	seg := int(h.SegmentSize)
-	return &reader{e: e, actor: audit.ActorFrom(ctx), requestID: audit.RequestIDFrom(ctx), r: src, aead: aead, ad: append([]byte(nil), s.segAD...), seg: seg,
+	return &reader{msg: format.Header{Suite: h.Suite, Nonce: h.Nonce}, e: e, actor: audit.ActorFrom(ctx), requestID: audit.RequestIDFrom(ctx), r: src, aead: aead, ad: append([]byte(nil), s.segAD...), seg: seg,
 		buf: make([]byte, seg+format.TagLen)}, nil
 }
 
@@ -177,6 +173,7 @@ type reader struct {
 	pending   []byte
 	i         uint64
 	nonce     [format.SegNonceLen]byte
+	msg       format.Header
 	done      bool
 	err       error
 }
@@ -227,7 +224,7 @@ func (r *reader) next() error {
 	if last && n < format.TagLen {
 		return fmt.Errorf("envelope: decrypt: %w: segment %d", ErrTruncated, r.i)
 	}
-	format.SegmentNonce(&r.nonce, uint32(r.i), last)
+	format.SegmentNonceOf(&r.nonce, &r.msg, uint32(r.i), last)
 	pt, oerr := r.aead.Open(r.buf[:0], r.nonce[:], r.buf[:n], r.ad)
 	if oerr != nil {
 		return fmt.Errorf("envelope: decrypt: %w: segment %d", ErrAuthentication, r.i)

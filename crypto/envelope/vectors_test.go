@@ -96,6 +96,20 @@ func generateVectors(t *testing.T, dir string) {
 	add("exact-segments", tenant, 1, 16, ec, []byte("0123456789abcdef0123456789abcdef"), nil, "")
 	add("subject", subject, 1, 0, envelope.Context{"subject": "subject-1"}, []byte("subject data"), nil, "")
 	add("erased-subject", gone, 1, 0, ec, []byte("shredded"), nil, "key_destroyed")
+	// Two messages under one cached DEK: message numbers 0 and 1.
+	ce, err := envelope.New(ring.KEK(tenant), envelope.Config{Audit: nopLogger{}, SegmentSize: 16, Cache: &envelope.Cache{}, Now: func() time.Time { return katTime }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cached-0", "cached-1"} {
+		pt := []byte("cached DEK, " + name + ", two segments")
+		ct, err := ce.Seal(ctx, nil, pt, ec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, vector{Name: name, Tenant: tenant.Tenant, KeyVersion: 1, SegmentSize: 16, Context: ec,
+			Plaintext: hex.EncodeToString(pt), Ciphertext: hex.EncodeToString(ct)})
+	}
 	if _, err := ring.Rotate(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,14 @@ const (
 	// SuiteAES256GCMCommit is AES-256-GCM segments, the SHA-256 one-step
 	// key derivation of NIST SP 800-56C and a 256-bit key commitment.
 	SuiteAES256GCMCommit = 1
+	// SuiteAES256GCMDEK is AES-256-GCM segments under the DEK itself, a
+	// 256-bit SHA-256 key commitment, and a message number in the
+	// segment nonces, so that one DEK can seal several messages.
+	SuiteAES256GCMDEK = 2
+	// MessageLen is the length of the message number of
+	// SuiteAES256GCMDEK: the first bytes of the header nonce field, the
+	// rest of which is zero.
+	MessageLen = 7
 
 	NonceLen      = 32
 	CommitLen     = 32
@@ -95,7 +103,7 @@ func Parse(b []byte) (Header, int, error) {
 		}
 	}
 	if len(b) > 5 {
-		if h.Suite = b[5]; h.Suite != SuiteAES256GCMCommit {
+		if h.Suite = b[5]; h.Suite != SuiteAES256GCMCommit && h.Suite != SuiteAES256GCMDEK {
 			return h, 0, fmt.Errorf("%w: unknown suite %d", ErrHeader, h.Suite)
 		}
 	}
@@ -110,6 +118,9 @@ func Parse(b []byte) (Header, int, error) {
 		return h, 0, fmt.Errorf("%w: segment size %d", ErrTooLarge, h.SegmentSize)
 	}
 	copy(h.Nonce[:], b[10:42])
+	if h.Suite == SuiteAES256GCMDEK && string(h.Nonce[MessageLen:]) != string(make([]byte, NonceLen-MessageLen)) {
+		return h, 0, fmt.Errorf("%w: nonzero nonce padding", ErrHeader)
+	}
 	copy(h.Commitment[:], b[42:74])
 	copy(h.Ring[:], b[74:82])
 	h.Key = binary.BigEndian.Uint32(b[82:86])
@@ -127,11 +138,23 @@ func Parse(b []byte) (Header, int, error) {
 	return h, FixedLen + n, nil
 }
 
-// SegmentNonce returns the GCM nonce of segment i: seven zero bytes, i
-// big-endian, and 1 for the last segment or 0 otherwise. The zero prefix
-// is safe because every message has its own derived key.
+// SegmentNonce returns the GCM nonce of segment i of a
+// SuiteAES256GCMCommit message: seven zero bytes, i big-endian, and 1 for
+// the last segment or 0 otherwise. The zero prefix is safe because every
+// message has its own derived key.
 func SegmentNonce(n *[SegNonceLen]byte, i uint32, last bool) {
+	SegmentNonceOf(n, nil, i, last)
+}
+
+// SegmentNonceOf returns the GCM nonce of segment i of the message with
+// header h: the message number (SuiteAES256GCMDEK; zero bytes for
+// SuiteAES256GCMCommit or a nil h), i big-endian, and 1 for the last
+// segment or 0 otherwise.
+func SegmentNonceOf(n *[SegNonceLen]byte, h *Header, i uint32, last bool) {
 	*n = [SegNonceLen]byte{}
+	if h != nil && h.Suite == SuiteAES256GCMDEK {
+		copy(n[:MessageLen], h.Nonce[:MessageLen])
+	}
 	binary.BigEndian.PutUint32(n[7:11], i)
 	if last {
 		n[11] = 1
