@@ -214,3 +214,31 @@ func TestWrapCountConcurrent(t *testing.T) {
 	}
 	checkCounts(t, r, total, 640)
 }
+
+// TestWrapNoncesDistinct checks that wrap nonces, handed out from a
+// buffer of random bytes, never repeat across buffer refills.
+func TestWrapNoncesDistinct(t *testing.T) {
+	ctx := context.Background()
+	cfg := master(t)
+	cfg.Audit = nopLogger{}
+	r, err := kms.Create(ctx, "", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := audit.Actor{Tenant: "t"}
+	if err := r.Create(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	dek := make([]byte, 32)
+	for i := 0; i < 10000; i++ {
+		_, w, err := r.KEK(sc).Wrap(ctx, nil, dek, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[string(w[:12])] {
+			t.Fatalf("wrap %d: nonce %x repeated", i, w[:12])
+		}
+		seen[string(w[:12])] = true
+	}
+}
