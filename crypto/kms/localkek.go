@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/tomkit/tomkit/audit"
@@ -60,37 +59,11 @@ func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte
 	p := s.primary
 	n := len(dst)
 	dst = slices.Grow(dst, nonceLen+len(dek)+tagLen)[:n+nonceLen]
-	if err := nonces.read(dst[n:]); err != nil {
+	if _, err := rand.Read(dst[n:]); err != nil {
 		return KeyID{}, nil, fmt.Errorf("kms: wrap: %w", err)
 	}
 	dst = p.aead.Seal(dst, dst[n:n+nonceLen], dek, ad)
 	return KeyID{s.ring, p.id}, dst, nil
-}
-
-// nonceBuf hands out random wrap nonces from a buffer that crypto/rand
-// fills 4 KiB at a time, so that a wrap does not cost a read of the
-// system's random source. Each byte is handed out once. Nonces are not
-// secret.
-type nonceBuf struct {
-	mu  sync.Mutex
-	buf [4096]byte
-	off int
-}
-
-var nonces = nonceBuf{off: 4096}
-
-func (b *nonceBuf) read(p []byte) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.off+len(p) > len(b.buf) {
-		if _, err := rand.Read(b.buf[:]); err != nil {
-			b.off = len(b.buf)
-			return err
-		}
-		b.off = 0
-	}
-	b.off += copy(p, b.buf[b.off:])
-	return nil
 }
 
 // Unwrap implements [KEK]. Failures are audited as "crypto.unwrap".

@@ -215,8 +215,7 @@ func TestWrapCountConcurrent(t *testing.T) {
 	checkCounts(t, r, total, 640)
 }
 
-// TestWrapNoncesDistinct checks that wrap nonces, handed out from a
-// buffer of random bytes, never repeat across buffer refills.
+// TestWrapNoncesDistinct checks that wrap nonces never repeat.
 func TestWrapNoncesDistinct(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
