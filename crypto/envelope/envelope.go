@@ -131,7 +131,6 @@ const (
 // scratch is per-call working memory, pooled so that Seal and Open do not
 // allocate it.
 type scratch struct {
-	entries []format.Entry
 	canon   []byte
 	wrapAD  []byte
 	segAD   []byte
@@ -157,7 +156,6 @@ func putScratch(s *scratch) {
 	clear(s.dek[:cap(s.dek)])
 	clear(s.okm[:])
 	clear(s.rnd[:])
-	clear(s.entries) // drop references to the caller's strings
 	if cap(s.canon) > 1<<16 || cap(s.segAD) > 1<<17 {
 		return // do not pin huge contexts
 	}
@@ -167,7 +165,7 @@ func putScratch(s *scratch) {
 // prepare encodes ec and builds the DEK-wrapping associated data.
 func (s *scratch) prepare(ec Context) error {
 	var err error
-	s.canon, s.entries, err = format.AppendContext(s.canon[:0], s.entries, ec)
+	s.canon, err = format.AppendContext(s.canon[:0], ec)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidContext, err)
 	}

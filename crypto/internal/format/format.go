@@ -161,47 +161,50 @@ func SegmentNonceOf(n *[SegNonceLen]byte, h *Header, i uint32, last bool) {
 	}
 }
 
-// Entry is one key-value pair of a context, the scratch element of
-// [AppendContext].
-type Entry struct{ Key, Value string }
+// entry is one key-value pair of a context.
+type entry struct{ key, value string }
 
 // AppendContext appends the canonical encoding of ctx to dst: the number
 // of entries, then each key and value in ascending byte order of the keys,
-// each as a 4-byte big-endian length and the bytes. entries is scratch
-// space that is returned for reuse. Keys must be non-empty, keys and values
-// valid UTF-8, and the encoding at most MaxContextLen bytes, else
-// ErrContext.
-func AppendContext(dst []byte, entries []Entry, ctx map[string]string) ([]byte, []Entry, error) {
-	entries = entries[:0]
+// each as a 4-byte big-endian length and the bytes. Keys must be
+// non-empty, keys and values valid UTF-8, and the encoding at most
+// MaxContextLen bytes, else ErrContext. It does not allocate for a context
+// of up to 16 entries when dst has room.
+func AppendContext(dst []byte, ctx map[string]string) ([]byte, error) {
+	var small [16]entry
+	entries := small[:0]
+	if len(ctx) > len(small) {
+		entries = make([]entry, 0, len(ctx))
+	}
 	size := 4
 	for k, v := range ctx {
 		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return dst, entries, fmt.Errorf("%w: empty or non-UTF-8 entry", ErrContext)
+			return dst, fmt.Errorf("%w: empty or non-UTF-8 entry", ErrContext)
 		}
 		size += 8 + len(k) + len(v)
-		entries = append(entries, Entry{k, v})
+		entries = append(entries, entry{k, v})
 	}
 	if size > MaxContextLen {
-		return dst, entries, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrContext, size, MaxContextLen)
+		return dst, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrContext, size, MaxContextLen)
 	}
 	// Map keys are distinct, so the order is total. Contexts are small:
 	// an insertion sort beats the general sort below a dozen entries.
 	if len(entries) <= 12 {
 		for i := 1; i < len(entries); i++ {
-			for j := i; j > 0 && entries[j].Key < entries[j-1].Key; j-- {
+			for j := i; j > 0 && entries[j].key < entries[j-1].key; j-- {
 				entries[j], entries[j-1] = entries[j-1], entries[j]
 			}
 		}
 	} else {
-		slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+		slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
 	}
 	dst = slices.Grow(dst, size)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(entries)))
 	for _, e := range entries {
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Key)))
-		dst = append(dst, e.Key...)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Value)))
-		dst = append(dst, e.Value...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.key)))
+		dst = append(dst, e.key...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.value)))
+		dst = append(dst, e.value...)
 	}
-	return dst, entries, nil
+	return dst, nil
 }

@@ -41,14 +41,14 @@ func TestContextEncoding(t *testing.T) {
 		{map[string]string{"k": ""}, "\x00\x00\x00\x01\x00\x00\x00\x01k\x00\x00\x00\x00"},
 	}
 	for _, tt := range tests {
-		got, _, err := format.AppendContext(nil, nil, tt.ctx)
+		got, err := format.AppendContext(nil, tt.ctx)
 		if err != nil || string(got) != tt.want {
 			t.Errorf("AppendContext(%v) = %q, %v; want %q", tt.ctx, got, err, tt.want)
 		}
 	}
 	// Length prefixes keep entries apart: these two must differ.
-	a, _, _ := format.AppendContext(nil, nil, map[string]string{"ab": "c"})
-	b, _, _ := format.AppendContext(nil, nil, map[string]string{"a": "bc"})
+	a, _ := format.AppendContext(nil, map[string]string{"ab": "c"})
+	b, _ := format.AppendContext(nil, map[string]string{"a": "bc"})
 	if bytes.Equal(a, b) {
 		t.Fatal("ambiguous encoding")
 	}
