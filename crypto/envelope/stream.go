@@ -203,6 +203,9 @@ func (r *reader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.pending)
 	r.pending = r.pending[n:]
+	if len(r.pending) == 0 && r.done {
+		clear(r.buf) // the last plaintext has been handed over
+	}
 	return n, nil
 }
 
