@@ -56,7 +56,8 @@
 //
 // Every key operation emits an audit event: "crypto.keyring_create",
 // "crypto.keyring_open" (loading the keys), "crypto.key_create",
-// "crypto.key_rotate", "crypto.key_min_version", "crypto.key_shred",
+// "crypto.key_rotate" (with trigger=wrap_limit when the keyring rotated
+// by itself), "crypto.key_min_version", "crypto.key_shred",
 // "crypto.kek_load" (a remote key) and "crypto.unwrap" for every failure
 // to unwrap a DEK (destroyed, retired or unknown key, wrong context,
 // tampering). Successful per-message wraps and unwraps are not audited:
