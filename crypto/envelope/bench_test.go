@@ -65,8 +65,16 @@ func benchEnvelope(b *testing.B) *envelope.Envelope {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchCached, err = envelope.New(r.KEK(sc), envelope.Config{Audit: nopLogger{}, Cache: &envelope.Cache{}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	return e
 }
+
+// benchCached is the Envelope of benchEnvelope with the DEK cache on
+// (default limits).
+var benchCached *envelope.Envelope
 
 var benchCtx = envelope.Context{"tenant": "bench", "class": "health"}
 
@@ -89,6 +97,18 @@ func BenchmarkSeal(b *testing.B) {
 			for b.Loop() {
 				var err error
 				if dst, err = e.Seal(ctx, dst[:0], pt, benchCtx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("impl=tomkit-cached/size="+size(n), func(b *testing.B) {
+			dst := make([]byte, 0, n+e.Overhead(n))
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			defer cpuMetric(b)()
+			for b.Loop() {
+				var err error
+				if dst, err = benchCached.Seal(ctx, dst[:0], pt, benchCtx); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -157,6 +177,21 @@ func BenchmarkOpen(b *testing.B) {
 			defer cpuMetric(b)()
 			for b.Loop() {
 				if dst, err = e.Open(ctx, dst[:0], ct, benchCtx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		cct, err := benchCached.Seal(ctx, nil, pt, benchCtx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("impl=tomkit-cached/size="+size(n), func(b *testing.B) {
+			dst := make([]byte, 0, n)
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			defer cpuMetric(b)()
+			for b.Loop() {
+				if dst, err = benchCached.Open(ctx, dst[:0], cct, benchCtx); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"crypto/cipher"
 	"sync"
 	"time"
 
@@ -8,13 +9,19 @@ import (
 )
 
 // Cache bounds the reuse of one DEK across messages, like the caching
-// cryptographic materials manager of the AWS Encryption SDK. Each message
-// still gets its own payload key, derived from the DEK and a fresh 256-bit
-// nonce, so reuse never repeats a (key, nonce) pair; the limits bound how
-// much data one compromised DEK exposes and how long a revoked KMS key
-// keeps working. A cached DEK serves only messages with the same
-// encryption context, and cached unwrapped DEKs serve Open only for the
-// same wrapped key and context.
+// cryptographic materials manager of the AWS Encryption SDK. It works
+// with every KEK: with a remote KMS it saves a KMS call per message, with
+// a local KEK the key setup (a wrap, a hash, the AES key schedule). Each
+// message sealed under a cached DEK gets the next message number of that
+// DEK, which is written into its header and into every segment nonce, so
+// a (key, nonce) pair never repeats: the number is taken under a lock,
+// only grows, and the DEK is dropped before it could pass MaxMessages
+// (at most 2^32, far below the 2^56 numbers the format has room for). A
+// cached DEK lives in one process only. The limits bound how much data
+// one compromised DEK exposes and how long a revoked KEK keeps working. A
+// cached DEK serves only messages with the same encryption context, and
+// cached unwrapped DEKs serve Open only for the same wrapped key, header
+// parameters and context.
 //
 // Zero fields mean the conservative defaults given below.
 type Cache struct {
@@ -34,16 +41,31 @@ type Cache struct {
 }
 
 type sealEntry struct {
-	id       kms.KeyID
-	dek      [dekLen]byte
-	wrapped  []byte
-	created  time.Time
+	id      kms.KeyID
+	dek     [dekLen]byte
+	wrapped []byte
+	aead    cipher.AEAD
+	commit  [32]byte
+	created time.Time
+	// messages is the number of messages sealed, and so the next
+	// message number.
 	messages uint64
 	bytes    int64
 }
 
+// sealHit is what a cached DEK gives one message.
+type sealHit struct {
+	id      kms.KeyID
+	wrapped []byte
+	aead    cipher.AEAD
+	commit  [32]byte
+	msg     uint64
+}
+
 type openEntry struct {
 	dek     [dekLen]byte
+	aead    cipher.AEAD // suite 2 only
+	commit  [32]byte
 	created time.Time
 }
 
@@ -77,28 +99,29 @@ func newDEKCache(c Cache, now func() time.Time) *dekCache {
 	return &dekCache{cfg: c, now: now, seal: map[string]*sealEntry{}, open: map[string]*openEntry{}}
 }
 
-// getSeal returns a cached DEK for s.canon in s.dek when one is within all
-// limits, and counts the message against it.
-func (c *dekCache) getSeal(s *scratch, size int64) (kms.KeyID, []byte, bool) {
+// getSeal returns a cached DEK for s.canon and its next message number
+// when the DEK is within all limits, and counts the message against it.
+func (c *dekCache) getSeal(s *scratch, size int64) (sealHit, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.seal[string(s.canon)]
 	if e == nil {
-		return kms.KeyID{}, nil, false
+		return sealHit{}, false
 	}
 	if c.now().Sub(e.created) >= c.cfg.MaxAge || e.messages >= c.cfg.MaxMessages || e.bytes+size > c.cfg.MaxBytes || size > c.cfg.MaxBytes {
 		clear(e.dek[:])
 		delete(c.seal, string(s.canon))
-		return kms.KeyID{}, nil, false
+		return sealHit{}, false
 	}
+	hit := sealHit{id: e.id, wrapped: e.wrapped, aead: e.aead, commit: e.commit, msg: e.messages}
 	e.messages++
 	e.bytes += size
-	s.dek = append(s.dek[:0], e.dek[:]...)
-	return e.id, e.wrapped, true
+	return hit, true
 }
 
-func (c *dekCache) putSeal(s *scratch, id kms.KeyID, size int64) {
-	if size > c.cfg.MaxBytes {
+// putSeal caches the fresh DEK in s, which sealed message 0.
+func (c *dekCache) putSeal(s *scratch, id kms.KeyID, aead cipher.AEAD, commit [32]byte, size int64) {
+	if size > c.cfg.MaxBytes || c.cfg.MaxMessages < 2 {
 		return
 	}
 	c.mu.Lock()
@@ -106,45 +129,53 @@ func (c *dekCache) putSeal(s *scratch, id kms.KeyID, size int64) {
 	if len(c.seal) >= c.cfg.MaxEntries {
 		c.evict(true)
 	}
-	e := &sealEntry{id: id, wrapped: append([]byte(nil), s.wrapped...), created: c.now(), messages: 1, bytes: size}
+	if old := c.seal[string(s.canon)]; old != nil {
+		clear(old.dek[:])
+	}
+	e := &sealEntry{id: id, wrapped: append([]byte(nil), s.wrapped...), aead: aead, commit: commit, created: c.now(), messages: 1, bytes: size}
 	copy(e.dek[:], s.dek)
 	c.seal[string(s.canon)] = e
 }
 
-func openKey(s *scratch, id kms.KeyID, wrapped []byte) []byte {
+// openKey is the cache key of a wrapped DEK: key id, wrapped key, the
+// header's version, suite and segment size (hdr[4:10]), and context.
+func openKey(s *scratch, id kms.KeyID, wrapped, hdr []byte) []byte {
 	k := append(s.info[:0], id.Ring[:]...)
 	k = append(k, byte(id.Key>>24), byte(id.Key>>16), byte(id.Key>>8), byte(id.Key), byte(len(wrapped)>>8), byte(len(wrapped)))
 	k = append(k, wrapped...)
+	k = append(k, hdr[4:10]...)
 	k = append(k, s.canon...)
 	s.info = k
 	return k
 }
 
-func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped []byte) bool {
-	k := openKey(s, id, wrapped)
+// getOpen puts a cached unwrapped DEK in s.dek and returns its payload
+// AEAD (suite 2; nil for suite 1) and commitment.
+func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte) (cipher.AEAD, [32]byte, bool) {
+	k := openKey(s, id, wrapped, hdr)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.open[string(k)]
 	if e == nil {
-		return false
+		return nil, [32]byte{}, false
 	}
 	if c.now().Sub(e.created) >= c.cfg.MaxAge {
 		clear(e.dek[:])
 		delete(c.open, string(k))
-		return false
+		return nil, [32]byte{}, false
 	}
 	s.dek = append(s.dek[:0], e.dek[:]...)
-	return true
+	return e.aead, e.commit, true
 }
 
-func (c *dekCache) putOpen(s *scratch, id kms.KeyID, wrapped []byte) {
-	k := openKey(s, id, wrapped)
+func (c *dekCache) putOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte, aead cipher.AEAD, commit [32]byte) {
+	k := openKey(s, id, wrapped, hdr)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.open) >= c.cfg.MaxEntries {
 		c.evict(false)
 	}
-	e := &openEntry{created: c.now()}
+	e := &openEntry{aead: aead, commit: commit, created: c.now()}
 	copy(e.dek[:], s.dek)
 	c.open[string(k)] = e
 }

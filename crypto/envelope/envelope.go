@@ -50,8 +50,11 @@ var (
 	ErrInvalidContext = errors.New("envelope: invalid encryption context")
 	// ErrClosed reports a write to, or a second close of, a closed stream.
 	ErrClosed = errors.New("envelope: stream closed")
-	// ErrCacheLocal reports a DEK cache configured for a local KEK; the
-	// cache is meant for remote KMS only.
+	// ErrCacheLocal was returned by [New] for a DEK cache with a local
+	// KEK.
+	//
+	// Deprecated: the cache is allowed with every KEK; New no longer
+	// returns it.
 	ErrCacheLocal = errors.New("envelope: DEK cache is only for remote KEKs")
 
 	// ErrKeyDestroyed is [kms.ErrKeyDestroyed]: the ciphertext's key was
@@ -80,9 +83,9 @@ type Config struct {
 	// holds one segment in memory; the size is recorded in every header,
 	// so any Envelope opens any ciphertext.
 	SegmentSize int
-	// Cache enables the DEK cache for a remote KMS. Nil, the default,
-	// means every message gets a fresh DEK and a KMS call. [New] refuses
-	// a cache with a local KEK ([ErrCacheLocal]).
+	// Cache enables the DEK cache (see [Cache] and "Choosing a mode" in
+	// the package documentation). Nil, the default, means every message
+	// gets a fresh DEK and a KEK call.
 	Cache *Cache
 	// Now returns the current time, for the cache. Nil means time.Now.
 	Now func() time.Time
@@ -113,9 +116,6 @@ func New(kek kms.KEK, cfg Config) (*Envelope, error) {
 		return nil, fmt.Errorf("envelope: segment size %d not in [%d, %d]", e.seg, format.MinSegmentSize, format.MaxSegmentSize)
 	}
 	if cfg.Cache != nil {
-		if _, ok := kek.(*kms.LocalKEK); ok {
-			return nil, ErrCacheLocal
-		}
 		e.cache = newDEKCache(*cfg.Cache, cfg.Now)
 	}
 	return e, nil
@@ -131,7 +131,6 @@ const (
 // scratch is per-call working memory, pooled so that Seal and Open do not
 // allocate it.
 type scratch struct {
-	entries []format.Entry
 	canon   []byte
 	wrapAD  []byte
 	segAD   []byte
@@ -139,9 +138,8 @@ type scratch struct {
 	wrapped []byte
 	dek     []byte
 	dekBuf  [64]byte
-	// rnd receives the message's randomness in one read: the DEK and
-	// the header nonce N.
-	rnd   [dekLen + format.NonceLen]byte
+	// rnd receives a fresh DEK.
+	rnd   [dekLen]byte
 	okm   [64]byte
 	nonce [format.SegNonceLen]byte
 }
@@ -158,7 +156,6 @@ func putScratch(s *scratch) {
 	clear(s.dek[:cap(s.dek)])
 	clear(s.okm[:])
 	clear(s.rnd[:])
-	clear(s.entries) // drop references to the caller's strings
 	if cap(s.canon) > 1<<16 || cap(s.segAD) > 1<<17 {
 		return // do not pin huge contexts
 	}
@@ -168,7 +165,7 @@ func putScratch(s *scratch) {
 // prepare encodes ec and builds the DEK-wrapping associated data.
 func (s *scratch) prepare(ec Context) error {
 	var err error
-	s.canon, s.entries, err = format.AppendContext(s.canon[:0], s.entries, ec)
+	s.canon, err = format.AppendContext(s.canon[:0], ec)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidContext, err)
 	}
@@ -203,36 +200,88 @@ func (s *scratch) derive(dek, bound []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-// newDEK puts a DEK and its wrapping in s, a fresh one or one from the
-// cache, and a fresh header nonce in n. A fresh DEK and the nonce come
-// from a single read of crypto/rand.
-func (e *Envelope) newDEK(ctx context.Context, s *scratch, size int64, n *[format.NonceLen]byte) (kms.KeyID, error) {
+// commit computes the key commitment of suite 2 into s.okm[32:]:
+// SHA-256(00000002 || DEK || label || header[0:10] || ctx), where
+// header[0:10] is the magic, version, suite and segment size. The payload
+// key of suite 2 is the DEK itself.
+func (s *scratch) commit(dek, hdr []byte) {
+	s.info = append(s.info[:0], 0, 0, 0, 2)
+	s.info = append(s.info, dek...)
+	s.info = append(s.info, kdfLabel...)
+	s.info = append(s.info, hdr[:10]...)
+	s.info = append(s.info, s.canon...)
+	c := sha256.Sum256(s.info)
+	copy(s.okm[32:], c[:])
+	clear(s.info[4 : 4+len(dek)])
+}
+
+// setAD sets s.segAD, the segments' associated data, from the header's
+// bound prefix and the context.
+func (s *scratch) setAD(hdr []byte) {
+	s.segAD = append(append(s.segAD[:0], hdr[:format.BoundLen]...), s.canon...)
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	return cipher.NewGCM(b)
+}
+
+// headerPrefix returns the first 10 bytes of h's encoding.
+func headerPrefix(h *format.Header) [10]byte {
+	var p [10]byte
+	copy(p[:], format.Magic)
+	p[4], p[5] = h.Version, h.Suite
+	p[6], p[7], p[8], p[9] = byte(h.SegmentSize>>24), byte(h.SegmentSize>>16), byte(h.SegmentSize>>8), byte(h.SegmentSize)
+	return p
+}
+
+// sealKey fills in the key fields of h (suite 2): a DEK from the cache
+// with its next message number, or a fresh DEK (message 0), wrapped by the
+// KEK. It returns the payload AEAD; s.wrapped then holds the wrapped DEK.
+func (e *Envelope) sealKey(ctx context.Context, s *scratch, size int64, h *format.Header) (cipher.AEAD, error) {
 	if e.cache != nil {
-		if id, w, ok := e.cache.getSeal(s, size); ok {
-			s.wrapped = append(s.wrapped[:0], w...)
-			if _, err := rand.Read(n[:]); err != nil {
-				return kms.KeyID{}, fmt.Errorf("envelope: %w", err)
-			}
-			return id, nil
+		if hit, ok := e.cache.getSeal(s, size); ok {
+			s.wrapped = append(s.wrapped[:0], hit.wrapped...)
+			h.Ring, h.Key, h.Wrapped, h.Commitment = hit.id.Ring, hit.id.Key, s.wrapped, hit.commit
+			putMessage(h, hit.msg)
+			return hit.aead, nil
 		}
 	}
 	if _, err := rand.Read(s.rnd[:]); err != nil {
-		return kms.KeyID{}, fmt.Errorf("envelope: %w", err)
+		return nil, fmt.Errorf("envelope: %w", err)
 	}
-	s.dek = append(s.dek[:0], s.rnd[:dekLen]...)
-	copy(n[:], s.rnd[dekLen:])
+	s.dek = append(s.dek[:0], s.rnd[:]...)
 	id, w, err := e.kek.Wrap(ctx, s.wrapped[:0], s.dek, s.wrapAD)
 	if err != nil {
-		return kms.KeyID{}, fmt.Errorf("envelope: wrap: %w", err)
+		return nil, fmt.Errorf("envelope: wrap: %w", err)
 	}
 	if len(w) == 0 || len(w) > format.MaxWrappedLen {
-		return kms.KeyID{}, fmt.Errorf("envelope: wrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
+		return nil, fmt.Errorf("envelope: wrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
 	}
 	s.wrapped = w
-	if e.cache != nil {
-		e.cache.putSeal(s, id, size)
+	pre := headerPrefix(h)
+	s.commit(s.dek, pre[:])
+	aead, err := newAEAD(s.dek)
+	if err != nil {
+		return nil, err
 	}
-	return id, nil
+	h.Ring, h.Key, h.Wrapped = id.Ring, id.Key, s.wrapped
+	copy(h.Commitment[:], s.okm[32:])
+	if e.cache != nil {
+		e.cache.putSeal(s, id, aead, h.Commitment, size)
+	}
+	return aead, nil
+}
+
+// putMessage writes the message number m into h's nonce field.
+func putMessage(h *format.Header, m uint64) {
+	for i := format.MessageLen - 1; i >= 0; i-- {
+		h.Nonce[i] = byte(m)
+		m >>= 8
+	}
 }
 
 // Seal encrypts plaintext under a fresh DEK, bound to ec, and appends the
@@ -249,30 +298,22 @@ func (e *Envelope) Seal(ctx context.Context, dst, plaintext []byte, ec Context) 
 	if err := s.prepare(ec); err != nil {
 		return nil, err
 	}
-	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg)}
-	id, err := e.newDEK(ctx, s, int64(len(plaintext)), &h.Nonce)
+	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMDEK, SegmentSize: uint32(e.seg)}
+	aead, err := e.sealKey(ctx, s, int64(len(plaintext)), &h)
 	if err != nil {
 		return nil, err
 	}
-	h.Ring, h.Key, h.Wrapped = id.Ring, id.Key, s.wrapped
 	start := len(dst)
 	dst = growFor(dst, h.Len()+int(segs)*format.TagLen+len(plaintext))
 	dst = h.Append(dst)
-	// The commitment is not known until the key is derived from the
-	// prefix up to the nonce; fill it in afterwards.
-	aead, err := s.derive(s.dek, dst[start:])
-	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	copy(dst[start+42:start+74], s.okm[32:])
-	copy(s.segAD[42:74], s.okm[32:])
+	s.setAD(dst[start:])
 	for i := uint64(0); ; i++ {
 		last := len(plaintext) < e.seg
 		n := e.seg
 		if last {
 			n = len(plaintext)
 		}
-		format.SegmentNonce(&s.nonce, uint32(i), last)
+		format.SegmentNonceOf(&s.nonce, &h, uint32(i), last)
 		dst = aead.Seal(dst, s.nonce[:], plaintext[:n], s.segAD)
 		plaintext = plaintext[n:]
 		if last {
@@ -287,7 +328,19 @@ func (e *Envelope) Overhead(n int) int {
 	return format.FixedLen + 60 + (n/e.seg+1)*format.TagLen
 }
 
+// openBound returns the most plaintext bytes that opening a body of n
+// bytes in segments of seg ciphertext bytes can write: seg - TagLen for
+// each full segment and the rest of a short last one.
+func openBound(n, seg int) int {
+	return n/seg*(seg-format.TagLen) + max(0, n%seg-format.TagLen)
+}
+
 func growFor(dst []byte, n int) []byte {
+	if allocHook != nil && cap(dst)-len(dst) < n {
+		nd := allocHook(len(dst), len(dst)+n)
+		copy(nd, dst)
+		return nd
+	}
 	if cap(dst)-len(dst) < n {
 		nd := make([]byte, len(dst), len(dst)+n)
 		copy(nd, dst)
@@ -296,9 +349,15 @@ func growFor(dst []byte, n int) []byte {
 	return dst
 }
 
+// allocHook, when set by a test, allocates the arrays of growFor, so that
+// the test can check that a failure leaves no plaintext in them.
+var allocHook func(n, c int) []byte
+
 // Open authenticates and decrypts a ciphertext made by [Envelope.Seal] or
 // [Envelope.Encrypt] with the same encryption context, and appends the
-// plaintext to dst. On any error it returns nil and appends nothing.
+// plaintext to dst. On any error it returns nil, appends nothing, and
+// leaves no plaintext in dst's spare capacity or in any array it
+// allocated.
 func (e *Envelope) Open(ctx context.Context, dst, ciphertext []byte, ec Context) ([]byte, error) {
 	out, err := e.open(ctx, dst, ciphertext, ec)
 	if err != nil {
@@ -320,9 +379,13 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 	}
 	body := ciphertext[n:]
 	seg := int(h.SegmentSize) + format.TagLen
-	// Make room for the whole plaintext first, so that the loop never
+	// Make room for the most plaintext the loop can write before it
+	// fails (every full segment, and a last one), so that the loop never
 	// moves dst: on failure, clearing dst then removes every byte written.
-	if need := len(body) - format.TagLen*(len(body)/seg+1); need > 0 {
+	// Sizing from the number of segments a valid body would have is not
+	// enough: a body cut at a segment boundary writes one segment more,
+	// which would move dst and leave plaintext in the old array.
+	if need := openBound(len(body), seg); need > 0 {
 		dst = growFor(dst, need)
 	}
 	start := len(dst)
@@ -339,7 +402,7 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 		if last {
 			m = len(body)
 		}
-		format.SegmentNonce(&s.nonce, uint32(i), last)
+		format.SegmentNonceOf(&s.nonce, &h, uint32(i), last)
 		out, err := aead.Open(dst, s.nonce[:], body[:m], s.segAD)
 		if err != nil { // out is nil: clear what earlier segments wrote to dst
 			clear(dst[start:cap(dst)])
@@ -385,23 +448,51 @@ func (e *Envelope) unlock(ctx context.Context, s *scratch, h *format.Header, hdr
 		return nil, err
 	}
 	id := kms.KeyID{Ring: h.Ring, Key: h.Key}
-	if err := e.unwrap(ctx, s, id, h.Wrapped); err != nil {
-		return nil, err
+	suite2 := h.Suite == format.SuiteAES256GCMDEK
+	hit := false
+	if e.cache != nil {
+		aead, commit, ok := e.cache.getOpen(s, id, h.Wrapped, hdr)
+		if ok && suite2 {
+			if subtle.ConstantTimeCompare(commit[:], h.Commitment[:]) != 1 {
+				return nil, fmt.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)
+			}
+			s.setAD(hdr)
+			return aead, nil
+		}
+		hit = ok
 	}
-	aead, err := s.derive(s.dek, hdr)
+	if !hit {
+		if err := e.unwrap(ctx, s, id, h.Wrapped); err != nil {
+			return nil, err
+		}
+	}
+	var aead cipher.AEAD
+	var err error
+	if suite2 {
+		s.commit(s.dek, hdr)
+		aead, err = newAEAD(s.dek)
+		s.setAD(hdr)
+	} else {
+		aead, err = s.derive(s.dek, hdr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
 	if subtle.ConstantTimeCompare(s.okm[32:], h.Commitment[:]) != 1 {
 		return nil, fmt.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)
 	}
+	if e.cache != nil && !hit {
+		// Suite 1 derives a payload key per message: cache the DEK only.
+		var keep cipher.AEAD
+		if suite2 {
+			keep = aead
+		}
+		e.cache.putOpen(s, id, h.Wrapped, hdr, keep, h.Commitment)
+	}
 	return aead, nil
 }
 
 func (e *Envelope) unwrap(ctx context.Context, s *scratch, id kms.KeyID, wrapped []byte) error {
-	if e.cache != nil && e.cache.getOpen(s, id, wrapped) {
-		return nil
-	}
 	dek, err := e.kek.Unwrap(ctx, s.dek[:0], id, wrapped, s.wrapAD)
 	if err != nil {
 		if errors.Is(err, kms.ErrUnwrap) {
@@ -414,9 +505,6 @@ func (e *Envelope) unwrap(ctx context.Context, s *scratch, id kms.KeyID, wrapped
 		return fmt.Errorf("envelope: %w: unwrapped key of %d bytes", ErrMalformed, len(dek))
 	}
 	s.dek = dek
-	if e.cache != nil {
-		e.cache.putOpen(s, id, wrapped)
-	}
 	return nil
 }
 

@@ -194,22 +194,42 @@ func TestContext(t *testing.T) {
 }
 
 // TestHeaderSwap moves the header (all of it, or only the wrapped key)
-// of one ciphertext onto another under the same key and context.
+// of one ciphertext onto another under the same key and context. Two
+// fresh-DEK messages differ in their DEK (wrapped key, commitment); two
+// messages under one cached DEK differ in their message number (the
+// nonce field).
 func TestHeaderSwap(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, 0)
-	a, _ := f.env.Seal(ctx, nil, []byte("message a"), ec)
-	b, _ := f.env.Seal(ctx, nil, []byte("message b"), ec)
-	ha, hb := headerLen(t, a), headerLen(t, b)
-	swaps := map[string][]byte{
-		"header":      append(bytes.Clone(a[:ha]), b[hb:]...),
-		"wrapped key": append(append(bytes.Clone(b[:74]), a[74:ha]...), b[hb:]...),
-		"nonce":       append(append(append(bytes.Clone(b[:10]), a[10:42]...), b[42:hb]...), b[hb:]...),
-		"commitment":  append(append(append(bytes.Clone(b[:42]), a[42:74]...), b[74:hb]...), b[hb:]...),
+	cached, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, ct := range swaps {
-		if got, err := f.env.Open(ctx, nil, ct, ec); !errors.Is(err, envelope.ErrAuthentication) || got != nil {
-			t.Errorf("%s swapped: Open = %q, %v; want ErrAuthentication", name, got, err)
+	for _, e := range []*envelope.Envelope{f.env, cached} {
+		a, _ := e.Seal(ctx, nil, []byte("message a"), ec)
+		b, _ := e.Seal(ctx, nil, []byte("message b"), ec)
+		ha, hb := headerLen(t, a), headerLen(t, b)
+		swaps := map[string][]byte{
+			"header":      append(bytes.Clone(a[:ha]), b[hb:]...),
+			"wrapped key": append(append(bytes.Clone(b[:74]), a[74:ha]...), b[hb:]...),
+			"nonce":       append(append(append(bytes.Clone(b[:10]), a[10:42]...), b[42:hb]...), b[hb:]...),
+			"commitment":  append(append(append(bytes.Clone(b[:42]), a[42:74]...), b[74:hb]...), b[hb:]...),
+		}
+		for name, ct := range swaps {
+			if bytes.Equal(ct, b) {
+				continue // the field is the same in both messages
+			}
+			for _, o := range []*envelope.Envelope{f.env, cached} {
+				if got, err := o.Open(ctx, nil, ct, ec); !errors.Is(err, envelope.ErrAuthentication) || got != nil {
+					t.Errorf("%s swapped: Open = %q, %v; want ErrAuthentication", name, got, err)
+				}
+			}
+		}
+		if e == f.env && (bytes.Equal(a[74:ha], b[74:hb]) || bytes.Equal(a[42:74], b[42:74])) {
+			t.Fatal("two fresh-DEK messages share a wrapped key or commitment")
+		}
+		if e == cached && bytes.Equal(a[10:42], b[10:42]) {
+			t.Fatal("two messages under one cached DEK share a message number")
 		}
 	}
 }
@@ -498,7 +518,8 @@ func TestNew(t *testing.T) {
 	if _, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{}); !errors.Is(err, audit.ErrNoLogger) {
 		t.Fatalf("no logger: %v", err)
 	}
-	if _, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}}); !errors.Is(err, envelope.ErrCacheLocal) {
+	// The DEK cache is allowed with a local KEK.
+	if _, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}}); err != nil {
 		t.Fatalf("cache with local KEK: %v", err)
 	}
 	for _, seg := range []int{-1, 8, 5 << 20} {
@@ -559,6 +580,18 @@ func TestSealAllocs(t *testing.T) {
 	if seal > 2 || open > 2 {
 		t.Fatalf("allocs: Seal %v, Open %v; want <= 2", seal, open)
 	}
+	// A cache hit allocates nothing.
+	cached, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cct, _ := cached.Seal(ctx, nil, pt, ec)
+	cached.Open(ctx, dst[:0], cct, ec)
+	seal = testing.AllocsPerRun(200, func() { dst, _ = cached.Seal(ctx, dst[:0], pt, ec) })
+	open = testing.AllocsPerRun(200, func() { dst, _ = cached.Open(ctx, dst[:0], cct, ec) })
+	if seal != 0 || open != 0 {
+		t.Fatalf("allocs with a cached DEK: Seal %v, Open %v; want 0", seal, open)
+	}
 }
 
 // TestStreamFailureAudited checks that a failure found while reading a
@@ -593,6 +626,129 @@ func TestOpenNoPlaintextLeftInDst(t *testing.T) {
 		}
 		if bytes.Contains(dst[:cap(dst)], []byte("S")) {
 			t.Fatalf("cap %d: plaintext left in the caller's buffer", c)
+		}
+	}
+}
+
+// TestShortInput checks every length below the header size: a prefix of
+// a real header is ErrTruncated, and the same bytes with a wrong magic
+// (any byte of it changed), version or suite are not tomkit's format.
+func TestShortInput(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 16)
+	ct, err := f.env.Seal(ctx, nil, []byte("x"), ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := headerLen(t, ct)
+	for n := 1; n < h; n++ {
+		cases := []struct {
+			name string
+			b    []byte
+			want error
+		}{{"right magic", bytes.Clone(ct[:n]), envelope.ErrTruncated}}
+		for i := 0; i < 4 && i < n; i++ {
+			b := bytes.Clone(ct[:n])
+			b[i] ^= 0x20
+			cases = append(cases, struct {
+				name string
+				b    []byte
+				want error
+			}{fmt.Sprintf("magic byte %d", i), b, envelope.ErrMalformed})
+		}
+		if n > 4 {
+			b := bytes.Clone(ct[:n])
+			b[4] = 2
+			cases = append(cases, struct {
+				name string
+				b    []byte
+				want error
+			}{"version 2", b, envelope.ErrUnsupportedVersion})
+		}
+		if n > 5 {
+			b := bytes.Clone(ct[:n])
+			b[5] = 9
+			cases = append(cases, struct {
+				name string
+				b    []byte
+				want error
+			}{"suite 9", b, envelope.ErrMalformed})
+		}
+		for _, c := range cases {
+			if got, err := f.env.Open(ctx, nil, c.b, ec); !errors.Is(err, c.want) || got != nil {
+				t.Errorf("len %d, %s: Open = %q, %v; want %v", n, c.name, got, err, c.want)
+			}
+			if _, err := decryptAll(ctx, f.env, c.b, ec); !errors.Is(err, c.want) {
+				t.Errorf("len %d, %s: Decrypt: %v; want %v", n, c.name, err, c.want)
+			}
+			if _, err := envelope.KeyIDOf(c.b); !errors.Is(err, c.want) {
+				t.Errorf("len %d, %s: KeyIDOf: %v; want %v", n, c.name, err, c.want)
+			}
+		}
+	}
+	for _, s := range []string{"abcd", "abcde", "TMKE", "tmkE\x01"} {
+		if _, err := f.env.Open(ctx, nil, []byte(s), ec); !errors.Is(err, envelope.ErrMalformed) {
+			t.Errorf("Open(%q): %v; want ErrMalformed", s, err)
+		}
+	}
+}
+
+// TestCacheMessageNumbers seals from many goroutines under one cached
+// DEK (a local KEK): every message has its own message number, so no
+// nonce repeats under the key, and the DEK is replaced at MaxMessages.
+func TestCacheMessageNumbers(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 16)
+	e, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, SegmentSize: 16, Cache: &envelope.Cache{MaxMessages: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 4, 100
+	cts := make(chan []byte, workers*each)
+	done := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < each; i++ {
+				ct, err := e.Seal(ctx, nil, []byte("same plaintext, two segments!"), ec)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				cts <- ct
+			}
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	close(cts)
+	seen := map[string]bool{}
+	perKey := map[string]int{}
+	for ct := range cts {
+		h := headerLen(t, ct)
+		key := string(ct[74:h]) // the wrapped DEK
+		n := key + string(ct[10:42])
+		if seen[n] {
+			t.Fatalf("message number %x repeated under one DEK", ct[10:17])
+		}
+		seen[n] = true
+		perKey[key]++
+		if ct[5] != 2 || !bytes.Equal(ct[17:42], make([]byte, 25)) {
+			t.Fatalf("header %x: want suite 2 and a 7-byte message number", ct[:42])
+		}
+		if got, err := f.env.Open(ctx, nil, ct, ec); err != nil || string(got) != "same plaintext, two segments!" {
+			t.Fatalf("Open = %q, %v", got, err)
+		}
+	}
+	// Goroutines that miss the cache at once each make a DEK, so there
+	// may be a few more than the minimum.
+	if len(perKey) < workers*each/100 || len(perKey) > workers*workers*each/100 {
+		t.Errorf("%d DEKs for %d messages at 100 per DEK", len(perKey), workers*each)
+	}
+	for _, n := range perKey {
+		if n > 100 {
+			t.Errorf("a DEK sealed %d messages; MaxMessages 100", n)
 		}
 	}
 }

@@ -36,6 +36,8 @@ func fuzzEnvelope(f *testing.F) *envelope.Envelope {
 		f.Add(ct[:len(ct)/2])
 	}
 	f.Add([]byte("tmke"))
+	f.Add([]byte("tmkx"))
+	f.Add([]byte("abcde"))
 	f.Add([]byte{})
 	return e
 }

@@ -23,23 +23,17 @@ func (e *Envelope) Encrypt(ctx context.Context, dst io.Writer, ec Context) (io.W
 	if err := s.prepare(ec); err != nil {
 		return nil, err
 	}
-	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMCommit, SegmentSize: uint32(e.seg)}
-	id, err := e.newDEK(ctx, s, 0, &h.Nonce)
+	h := format.Header{Version: format.Version1, Suite: format.SuiteAES256GCMDEK, SegmentSize: uint32(e.seg)}
+	aead, err := e.sealKey(ctx, s, 0, &h)
 	if err != nil {
 		return nil, err
 	}
-	h.Ring, h.Key, h.Wrapped = id.Ring, id.Key, s.wrapped
 	hdr := h.Append(make([]byte, 0, h.Len()))
-	aead, err := s.derive(s.dek, hdr)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	copy(hdr[42:74], s.okm[32:])
-	copy(s.segAD[42:74], s.okm[32:])
+	s.setAD(hdr)
 	if _, err := dst.Write(hdr); err != nil {
 		return nil, fmt.Errorf("envelope: encrypt: %w", err)
 	}
-	return &writer{w: dst, aead: aead, ad: append([]byte(nil), s.segAD...), seg: e.seg,
+	return &writer{w: dst, aead: aead, ad: append([]byte(nil), s.segAD...), seg: e.seg, msg: format.Header{Suite: h.Suite, Nonce: h.Nonce},
 		buf: make([]byte, 0, e.seg), out: make([]byte, 0, e.seg+format.TagLen)}, nil
 }
 
@@ -52,7 +46,9 @@ type writer struct {
 	out   []byte
 	i     uint64
 	nonce [format.SegNonceLen]byte
-	err   error
+	// msg holds the suite and message number, for the segment nonces.
+	msg format.Header
+	err error
 }
 
 // Write implements io.Writer.
@@ -78,10 +74,11 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) flush(last bool) error {
 	if w.i >= 1<<32 {
+		clear(w.buf)
 		w.err = fmt.Errorf("envelope: encrypt: %w: more than 2^32 segments", ErrTooLarge)
 		return w.err
 	}
-	format.SegmentNonce(&w.nonce, uint32(w.i), last)
+	format.SegmentNonceOf(&w.nonce, &w.msg, uint32(w.i), last)
 	w.out = w.aead.Seal(w.out[:0], w.nonce[:], w.buf, w.ad)
 	clear(w.buf)
 	w.buf = w.buf[:0]
@@ -158,7 +155,7 @@ func (e *Envelope) decrypt(ctx context.Context, src io.Reader, ec Context) (io.R
 		return nil, err
 	}
 	seg := int(h.SegmentSize)
-	return &reader{e: e, actor: audit.ActorFrom(ctx), requestID: audit.RequestIDFrom(ctx), r: src, aead: aead, ad: append([]byte(nil), s.segAD...), seg: seg,
+	return &reader{msg: format.Header{Suite: h.Suite, Nonce: h.Nonce}, e: e, actor: audit.ActorFrom(ctx), requestID: audit.RequestIDFrom(ctx), r: src, aead: aead, ad: append([]byte(nil), s.segAD...), seg: seg,
 		buf: make([]byte, seg+format.TagLen)}, nil
 }
 
@@ -176,6 +173,7 @@ type reader struct {
 	pending   []byte
 	i         uint64
 	nonce     [format.SegNonceLen]byte
+	msg       format.Header
 	done      bool
 	err       error
 }
@@ -187,9 +185,14 @@ func (r *reader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		if r.done {
+			clear(r.buf)
 			return 0, io.EOF
 		}
 		if err := r.next(); err != nil {
+			// Earlier segments' plaintext may still be in the buffer
+			// (a short read overwrites only its prefix): clear it.
+			clear(r.buf)
+			r.pending = nil
 			r.err = err
 			if !errors.Is(err, errIO) {
 				ctx := audit.WithRequestID(audit.WithActor(context.Background(), r.actor), r.requestID)
@@ -200,6 +203,9 @@ func (r *reader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.pending)
 	r.pending = r.pending[n:]
+	if len(r.pending) == 0 && r.done {
+		clear(r.buf) // the last plaintext has been handed over
+	}
 	return n, nil
 }
 
@@ -221,7 +227,7 @@ func (r *reader) next() error {
 	if last && n < format.TagLen {
 		return fmt.Errorf("envelope: decrypt: %w: segment %d", ErrTruncated, r.i)
 	}
-	format.SegmentNonce(&r.nonce, uint32(r.i), last)
+	format.SegmentNonceOf(&r.nonce, &r.msg, uint32(r.i), last)
 	pt, oerr := r.aead.Open(r.buf[:0], r.nonce[:], r.buf[:n], r.ad)
 	if oerr != nil {
 		return fmt.Errorf("envelope: decrypt: %w: segment %d", ErrAuthentication, r.i)

@@ -96,6 +96,20 @@ func generateVectors(t *testing.T, dir string) {
 	add("exact-segments", tenant, 1, 16, ec, []byte("0123456789abcdef0123456789abcdef"), nil, "")
 	add("subject", subject, 1, 0, envelope.Context{"subject": "subject-1"}, []byte("subject data"), nil, "")
 	add("erased-subject", gone, 1, 0, ec, []byte("shredded"), nil, "key_destroyed")
+	// Two messages under one cached DEK: message numbers 0 and 1.
+	ce, err := envelope.New(ring.KEK(tenant), envelope.Config{Audit: nopLogger{}, SegmentSize: 16, Cache: &envelope.Cache{}, Now: func() time.Time { return katTime }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cached-0", "cached-1"} {
+		pt := []byte("cached DEK, " + name + ", two segments")
+		ct, err := ce.Seal(ctx, nil, pt, ec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, vector{Name: name, Tenant: tenant.Tenant, KeyVersion: 1, SegmentSize: 16, Context: ec,
+			Plaintext: hex.EncodeToString(pt), Ciphertext: hex.EncodeToString(ct)})
+	}
 	if _, err := ring.Rotate(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
@@ -128,25 +142,69 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx := context.Background()
-	// Git does not keep mode 0600; Open refuses anything looser.
-	dir := t.TempDir()
-	kr, err := os.ReadFile("testdata/keyring.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "keyring.json"), kr, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m, err := kms.ParseMasterKey(katMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := kms.Open(ctx, filepath.Join(dir, "keyring.json"), kms.Config{Master: m, Audit: nopLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("testdata/vectors.json")
+	t.Run("current", func(t *testing.T) { checkVectors(t, "testdata") })
+	// testdata/v1 holds a keyring in the legacy format (keyfile.V1) and
+	// vectors sealed under it: they still open, and the first change
+	// rewrites the file in the current format, after which they open too.
+	t.Run("v1", func(t *testing.T) {
+		ctx := context.Background()
+		ring, path := checkVectors(t, "testdata/v1")
+		// A legacy file's tombstones are not authenticated, but one
+		// naming a live scope is refused.
+		v1, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f map[string]any
+		if err := json.Unmarshal(v1, &f); err != nil {
+			t.Fatal(err)
+		}
+		f["destroyed"] = append(f["destroyed"].([]any), map[string]any{"ring": f["scopes"].([]any)[0].(map[string]any)["ring"], "destroyed": "2026-01-01T00:00:00Z"})
+		bad, _ := json.Marshal(f)
+		badPath := filepath.Join(t.TempDir(), "keyring.json")
+		if err := os.WriteFile(badPath, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := kms.ParseMasterKey(katMasterKey)
+		if _, err := kms.Open(ctx, badPath, kms.Config{Master: m, Audit: nopLogger{}}); !errors.Is(err, kms.ErrWrongMasterKey) {
+			t.Fatalf("v1 file with a live scope's tombstone: %v; want ErrWrongMasterKey", err)
+		}
+		if err := ring.Create(ctx, audit.Actor{Tenant: "migrated"}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(`"tomkit-keyring-v2"`)) || !bytes.Contains(b, []byte(`"auth"`)) {
+			t.Fatalf("keyring not migrated:\n%s", b)
+		}
+		vs := readVectors(t, "testdata/v1")
+		ring, err = kms.Open(ctx, path, kms.Config{Master: m, Audit: nopLogger{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		openVectors(t, ring, vs)
+		// The first format did not count wraps: a legacy version counts
+		// as used up, and the first seal under it rotates the scope.
+		kat := audit.Actor{Tenant: "kat"}
+		e, err := envelope.New(ring.KEK(kat), envelope.Config{Audit: nopLogger{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Seal(ctx, nil, []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, si := range ring.List() {
+			if si.Scope == kat && len(si.Keys) != 3 {
+				t.Fatalf("legacy scope not rotated at its first wrap: %+v", si)
+			}
+		}
+	})
+}
+
+func readVectors(t *testing.T, dir string) []vector {
+	b, err := os.ReadFile(filepath.Join(dir, "vectors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +215,37 @@ func TestVectors(t *testing.T) {
 	if len(vs) < 10 {
 		t.Fatalf("only %d vectors", len(vs))
 	}
+	return vs
+}
+
+// checkVectors opens a copy of dir's keyring and checks dir's vectors
+// against it. It returns the keyring and the copy's path.
+func checkVectors(t *testing.T, dir string) (*kms.Keyring, string) {
+	ctx := context.Background()
+	// Git does not keep mode 0600; Open refuses anything looser.
+	tmp := t.TempDir()
+	kr, err := os.ReadFile(filepath.Join(dir, "keyring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(tmp, "keyring.json")
+	if err := os.WriteFile(path, kr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := kms.ParseMasterKey(katMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := kms.Open(ctx, path, kms.Config{Master: m, Audit: nopLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	openVectors(t, ring, readVectors(t, dir))
+	return ring, path
+}
+
+func openVectors(t *testing.T, ring *kms.Keyring, vs []vector) {
+	ctx := context.Background()
 	for _, v := range vs {
 		t.Run(v.Name, func(t *testing.T) {
 			e, err := envelope.New(ring.KEK(audit.Actor{Tenant: v.Tenant, Subject: v.Subject}), envelope.Config{Audit: nopLogger{}})

@@ -27,20 +27,37 @@
 // A service and `tomkit keys` may share a keyring file; a service sees
 // changes made elsewhere (a shred, a retirement) after [Keyring.Reload].
 //
+// # Key wrap limit
+//
+// A local KEK wraps each DEK with AES-256-GCM under a random 96-bit nonce,
+// and NIST SP 800-38D allows one key at most 2^32 such invocations. The
+// keyring counts wraps per key version in the keyring file, shared by
+// every process that uses the file, and rotates the scope (audited as
+// "crypto.key_rotate" with trigger=wrap_limit) when a version reaches
+// [DefaultRotateAfter] (2^31) wraps, or [Config.RotateAfter]. Counts are
+// reserved in blocks (up to 65536) before use, so a crash or exit can only
+// overcount. Wrap fails when it cannot reserve a count (the file cannot
+// be written) and, with [ErrWrapLimit], when the scope has to rotate and
+// cannot. [Remote] keys are not counted here: the KMS holds its own limits.
+//
 // # Threat model
 //
 // The keyring file may be stolen: without the master key it reveals only
-// scope names, key ids and times. Changing its metadata (to lower a
-// minimum version, or move a keyset to another tenant) makes it fail to
-// load with [ErrWrongMasterKey]. Someone who can write the file can still
-// replace it with an older copy; keep it on storage only the service can
-// write. Keys are in process memory while in use.
+// scope names, key ids and times. The whole file is authenticated under
+// the master key: changing any of it (to lower a minimum version, move a
+// keyset to another tenant, add or remove a destroyed scope) makes it fail
+// to load with [ErrWrongMasterKey]. A file in the first format, whose list
+// of destroyed scopes was not authenticated, is rewritten in the current
+// one at its next change (see docs/FORMAT.md). Someone who can write the
+// file can still replace it with an older copy; keep it on storage only
+// the service can write. Keys are in process memory while in use.
 //
 // # Auditing
 //
 // Every key operation emits an audit event: "crypto.keyring_create",
 // "crypto.keyring_open" (loading the keys), "crypto.key_create",
-// "crypto.key_rotate", "crypto.key_min_version", "crypto.key_shred",
+// "crypto.key_rotate" (with trigger=wrap_limit when the keyring rotated
+// by itself), "crypto.key_min_version", "crypto.key_shred",
 // "crypto.kek_load" (a remote key) and "crypto.unwrap" for every failure
 // to unwrap a DEK (destroyed, retired or unknown key, wrong context,
 // tampering). Successful per-message wraps and unwraps are not audited:

@@ -81,6 +81,10 @@ var (
 	// despite the lock (a process that does not lock, a restored backup).
 	// The change was not made; retry it.
 	ErrConflict = errors.New("kms: keyring file changed by another process")
+	// ErrWrapLimit reports a key version that reached its wrap limit
+	// ([Config.RotateAfter]) when its scope could not be rotated: Wrap
+	// refuses rather than exceed the limit.
+	ErrWrapLimit = errors.New("kms: key wrap limit reached")
 	// ErrInvalidVersion reports a minimum decryption version that is zero
 	// or above the primary version.
 	ErrInvalidVersion = errors.New("kms: invalid key version")

@@ -3,11 +3,13 @@ package kms_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -400,5 +402,94 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d crypto.keyring_reload events, want 1", n)
+	}
+}
+
+// TestTamperEveryByte changes every byte of a keyring file, and edits
+// each field of it, without the master key: the file either fails to load
+// with ErrWrongMasterKey or loads exactly as it was. The list of destroyed
+// scopes in particular is authenticated: no tombstone can be added or
+// removed.
+func TestTamperEveryByte(t *testing.T) {
+	ctx := context.Background()
+	cfg := master(t)
+	cfg.Audit = nopLogger{}
+	path := filepath.Join(t.TempDir(), "keys.json")
+	r, err := kms.Create(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, gone := audit.Actor{Tenant: "a"}, audit.Actor{Tenant: "a", Subject: "s"}
+	for _, sc := range []audit.Actor{live, gone} {
+		if err := r.Create(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Rotate(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Shred(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	want := r.List()
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	try := func(name string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := kms.Open(ctx, path, cfg)
+		if err == nil {
+			if !reflect.DeepEqual(got.List(), want) {
+				t.Errorf("%s: loaded a changed keyring: %+v", name, got.List())
+			}
+			return
+		}
+		if !errors.Is(err, kms.ErrWrongMasterKey) {
+			t.Errorf("%s: %v; want ErrWrongMasterKey", name, err)
+		}
+	}
+	for i := range orig {
+		for _, x := range []byte{0x01, 0x20} {
+			b := bytes.Clone(orig)
+			b[i] ^= x
+			try(fmt.Sprintf("byte %d ^ %#x", i, x), b)
+		}
+	}
+	liveRing := hex.EncodeToString(want[0].Ring[:])
+	edits := map[string]func(m map[string]any){
+		"add tombstone of a live scope": func(m map[string]any) {
+			m["destroyed"] = append(m["destroyed"].([]any), map[string]any{"ring": liveRing, "destroyed": "2026-01-01T00:00:00Z"})
+		},
+		"add tombstone": func(m map[string]any) {
+			m["destroyed"] = append(m["destroyed"].([]any), map[string]any{"ring": "0102030405060708", "destroyed": "2026-01-01T00:00:00Z"})
+		},
+		"remove tombstones": func(m map[string]any) { delete(m, "destroyed") },
+		"change tombstone time": func(m map[string]any) {
+			m["destroyed"].([]any)[0].(map[string]any)["destroyed"] = "2020-01-01T00:00:00Z"
+		},
+		"remove auth":                  func(m map[string]any) { delete(m, "auth") },
+		"downgrade to v1":              func(m map[string]any) { m["format"] = "tomkit-keyring-v1"; delete(m, "auth") },
+		"downgrade, keep auth":         func(m map[string]any) { m["format"] = "tomkit-keyring-v1" },
+		"remove a scope":               func(m map[string]any) { m["scopes"] = []any{} },
+		"rename tenant":                func(m map[string]any) { scope(m, "a")["tenant"] = "b" },
+		"tombstone ring to a live one": func(m map[string]any) { m["destroyed"].([]any)[0].(map[string]any)["ring"] = liveRing },
+	}
+	for name, edit := range edits {
+		var m map[string]any
+		if err := json.Unmarshal(orig, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kms.Open(ctx, path, cfg); !errors.Is(err, kms.ErrWrongMasterKey) {
+			t.Errorf("%s: %v; want ErrWrongMasterKey", name, err)
+		}
 	}
 }

@@ -22,6 +22,14 @@ const (
 	// SuiteAES256GCMCommit is AES-256-GCM segments, the SHA-256 one-step
 	// key derivation of NIST SP 800-56C and a 256-bit key commitment.
 	SuiteAES256GCMCommit = 1
+	// SuiteAES256GCMDEK is AES-256-GCM segments under the DEK itself, a
+	// 256-bit SHA-256 key commitment, and a message number in the
+	// segment nonces, so that one DEK can seal several messages.
+	SuiteAES256GCMDEK = 2
+	// MessageLen is the length of the message number of
+	// SuiteAES256GCMDEK: the first bytes of the header nonce field, the
+	// rest of which is zero.
+	MessageLen = 7
 
 	NonceLen      = 32
 	CommitLen     = 32
@@ -78,24 +86,26 @@ func (h *Header) Append(dst []byte) []byte {
 func (h *Header) Len() int { return FixedLen + len(h.Wrapped) }
 
 // Parse parses the header at the start of b and returns it and its
-// length. It checks every field against the limits of the version.
+// length. It checks every field against the limits of the version. A
+// prefix of b too short for a header is ErrShort only if every field it
+// holds is valid: a wrong magic is ErrMagic at any length.
 func Parse(b []byte) (Header, int, error) {
 	var h Header
-	if len(b) < 6 {
-		if len(b) < len(Magic) && string(b) != Magic[:len(b)] {
-			return h, 0, ErrMagic
-		}
-		return h, 0, ErrShort
-	}
-	if string(b[:4]) != Magic {
+	// Check each field that is present before reporting a short input,
+	// so that bytes that are not a tomkit ciphertext are ErrMagic, however
+	// few of them there are.
+	if m := min(len(b), len(Magic)); string(b[:m]) != Magic[:m] {
 		return h, 0, ErrMagic
 	}
-	h.Version, h.Suite = b[4], b[5]
-	if h.Version != Version1 {
-		return h, 0, fmt.Errorf("%w %d", ErrVersion, h.Version)
+	if len(b) > 4 {
+		if h.Version = b[4]; h.Version != Version1 {
+			return h, 0, fmt.Errorf("%w %d", ErrVersion, h.Version)
+		}
 	}
-	if h.Suite != SuiteAES256GCMCommit {
-		return h, 0, fmt.Errorf("%w: unknown suite %d", ErrHeader, h.Suite)
+	if len(b) > 5 {
+		if h.Suite = b[5]; h.Suite != SuiteAES256GCMCommit && h.Suite != SuiteAES256GCMDEK {
+			return h, 0, fmt.Errorf("%w: unknown suite %d", ErrHeader, h.Suite)
+		}
 	}
 	if len(b) < FixedLen {
 		return h, 0, ErrShort
@@ -108,6 +118,9 @@ func Parse(b []byte) (Header, int, error) {
 		return h, 0, fmt.Errorf("%w: segment size %d", ErrTooLarge, h.SegmentSize)
 	}
 	copy(h.Nonce[:], b[10:42])
+	if h.Suite == SuiteAES256GCMDEK && string(h.Nonce[MessageLen:]) != string(make([]byte, NonceLen-MessageLen)) {
+		return h, 0, fmt.Errorf("%w: nonzero nonce padding", ErrHeader)
+	}
 	copy(h.Commitment[:], b[42:74])
 	copy(h.Ring[:], b[74:82])
 	h.Key = binary.BigEndian.Uint32(b[82:86])
@@ -125,58 +138,73 @@ func Parse(b []byte) (Header, int, error) {
 	return h, FixedLen + n, nil
 }
 
-// SegmentNonce returns the GCM nonce of segment i: seven zero bytes, i
-// big-endian, and 1 for the last segment or 0 otherwise. The zero prefix
-// is safe because every message has its own derived key.
+// SegmentNonce returns the GCM nonce of segment i of a
+// SuiteAES256GCMCommit message: seven zero bytes, i big-endian, and 1 for
+// the last segment or 0 otherwise. The zero prefix is safe because every
+// message has its own derived key.
 func SegmentNonce(n *[SegNonceLen]byte, i uint32, last bool) {
+	SegmentNonceOf(n, nil, i, last)
+}
+
+// SegmentNonceOf returns the GCM nonce of segment i of the message with
+// header h: the message number (SuiteAES256GCMDEK; zero bytes for
+// SuiteAES256GCMCommit or a nil h), i big-endian, and 1 for the last
+// segment or 0 otherwise.
+func SegmentNonceOf(n *[SegNonceLen]byte, h *Header, i uint32, last bool) {
 	*n = [SegNonceLen]byte{}
+	if h != nil && h.Suite == SuiteAES256GCMDEK {
+		copy(n[:MessageLen], h.Nonce[:MessageLen])
+	}
 	binary.BigEndian.PutUint32(n[7:11], i)
 	if last {
 		n[11] = 1
 	}
 }
 
-// Entry is one key-value pair of a context, the scratch element of
-// [AppendContext].
-type Entry struct{ Key, Value string }
+// entry is one key-value pair of a context.
+type entry struct{ key, value string }
 
 // AppendContext appends the canonical encoding of ctx to dst: the number
 // of entries, then each key and value in ascending byte order of the keys,
-// each as a 4-byte big-endian length and the bytes. entries is scratch
-// space that is returned for reuse. Keys must be non-empty, keys and values
-// valid UTF-8, and the encoding at most MaxContextLen bytes, else
-// ErrContext.
-func AppendContext(dst []byte, entries []Entry, ctx map[string]string) ([]byte, []Entry, error) {
-	entries = entries[:0]
+// each as a 4-byte big-endian length and the bytes. Keys must be
+// non-empty, keys and values valid UTF-8, and the encoding at most
+// MaxContextLen bytes, else ErrContext. It does not allocate for a context
+// of up to 16 entries when dst has room.
+func AppendContext(dst []byte, ctx map[string]string) ([]byte, error) {
+	var small [16]entry
+	entries := small[:0]
+	if len(ctx) > len(small) {
+		entries = make([]entry, 0, len(ctx))
+	}
 	size := 4
 	for k, v := range ctx {
 		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return dst, entries, fmt.Errorf("%w: empty or non-UTF-8 entry", ErrContext)
+			return dst, fmt.Errorf("%w: empty or non-UTF-8 entry", ErrContext)
 		}
 		size += 8 + len(k) + len(v)
-		entries = append(entries, Entry{k, v})
+		entries = append(entries, entry{k, v})
 	}
 	if size > MaxContextLen {
-		return dst, entries, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrContext, size, MaxContextLen)
+		return dst, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrContext, size, MaxContextLen)
 	}
 	// Map keys are distinct, so the order is total. Contexts are small:
 	// an insertion sort beats the general sort below a dozen entries.
 	if len(entries) <= 12 {
 		for i := 1; i < len(entries); i++ {
-			for j := i; j > 0 && entries[j].Key < entries[j-1].Key; j-- {
+			for j := i; j > 0 && entries[j].key < entries[j-1].key; j-- {
 				entries[j], entries[j-1] = entries[j-1], entries[j]
 			}
 		}
 	} else {
-		slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+		slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
 	}
 	dst = slices.Grow(dst, size)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(entries)))
 	for _, e := range entries {
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Key)))
-		dst = append(dst, e.Key...)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Value)))
-		dst = append(dst, e.Value...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.key)))
+		dst = append(dst, e.key...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.value)))
+		dst = append(dst, e.value...)
 	}
-	return dst, entries, nil
+	return dst, nil
 }

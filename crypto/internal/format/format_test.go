@@ -41,14 +41,14 @@ func TestContextEncoding(t *testing.T) {
 		{map[string]string{"k": ""}, "\x00\x00\x00\x01\x00\x00\x00\x01k\x00\x00\x00\x00"},
 	}
 	for _, tt := range tests {
-		got, _, err := format.AppendContext(nil, nil, tt.ctx)
+		got, err := format.AppendContext(nil, tt.ctx)
 		if err != nil || string(got) != tt.want {
 			t.Errorf("AppendContext(%v) = %q, %v; want %q", tt.ctx, got, err, tt.want)
 		}
 	}
 	// Length prefixes keep entries apart: these two must differ.
-	a, _, _ := format.AppendContext(nil, nil, map[string]string{"ab": "c"})
-	b, _, _ := format.AppendContext(nil, nil, map[string]string{"a": "bc"})
+	a, _ := format.AppendContext(nil, map[string]string{"ab": "c"})
+	b, _ := format.AppendContext(nil, map[string]string{"a": "bc"})
 	if bytes.Equal(a, b) {
 		t.Fatal("ambiguous encoding")
 	}
@@ -68,9 +68,13 @@ func FuzzParse(f *testing.F) {
 	h := sample()
 	f.Add(h.Append(nil))
 	f.Add([]byte("tmke\x01\x01"))
+	f.Add([]byte("abcd"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := format.Parse(b)
+		if m := min(len(b), 4); string(b[:m]) != format.Magic[:m] && !errors.Is(err, format.ErrMagic) {
+			t.Fatalf("Parse(%x): %v; want ErrMagic", b, err)
+		}
 		if err != nil {
 			return
 		}
@@ -78,4 +82,24 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%x) = %+v, %d: does not re-encode", b, h, n)
 		}
 	})
+}
+
+// TestParseShort checks every length below the header size, with the
+// right magic and with a wrong one.
+func TestParseShort(t *testing.T) {
+	h := sample()
+	b := h.Append(nil)
+	for n := 0; n < len(b); n++ {
+		if _, _, err := format.Parse(b[:n]); !errors.Is(err, format.ErrShort) {
+			t.Errorf("len %d, right magic: %v; want ErrShort", n, err)
+		}
+		if n == 0 {
+			continue
+		}
+		w := bytes.Clone(b[:n])
+		w[min(n, 4)-1] ^= 0x20
+		if _, _, err := format.Parse(w); !errors.Is(err, format.ErrMagic) {
+			t.Errorf("len %d, wrong magic: %v; want ErrMagic", n, err)
+		}
+	}
 }
