@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -182,29 +183,12 @@ func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
 
 		a.pipeline(bw, r, st, h)
 
+		if bw.status == 0 {
+			bw.status = http.StatusOK
+		}
 		span := trace.SpanFromContext(ctx)
 		span.SetAttributes(attribute.String("refapp.action", action), attribute.Int("http.response.status_code", bw.status))
-		ev := audit.Event{
-			Action:     "refapp." + action,
-			Resource:   st.resource,
-			Outcome:    st.outcome,
-			Reason:     st.reason,
-			Severity:   st.severity,
-			Attributes: append(st.attrs, audit.String("http.method", r.Method), audit.String("http.status", strconv.Itoa(bw.status)), audit.Personal("client.address", clientIP(r))),
-		}
-		if ev.Outcome == "" {
-			ev.Outcome = audit.OutcomeAllow
-			if bw.status >= 400 {
-				ev.Outcome = audit.OutcomeDeny
-			}
-		}
-		if st.p != nil {
-			ev.Actor = audit.Actor{Subject: st.p.Subject, Tenant: st.p.Tenant}
-		} else {
-			// Unauthenticated: the event still needs an actor; the
-			// tenant is the one the caller asked for.
-			ev.Actor = audit.Actor{Subject: "anonymous", Tenant: orDash(st.tenant)}
-		}
+		ev := requestEvent(r, st, bw.status)
 		if err := a.audit.Log(ctx, ev); err != nil {
 			span.SetStatus(codes.Error, "audit failed")
 			a.errLog.Printf("audit: %v (request %s refused)", err, audit.RequestIDFrom(ctx))
@@ -226,6 +210,65 @@ func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
 		w.WriteHeader(bw.status)
 		_, _ = w.Write(bw.body.Bytes())
 	})
+}
+
+// maxAuditText bounds each text field that the request's audit event
+// takes from the request (path, tenant, body fields, reasons quoting
+// them), so that no request can make its event exceed
+// audit.MaxEventSize and turn into an audit outage. A longer field is cut
+// at a character boundary and named in the "refapp.truncated" attribute
+// with its original length.
+const maxAuditText = 512
+
+// requestEvent is the request's single audit event. Request-derived text
+// is recorded as received: invalid UTF-8 is escaped and marked by
+// audit.Event.Normalize, overlong text is cut and marked here, and
+// neither is ever a reason to refuse the event.
+func requestEvent(r *http.Request, st *reqState, status int) audit.Event {
+	ev := audit.Event{
+		Action:     "refapp." + st.action,
+		Resource:   st.resource,
+		Outcome:    st.outcome,
+		Reason:     st.reason,
+		Severity:   st.severity,
+		Attributes: append(append([]audit.Attr(nil), st.attrs...), audit.String("http.method", r.Method), audit.String("http.status", strconv.Itoa(status)), audit.Personal("client.address", clientIP(r))),
+	}
+	if ev.Outcome == "" {
+		ev.Outcome = audit.OutcomeAllow
+		if status >= 400 {
+			ev.Outcome = audit.OutcomeDeny
+		}
+	}
+	if st.p != nil {
+		ev.Actor = audit.Actor{Subject: st.p.Subject, Tenant: st.p.Tenant}
+	} else {
+		// Unauthenticated: the event still needs an actor; the
+		// tenant is the one the caller asked for.
+		ev.Actor = audit.Actor{Subject: "anonymous", Tenant: orDash(st.tenant)}
+	}
+	var cut []string
+	clip := func(name string, s *string) {
+		if len(*s) <= maxAuditText {
+			return
+		}
+		cut = append(cut, name+"="+strconv.Itoa(len(*s)))
+		n := maxAuditText
+		for n > 0 && !utf8.RuneStart((*s)[n]) {
+			n--
+		}
+		*s = (*s)[:n]
+	}
+	clip("actor.tenant", &ev.Actor.Tenant)
+	clip("resource", &ev.Resource)
+	clip("reason", &ev.Reason)
+	for i := range ev.Attributes {
+		clip("attributes."+ev.Attributes[i].Key, &ev.Attributes[i].Value)
+		clip("attributes."+strconv.Itoa(i)+".key", &ev.Attributes[i].Key)
+	}
+	if len(cut) > 0 {
+		ev.Attributes = append(ev.Attributes, audit.String("refapp.truncated", strings.Join(cut, ",")))
+	}
+	return ev
 }
 
 func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h http.HandlerFunc) {
