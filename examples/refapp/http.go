@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/tlsconfig"
 )
 
 // maxBody bounds request bodies; a larger one is refused with 413.
@@ -36,6 +37,7 @@ const (
 	codeNotFound        = "not_found"               // 404: no such document or route
 	codeBadRequest      = "bad_request"             // 400: malformed request
 	codeTooLarge        = "too_large"               // 413: body over 1 MiB
+	codeHeadersTooLarge = "headers_too_large"       // 431: request header fields over 64 KiB
 	codeMethod          = "method_not_allowed"      // 405
 	codeInternal        = "internal"                // 500: an internal error; nothing was released
 	codeAuditFailed     = "audit_unavailable"       // 503: the access could not be audited, so it was refused
@@ -77,11 +79,25 @@ func stateFrom(ctx context.Context) *reqState {
 // durable: nothing reaches the client before its access is logged.
 type bufferedWriter struct {
 	header http.Header
+	base   http.Header
 	status int
 	body   bytes.Buffer
 }
 
 func (b *bufferedWriter) Header() http.Header { return b.header }
+
+// reset drops what was written so far, headers included, back to the
+// headers every response carries (base).
+func (b *bufferedWriter) reset() {
+	for k := range b.header {
+		b.header.Del(k)
+	}
+	for k, v := range b.base {
+		b.header[k] = v
+	}
+	b.status = 0
+	b.body.Reset()
+}
 func (b *bufferedWriter) WriteHeader(code int) {
 	if b.status == 0 {
 		b.status = code
@@ -153,7 +169,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("/", a.protect("request", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusNotFound, codeNotFound, "no such route")
 	}))
-	return a.outer(mux)
+	return a.outer(a.audited(mux))
 }
 
 // outer adds what every response carries: HSTS and the security headers,
@@ -169,25 +185,74 @@ func (a *app) outer(next http.Handler) http.Handler {
 	}))
 }
 
-// protect runs the per-request pipeline: authenticate, rate limit, run the
-// handler with a buffered response, write exactly one audit event, then
-// release the response. If the audit event cannot be written the response
-// is replaced by a 503: no access goes unlogged.
-func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
+// isHealth reports a health check, the one request that is neither
+// authenticated nor audited. Any other spelling of the path (//healthz,
+// /healthz/.) is audited like every request.
+func isHealth(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/healthz" && r.URL.RawQuery == ""
+}
+
+// maxHeaderBytes is the request-header limit the service enforces itself,
+// with an audited 431; it is tlsconfig's limit. The server's own limit
+// (serverMaxHeaderBytes, in seam_tls.go) is higher, so that net/http's
+// unaudited 431 only answers headers too large to parse at all.
+const maxHeaderBytes = tlsconfig.MaxHeaderBytes
+
+// headerBytes is the size of the request line and header fields, counted
+// as net/http counts them against MaxHeaderBytes.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// audited writes exactly one audit event for every response next gives,
+// whether a route's handler wrote it or the mux did (its 301 path-cleaning
+// redirects, its 404 and 405), and for handler panics (a 500). The
+// response is buffered and released only once its event is durable; if
+// the event cannot be written the response is replaced by a 503: no access
+// goes unlogged. The routes fill in the event through the request's
+// reqState (see protect).
+func (a *app) audited(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isHealth(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx := r.Context()
-		st := &reqState{action: action, tenant: r.PathValue("tenant"), resource: r.URL.Path, severity: audit.SeverityInfo}
+		st := &reqState{action: "request", resource: r.URL.Path, severity: audit.SeverityInfo}
 		ctx = context.WithValue(ctx, stateKey{}, st)
 		r = r.WithContext(ctx)
-		bw := &bufferedWriter{header: w.Header()}
+		bw := &bufferedWriter{header: w.Header(), base: w.Header().Clone()}
 
-		a.pipeline(bw, r, st, h)
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					a.errLog.Printf("request %s: panic: %v", audit.RequestIDFrom(ctx), v)
+					st.reason = "internal error"
+					bw.reset()
+					fail(bw, r, http.StatusInternalServerError, codeInternal, "internal error; nothing was released")
+				}
+			}()
+			if headerBytes(r) > maxHeaderBytes {
+				fail(bw, r, http.StatusRequestHeaderFieldsTooLarge, codeHeadersTooLarge, "request header fields over 64 KiB")
+				return
+			}
+			next.ServeHTTP(bw, r)
+		}()
 
 		if bw.status == 0 {
 			bw.status = http.StatusOK
 		}
+		if st.reason == "" && bw.status >= 300 && bw.status < 400 {
+			st.reason = "redirect to " + bw.header.Get("Location")
+		}
 		span := trace.SpanFromContext(ctx)
-		span.SetAttributes(attribute.String("refapp.action", action), attribute.Int("http.response.status_code", bw.status))
+		span.SetAttributes(attribute.String("refapp.action", st.action), attribute.Int("http.response.status_code", bw.status))
 		ev := requestEvent(r, st, bw.status)
 		if err := a.audit.Log(ctx, ev); err != nil {
 			span.SetStatus(codes.Error, "audit failed")
@@ -204,11 +269,20 @@ func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, e)
 			return
 		}
-		if bw.status == 0 {
-			bw.status = http.StatusOK
-		}
 		w.WriteHeader(bw.status)
 		_, _ = w.Write(bw.body.Bytes())
+	})
+}
+
+// protect runs a route's pipeline: authenticate, rate limit, check the
+// tenant, run the handler. It names the route's action on the request's
+// audit event, which audited writes.
+func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateFrom(r.Context())
+		st.action = action
+		st.tenant = r.PathValue("tenant")
+		a.pipeline(w, r, st, h)
 	})
 }
 

@@ -1,0 +1,103 @@
+package main_test
+
+import (
+	"bytes"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tomkit/tomkit/audit"
+)
+
+// TestEveryResponseAudited sends, through the real HTTPS server, the
+// requests whose responses do not come from a route's handler (the mux's
+// path-cleaning redirects and 404s, the body and header limits) and
+// paths that are not valid UTF-8: each response has exactly one request
+// event, and none is an audit outage.
+func TestEveryResponseAudited(t *testing.T) {
+	r := startRefapp(t, "", "-traces", "off")
+	c := r.client()
+	type sent struct {
+		what   string
+		status int
+		reqID  string
+	}
+	var all []sent
+	const redirect = -1 // the mux's path-cleaning redirect: 301 or 307, by Go version
+	send := func(what, method, path string, hdr http.Header, body []byte, status int) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, r.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		if body == nil {
+			req.Body = nil
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		resp.Body.Close()
+		if status == redirect && (resp.StatusCode == 301 || resp.StatusCode == 307) {
+			status = resp.StatusCode
+		}
+		if resp.StatusCode != status {
+			t.Fatalf("%s: %s %.60s: status %d, want %d", what, method, path, resp.StatusCode, status)
+		}
+		id := resp.Header.Get("X-Request-Id")
+		if id == "" {
+			t.Fatalf("%s: no X-Request-Id", what)
+		}
+		all = append(all, sent{what, status, id})
+		return resp
+	}
+	bearer := func(who string) http.Header { return http.Header{"Authorization": {"Bearer " + r.Tokens[who]}} }
+
+	send("invalid UTF-8 path", "GET", "/%ff", nil, nil, 401)
+	send("overlong UTF-8 id", "GET", "/v1/tenants/acme/documents/%c0%af", bearer("alice"), nil, 403)
+	resp := send("dot-dot", "GET", "/v1/tenants/acme/../acme/documents/x", nil, nil, redirect)
+	if loc := resp.Header.Get("Location"); loc != "/v1/tenants/acme/documents/x" {
+		t.Errorf("dot-dot redirect to %q", loc)
+	}
+	send("double slash", "GET", "//healthz", nil, nil, redirect)
+	send("dot segment", "POST", "/v1/./break-glass", bearer("oncall"), []byte("{}"), redirect)
+	send("no route", "GET", "/nope", bearer("alice"), nil, 404)
+	send("wrong method", "PUT", "/v1/tenants/acme/documents", bearer("alice"), []byte("x"), 404)
+	send("body too large", "POST", "/v1/tenants/acme/documents", bearer("alice"), bytes.Repeat([]byte("x"), 1<<20+1), 413)
+	big := http.Header{"X-Padding": {strings.Repeat("p", 100<<10)}}
+	send("headers too large", "GET", "/v1/tenants/acme/documents/x", big, nil, 431)
+	// The health check is the one request that is not audited.
+	h := send("health", "GET", "/healthz", nil, nil, 200)
+
+	r.stop()
+	byID := map[string][]audit.Event{}
+	for _, e := range readEvents(t, filepath.Join(r.Data, "audit")) {
+		if strings.HasPrefix(e.Action, "refapp.") && e.Action != "refapp.alert" {
+			byID[e.RequestID] = append(byID[e.RequestID], e)
+		}
+	}
+	for _, s := range all {
+		evs := byID[s.reqID]
+		if s.reqID == h.Header.Get("X-Request-Id") {
+			if len(evs) != 0 {
+				t.Errorf("health check audited: %+v", evs)
+			}
+			continue
+		}
+		if len(evs) != 1 {
+			t.Errorf("%s: %d request events, want 1", s.what, len(evs))
+			continue
+		}
+		if got := attr(evs[0], "http.status"); got != strconv.Itoa(s.status) {
+			t.Errorf("%s: event status %q, want %d", s.what, got, s.status)
+		}
+	}
+	if evs := byID[all[0].reqID]; len(evs) == 1 && (evs[0].Resource != `/\xFF` || len(evs[0].Escaped) != 1) {
+		t.Errorf("GET /%%ff recorded as %q escaped %q", evs[0].Resource, evs[0].Escaped)
+	}
+}
