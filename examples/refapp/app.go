@@ -94,22 +94,31 @@ func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, 
 		a.close()
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if a.audit, err = openAudit(ctx, a); err != nil {
+	// Each component is kept only once it opened: an opener that fails
+	// may return a typed nil (a nil *audit.FileLog in an auditSink),
+	// which close must never see.
+	au, err := openAudit(ctx, a)
+	if err != nil {
 		return fail("audit log", err)
 	}
+	a.audit = au
 	a.mon, err = newMonitor(a.audit, stderr)
 	if err != nil {
 		return fail("monitoring", err)
 	}
-	if a.store, err = openStore(ctx, a); err != nil {
+	st, err := openStore(ctx, a)
+	if err != nil {
 		return fail("document store", err)
 	}
+	a.store = st
 	if a.authz, err = openAuthorizer(ctx, a); err != nil {
 		return fail("authorizer", err)
 	}
-	if a.guard, err = openGuard(ctx, a); err != nil {
+	g, err := openGuard(ctx, a)
+	if err != nil {
 		return fail("section 203 guard", err)
 	}
+	a.guard = g
 	if a.tls, err = serverTLS(ctx, a); err != nil {
 		return fail("tls", err)
 	}

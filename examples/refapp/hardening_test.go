@@ -3,10 +3,13 @@ package main_test
 import (
 	"bytes"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tomkit/tomkit/audit"
 )
@@ -100,4 +103,59 @@ func TestEveryResponseAudited(t *testing.T) {
 	if evs := byID[all[0].reqID]; len(evs) == 1 && (evs[0].Resource != `/\xFF` || len(evs[0].Escaped) != 1) {
 		t.Errorf("GET /%%ff recorded as %q escaped %q", evs[0].Resource, evs[0].Escaped)
 	}
+}
+
+// TestStartupFailureExits starts the service where its audit log cannot
+// be opened: it must print the real error and exit 1, never panic.
+func TestStartupFailureExits(t *testing.T) {
+	r := startRefapp(t, "", "-traces", "off")
+	run := func(what, want string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(refappBin, append([]string{"-addr", "127.0.0.1:0", "-http-addr", "", "-traces", "off"}, args...)...)
+		cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("%s: still running after 60s", what)
+		}
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Errorf("%s: exit %v, want 1\nstderr:\n%s", what, err, stderr.String())
+		}
+		if s := stderr.String(); strings.Contains(s, "panic") || strings.Contains(s, "goroutine ") || !strings.Contains(s, want) {
+			t.Errorf("%s: stderr does not name the error %q, or panicked:\n%s", what, want, s)
+		}
+	}
+
+	// A second instance on the same data directory: the log is locked.
+	run("second instance", "refapp: audit log: audit: log directory is locked", "-data", r.Data)
+	r.stop()
+
+	// A tampered log.
+	segs, err := filepath.Glob(filepath.Join(r.Data, "audit", "seg-*.log"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no segment: %v", err)
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("tampered log", "refapp: audit log: ", "-data", r.Data)
+
+	// Unreachable PostgreSQL (nothing listens on port 1).
+	run("unreachable postgres", "refapp: audit log: ", "-data", filepath.Join(t.TempDir(), "pg"), "-postgres", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5")
 }
