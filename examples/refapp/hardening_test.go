@@ -159,3 +159,36 @@ func TestStartupFailureExits(t *testing.T) {
 	// Unreachable PostgreSQL (nothing listens on port 1).
 	run("unreachable postgres", "refapp: audit log: ", "-data", filepath.Join(t.TempDir(), "pg"), "-postgres", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5")
 }
+
+// TestStrictParsing checks, through the real server, that requests two
+// parsers could read differently are refused: two Authorization fields,
+// a JSON body followed by more JSON or by garbage, a repeated member.
+func TestStrictParsing(t *testing.T) {
+	r := startRefapp(t, "", "-traces", "off")
+	c := r.client()
+	do := func(what string, hdr http.Header, path, body string, status int) {
+		t.Helper()
+		req, err := http.NewRequest("POST", r.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = hdr
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("%s: status %d, want %d", what, resp.StatusCode, status)
+		}
+	}
+	alice := "Bearer " + r.Tokens["alice"]
+	one := http.Header{"Authorization": {alice}}
+	do("one token", one, "/v1/tenants/acme/web-search", `{"query":"q"}`, 200)
+	do("two tokens", http.Header{"Authorization": {alice, "Bearer tk_forged"}}, "/v1/tenants/acme/web-search", `{"query":"q"}`, 401)
+	do("two tokens, both valid", http.Header{"Authorization": {alice, alice}}, "/v1/tenants/acme/web-search", `{"query":"q"}`, 401)
+	do("second JSON value", one, "/v1/tenants/acme/model-calls", `{"model":"mistral-large-eu","prompt":"p"}{"model":"gpt-4o"}`, 400)
+	do("trailing garbage", one, "/v1/tenants/acme/web-search", `{"query":"q"} x`, 400)
+	do("repeated member", one, "/v1/tenants/acme/model-calls", `{"model":"mistral-large-eu","Model":"gpt-4o","prompt":"p"}`, 400)
+	do("invalid UTF-8", one, "/v1/tenants/acme/web-search", "{\"query\":\"\xff\"}", 400)
+}

@@ -379,8 +379,13 @@ func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h h
 // the token's SHA-256, so the map lookup reveals nothing useful about the
 // stored tokens.
 func (a *app) authenticate(r *http.Request) (principal, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
+	// Exactly one Authorization field: with two, a proxy and this
+	// service could each act on a different one.
+	hs := r.Header.Values("Authorization")
+	if len(hs) != 1 {
+		return principal{}, false
+	}
+	scheme, tok, ok := strings.Cut(hs[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 512 {
 		return principal{}, false
 	}
