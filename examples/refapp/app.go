@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tomkit/tomkit/audit"
 )
 
@@ -66,7 +68,8 @@ type app struct {
 	audit   auditSink
 	tls     *tls.Config
 	mon     *monitor
-	limits  *limiter
+	limits  *limiter // per principal
+	anon    *limiter // per client address, for unauthenticated requests
 	errLog  *log.Logger
 	now     func() time.Time
 
@@ -102,7 +105,7 @@ func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, 
 		return fail("audit log", err)
 	}
 	a.audit = au
-	a.mon, err = newMonitor(a.audit, stderr)
+	a.mon, err = newMonitor(a.audit, stderr, a.now)
 	if err != nil {
 		return fail("monitoring", err)
 	}
@@ -122,7 +125,8 @@ func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, 
 	if a.tls, err = serverTLS(ctx, a); err != nil {
 		return fail("tls", err)
 	}
-	a.limits = newLimiter(o.rate, o.burst)
+	a.limits = newLimiter(rate.Limit(o.rate), o.burst, a.now)
+	a.anon = newLimiter(anonRate, anonBurst, a.now)
 	return a, nil
 }
 
@@ -171,6 +175,20 @@ func (a *app) serve(ctx context.Context, created bool, stdout io.Writer) error {
 		go func() { defer wg.Done(); errc <- rs.Serve(hln) }()
 	}
 	a.banner(stdout, base, redirectURL, created)
+	flushDone := make(chan struct{})
+	defer close(flushDone)
+	go func() {
+		t := time.NewTicker(alertWindow)
+		defer t.Stop()
+		for {
+			select {
+			case <-flushDone:
+				return
+			case <-t.C:
+				a.mon.flush(context.Background())
+			}
+		}
+	}()
 
 	select {
 	case <-ctx.Done():

@@ -33,7 +33,7 @@ const (
 	codeMFARequired     = "mfa_required"            // 403: the action needs a principal with MFA
 	codeFourEyes        = "four_eyes_required"      // 403: the approver must differ from the requester
 	codeSection203      = "section203_refused"      // 403: refused by the § 203 guard
-	codeRateLimited     = "rate_limited"            // 429: too many requests for this principal
+	codeRateLimited     = "rate_limited"            // 429: too many requests for this principal, or unauthenticated ones from this address
 	codeNotFound        = "not_found"               // 404: no such document or route
 	codeBadRequest      = "bad_request"             // 400: malformed request
 	codeTooLarge        = "too_large"               // 413: body over 1 MiB
@@ -349,7 +349,16 @@ func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h h
 	ctx := r.Context()
 	p, ok := a.authenticate(r)
 	if !ok {
-		a.mon.authFailure(ctx, clientIP(r))
+		// Unauthenticated requests are limited per client address;
+		// either answer refuses, and either is audited.
+		client := clientIP(r)
+		if !a.anon.allow(client) {
+			a.mon.rateLimited(ctx, "anonymous", client)
+			w.Header().Set("Retry-After", "1")
+			fail(w, r, http.StatusTooManyRequests, codeRateLimited, "too many unauthenticated requests from this address")
+			return
+		}
+		a.mon.authFailure(ctx, client)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="refapp"`)
 		fail(w, r, http.StatusUnauthorized, codeUnauthenticated, "missing or invalid bearer token")
 		return
@@ -358,7 +367,7 @@ func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h h
 	ctx = withMFA(audit.WithActor(ctx, audit.Actor{Subject: p.Subject, Tenant: p.Tenant}), p, a.now())
 	r = r.WithContext(ctx)
 	if !a.limits.allow(p.Subject) {
-		a.mon.rateLimited(ctx, p.Subject)
+		a.mon.rateLimited(ctx, p.Subject, clientIP(r))
 		w.Header().Set("Retry-After", "1")
 		fail(w, r, http.StatusTooManyRequests, codeRateLimited, "rate limit exceeded")
 		return

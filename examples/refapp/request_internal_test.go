@@ -48,10 +48,11 @@ func newBareApp(t testing.TB, alerts io.Writer) (*app, *recSink, *testClock) {
 		now:     clk.Now,
 	}
 	var err error
-	if a.mon, err = newMonitor(rec, alerts); err != nil {
+	if a.mon, err = newMonitor(rec, alerts, clk.Now); err != nil {
 		t.Fatal(err)
 	}
-	a.limits = newLimiter(20, 40)
+	a.limits = newLimiter(20, 40, clk.Now)
+	a.anon = newLimiter(anonRate, anonBurst, clk.Now)
 	return a, rec, clk
 }
 
@@ -122,9 +123,10 @@ func FuzzRequestEvent(f *testing.F) {
 	f.Add("GET", "/v1/tenants/\xed\xa0\x80/documents/\xff", "", "X-Request-Id", "\xff", []byte(nil))
 	f.Add("DELETE", "/a/../b//c/./d", "", "Authorization", "Bearer \xff", []byte(nil))
 	f.Add("BREW", "*", "", "", "", []byte(nil))
-	a, rec, _ := newBareApp(f, io.Discard)
+	a, rec, clk := newBareApp(f, io.Discard)
 	h := a.routes()
 	f.Fuzz(func(t *testing.T, method, path, query, hk, hv string, body []byte) {
+		clk.Add(time.Second)
 		before := len(requestEvents(rec.Events()))
 		if method == "" {
 			method = "GET"
