@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -221,4 +222,41 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+var normEvent = audit.Event{
+	Time:       time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+	Actor:      audit.Actor{Subject: "alice", Tenant: "acme"},
+	Action:     "refapp.document.read",
+	Resource:   "/v1/tenants/acme/documents/0123456789abcdef0123456789abcdef",
+	Outcome:    audit.OutcomeAllow,
+	Severity:   audit.SeverityInfo,
+	RequestID:  "0123456789abcdef01234567",
+	Attributes: []audit.Attr{audit.String("http.method", "GET"), audit.String("http.status", "200"), audit.Personal("client.address", "192.0.2.1")},
+}
+
+// BenchmarkNormalizeMarshal is what every sink does to an event:
+// normalize (escaping, checks) and encode.
+func BenchmarkNormalizeMarshal(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := normEvent.Normalize(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNormalizeMarshalBaseline is the floor: encoding/json alone.
+func BenchmarkNormalizeMarshalBaseline(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(normEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
