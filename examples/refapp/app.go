@@ -169,7 +169,7 @@ func (a *app) serve(ctx context.Context, created bool, stdout io.Writer) error {
 			return err
 		}
 		redirectURL = "http://" + hostPort(hln.Addr())
-		rs := &http.Server{Handler: redirectHandler(ln.Addr()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: a.errLog}
+		rs := &http.Server{Handler: a.plainRoutes(ln.Addr()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: a.errLog}
 		servers = append(servers, rs)
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- rs.Serve(hln) }()

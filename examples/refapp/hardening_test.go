@@ -76,6 +76,17 @@ func TestEveryResponseAudited(t *testing.T) {
 	send("headers too large", "GET", "/v1/tenants/acme/documents/x", big, nil, 431)
 	// The health check is the one request that is not audited.
 	h := send("health", "GET", "/healthz", nil, nil, 200)
+	// The plain-HTTP listener's redirects to HTTPS.
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}
+	presp, err := hc.Get(r.HTTPURL + "/v1/tenants/acme/documents/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	presp.Body.Close()
+	if presp.StatusCode != http.StatusMovedPermanently || presp.Header.Get("X-Request-Id") == "" || presp.Header.Get("Strict-Transport-Security") != "" {
+		t.Fatalf("plain HTTP: %d, headers %v", presp.StatusCode, presp.Header)
+	}
+	all = append(all, sent{"plain-HTTP redirect", presp.StatusCode, presp.Header.Get("X-Request-Id")})
 
 	r.stop()
 	byID := map[string][]audit.Event{}

@@ -169,7 +169,18 @@ func (a *app) routes() http.Handler {
 	mux.Handle("/", a.protect("request", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusNotFound, codeNotFound, "no such route")
 	}))
-	return a.outer(a.audited(mux))
+	return a.outer(a.audited("request", mux))
+}
+
+// plainRoutes is the plain-HTTP listener: every request is redirected to
+// HTTPS (no HSTS here) and audited like any other response.
+func (a *app) plainRoutes(tlsAddr net.Addr) http.Handler {
+	next := a.audited("https_redirect", redirectHandler(tlsAddr))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(audit.WithRequestID(r.Context(), id)))
+	})
 }
 
 // outer adds what every response carries: HSTS and the security headers,
@@ -217,14 +228,14 @@ func headerBytes(r *http.Request) int {
 // the event cannot be written the response is replaced by a 503: no access
 // goes unlogged. The routes fill in the event through the request's
 // reqState (see protect).
-func (a *app) audited(next http.Handler) http.Handler {
+func (a *app) audited(action string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isHealth(r) {
+		if action == "request" && isHealth(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		ctx := r.Context()
-		st := &reqState{action: "request", resource: r.URL.Path, severity: audit.SeverityInfo}
+		st := &reqState{action: action, resource: r.URL.Path, severity: audit.SeverityInfo}
 		ctx = context.WithValue(ctx, stateKey{}, st)
 		r = r.WithContext(ctx)
 		bw := &bufferedWriter{header: w.Header(), base: w.Header().Clone()}
