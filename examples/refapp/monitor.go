@@ -88,7 +88,13 @@ func newMonitor(log audit.Logger, w io.Writer, now func() time.Time) (*monitor, 
 	var wmu sync.Mutex
 	m.hook = func(ctx context.Context, a alert) {
 		wmu.Lock()
-		fmt.Fprintf(w, "ALERT %s %q count=%d subject=%s tenant=%s request=%s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Title, a.Count, a.Actor.Subject, a.Actor.Tenant, a.Request, a.Detail)
+		client := ""
+		if a.Client != "" {
+			// The operator's console gets the address, to act on it;
+			// the audit event gets its pseudonym.
+			client = " client=" + a.Client
+		}
+		fmt.Fprintf(w, "ALERT %s %q count=%d subject=%s tenant=%s%s request=%s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Title, a.Count, a.Actor.Subject, a.Actor.Tenant, client, a.Request, a.Detail)
 		wmu.Unlock()
 		attrs := []audit.Attr{audit.String("detail", a.Detail), audit.String("count", strconv.Itoa(a.Count))}
 		if a.Client != "" {
