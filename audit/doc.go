@@ -23,9 +23,16 @@
 //	trace_id     OpenTelemetry trace id, hex (omitted when empty)
 //	span_id      OpenTelemetry span id, hex (omitted when empty)
 //	attributes   [{"key", "value", "personal"}] (omitted when empty)
+//	escaped      names of the fields escaped because their text was not
+//	             valid UTF-8, e.g. ["resource", "attributes.2.value"]
+//	             (omitted when none)
 //
-// An event larger than [MaxEventSize] or not valid UTF-8 is refused with a
-// typed error; it is never truncated or repaired.
+// Text that is not valid UTF-8 (often request-derived: a path, a header)
+// is recorded faithfully rather than refused: [EscapeText] writes each
+// invalid byte as \xHH and each backslash as \\, and the field is listed
+// in "escaped", so that [UnescapeText] gives back the original bytes. An
+// encoding problem is never an audit outage. An event larger than
+// [MaxEventSize] is refused with a typed error; it is never truncated.
 //
 // # Failing closed
 //

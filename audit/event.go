@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -91,6 +92,12 @@ type Event struct {
 	TraceID    string `json:"trace_id,omitempty"`
 	SpanID     string `json:"span_id,omitempty"`
 	Attributes []Attr `json:"attributes,omitempty"`
+	// Escaped names the fields whose text was not valid UTF-8 and was
+	// escaped by [Event.Normalize] (see [EscapeText]): "resource",
+	// "actor.subject", "attributes.2.value" and so on. Nil means none was.
+	// Callers leave it empty; a field listed here is decoded with
+	// [UnescapeText].
+	Escaped []string `json:"escaped,omitempty"`
 }
 
 // Logger records audit events. It is the one interface the other tomkit
@@ -106,8 +113,9 @@ type Logger interface {
 
 // Errors returned for events that cannot be recorded.
 var (
-	// ErrInvalidEvent reports an event that is missing a required field,
-	// carries an unknown outcome or severity, or is not valid UTF-8.
+	// ErrInvalidEvent reports an event that is missing a required field
+	// or carries an unknown outcome or severity. Text that is not valid
+	// UTF-8 is escaped and marked (see [Event.Escaped]), never refused.
 	ErrInvalidEvent = errors.New("audit: invalid event")
 	// ErrEventTooLarge reports an event whose encoding exceeds
 	// [MaxEventSize].
@@ -120,8 +128,11 @@ var (
 // Normalize fills in defaults from ctx and checks e. It sets Time to now
 // when zero and converts it to UTC, sets Severity to info when empty, takes
 // the actor, request id and trace context from ctx where e leaves them
-// empty, and returns [ErrInvalidEvent] when the event is incomplete or not
-// valid UTF-8. Sinks call it; callers need not.
+// empty, escapes every text field that is not valid UTF-8 and lists it in
+// [Event.Escaped], and returns [ErrInvalidEvent] when the event is
+// incomplete. Request-derived text (a path, a header) is therefore
+// recorded faithfully and never refused for its encoding. Sinks call it;
+// callers need not.
 func (e Event) Normalize(ctx context.Context) (Event, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -142,10 +153,125 @@ func (e Event) Normalize(ctx context.Context) (Event, error) {
 			e.SpanID = sc.SpanID().String()
 		}
 	}
+	e.escape()
 	if err := e.validate(); err != nil {
 		return Event{}, err
 	}
 	return e, nil
+}
+
+// escape replaces every text field that is not valid UTF-8 by its
+// [EscapeText] form and records the field's name in e.Escaped. Valid text
+// is left alone, so escape is idempotent. It never modifies the caller's
+// Attributes array.
+func (e *Event) escape() {
+	fix := func(name string, s *string) {
+		if !utf8.ValidString(*s) {
+			*s = EscapeText(*s)
+			e.Escaped = append(e.Escaped, name)
+		}
+	}
+	if !utf8.ValidString(e.Actor.Subject) || !utf8.ValidString(e.Actor.Tenant) || !utf8.ValidString(e.Action) ||
+		!utf8.ValidString(e.Resource) || !utf8.ValidString(e.Reason) || !utf8.ValidString(e.RequestID) ||
+		!utf8.ValidString(e.TraceID) || !utf8.ValidString(e.SpanID) || !attrsValid(e.Attributes) || !stringsValid(e.Escaped) {
+		e.Escaped = append([]string(nil), e.Escaped...)
+		for i := range e.Escaped {
+			if !utf8.ValidString(e.Escaped[i]) {
+				e.Escaped[i] = EscapeText(e.Escaped[i])
+			}
+		}
+		fix("actor.subject", &e.Actor.Subject)
+		fix("actor.tenant", &e.Actor.Tenant)
+		fix("action", &e.Action)
+		fix("resource", &e.Resource)
+		fix("reason", &e.Reason)
+		fix("request_id", &e.RequestID)
+		fix("trace_id", &e.TraceID)
+		fix("span_id", &e.SpanID)
+		if !attrsValid(e.Attributes) {
+			attrs := append([]Attr(nil), e.Attributes...)
+			for i := range attrs {
+				fix("attributes."+strconv.Itoa(i)+".key", &attrs[i].Key)
+				fix("attributes."+strconv.Itoa(i)+".value", &attrs[i].Value)
+			}
+			e.Attributes = attrs
+		}
+	}
+}
+
+func attrsValid(as []Attr) bool {
+	for _, a := range as {
+		if !utf8.ValidString(a.Key) || !utf8.ValidString(a.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+func stringsValid(ss []string) bool {
+	for _, s := range ss {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
+}
+
+// EscapeText returns s in a form that is valid UTF-8 and from which
+// [UnescapeText] recovers s exactly: every byte that is not part of a
+// valid UTF-8 sequence (including overlong and surrogate encodings)
+// becomes \xHH with two upper-case hex digits, and every backslash
+// becomes \\. Valid characters are kept as they are.
+// [Event.Normalize] applies it only to text that is not valid UTF-8 and
+// marks the field in [Event.Escaped].
+func EscapeText(s string) string {
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, '\\', 'x', hex[s[i]>>4], hex[s[i]&0xf])
+		case r == '\\':
+			b = append(b, '\\', '\\')
+		default:
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return string(b)
+}
+
+// UnescapeText reverses [EscapeText]. It returns [ErrInvalidEvent] for
+// text that EscapeText cannot have produced.
+func UnescapeText(s string) (string, error) {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b = append(b, s[i])
+			continue
+		}
+		switch {
+		case i+1 < len(s) && s[i+1] == '\\':
+			b = append(b, '\\')
+			i++
+		case i+3 < len(s) && s[i+1] == 'x' && isUpperHex(s[i+2]) && isUpperHex(s[i+3]):
+			b = append(b, unhex(s[i+2])<<4|unhex(s[i+3]))
+			i += 3
+		default:
+			return "", fmt.Errorf("%w: bad escape at byte %d", ErrInvalidEvent, i)
+		}
+	}
+	return string(b), nil
+}
+
+func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
 }
 
 func (e *Event) validate() error {
@@ -162,26 +288,23 @@ func (e *Event) validate() error {
 	default:
 		return fmt.Errorf("%w: unknown severity %q", ErrInvalidEvent, e.Severity)
 	}
-	strs := []string{e.Actor.Subject, e.Actor.Tenant, e.Action, e.Resource, e.Reason, e.RequestID, e.TraceID, e.SpanID}
+	// Text is valid UTF-8 here: Normalize and Marshal escape it first,
+	// and Unmarshal checks its input.
 	for _, a := range e.Attributes {
 		if a.Key == "" {
 			return fmt.Errorf("%w: attribute with empty key", ErrInvalidEvent)
-		}
-		strs = append(strs, a.Key, a.Value)
-	}
-	for _, s := range strs {
-		if !utf8.ValidString(s) {
-			return fmt.Errorf("%w: invalid UTF-8", ErrInvalidEvent)
 		}
 	}
 	return nil
 }
 
 // Marshal returns the stable JSON encoding of e, after [Event.Normalize]
-// has checked it. It returns [ErrEventTooLarge] when the encoding exceeds
+// has checked it. Text that is not valid UTF-8 is escaped and marked as
+// Normalize does. It returns [ErrEventTooLarge] when the encoding exceeds
 // [MaxEventSize]. Personal attributes are encoded as they are: pass e
 // through a [Pseudonymizer] first.
 func (e Event) Marshal() ([]byte, error) {
+	e.escape()
 	if err := e.validate(); err != nil {
 		return nil, err
 	}

@@ -2,10 +2,12 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tomkit/tomkit/audit"
 	"go.opentelemetry.io/otel/trace"
@@ -82,7 +84,6 @@ func TestBadEvents(t *testing.T) {
 		{"empty outcome", audit.Event{Action: "x.y"}, audit.ErrInvalidEvent},
 		{"unknown outcome", audit.Event{Action: "x.y", Outcome: "maybe"}, audit.ErrInvalidEvent},
 		{"unknown severity", audit.Event{Action: "x.y", Outcome: audit.OutcomeAllow, Severity: "meh"}, audit.ErrInvalidEvent},
-		{"invalid utf-8", audit.Event{Action: "x.y", Outcome: audit.OutcomeAllow, Reason: "\xff"}, audit.ErrInvalidEvent},
 		{"empty attr key", audit.Event{Action: "x.y", Outcome: audit.OutcomeAllow, Attributes: []audit.Attr{{Value: "v"}}}, audit.ErrInvalidEvent},
 		{"too large", func() audit.Event { e := ok; e.Reason = strings.Repeat("a", audit.MaxEventSize); return e }(), audit.ErrEventTooLarge},
 	}
@@ -103,6 +104,100 @@ func TestBadEvents(t *testing.T) {
 			t.Errorf("Unmarshal(%q): err %v, want ErrInvalidEvent", b, err)
 		}
 	}
+}
+
+// TestInvalidUTF8IsEscaped checks that text that is not valid UTF-8 (a
+// stray byte, an overlong encoding, a surrogate) is recorded escaped and
+// marked, never refused: an encoding problem is never an audit outage.
+func TestInvalidUTF8IsEscaped(t *testing.T) {
+	in := audit.Event{
+		Actor:    audit.Actor{Subject: "anonymous", Tenant: "acme\xc0\xaf"},
+		Action:   "x.y",
+		Resource: "/\xff/a\\b",
+		Outcome:  audit.OutcomeAllow,
+		Reason:   "\xff",
+		Attributes: []audit.Attr{
+			audit.String("ok", "plain \\x41"),
+			audit.String("path", "/v1/\xed\xa0\x80"),
+			audit.Personal("k\xfe", "v"),
+		},
+	}
+	orig := append([]audit.Attr(nil), in.Attributes...)
+	var r audit.Recorder
+	if err := r.Log(context.Background(), in); err != nil {
+		t.Fatalf("Log: %v", err)
+	}
+	if in.Attributes[1] != orig[1] {
+		t.Fatal("Log modified the caller's attributes")
+	}
+	e := r.Events()[0]
+	want := map[string]string{
+		"actor.tenant":       `acme\xC0\xAF`,
+		"resource":           `/\xFF/a\\b`,
+		"reason":             `\xFF`,
+		"attributes.1.value": `/v1/\xED\xA0\x80`,
+		"attributes.2.key":   `k\xFE`,
+	}
+	got := map[string]string{
+		"actor.tenant": e.Actor.Tenant, "resource": e.Resource, "reason": e.Reason,
+		"attributes.1.value": e.Attributes[1].Value, "attributes.2.key": e.Attributes[2].Key,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if e.Attributes[0].Value != `plain \x41` {
+		t.Errorf("valid text changed: %q", e.Attributes[0].Value)
+	}
+	wantEscaped := []string{"actor.tenant", "resource", "reason", "attributes.1.value", "attributes.2.key"}
+	if strings.Join(e.Escaped, ",") != strings.Join(wantEscaped, ",") {
+		t.Fatalf("Escaped = %q, want %q", e.Escaped, wantEscaped)
+	}
+	// Faithful: every marked field unescapes to the original bytes.
+	for k, orig := range map[string]string{"actor.tenant": in.Actor.Tenant, "resource": in.Resource, "reason": in.Reason, "attributes.1.value": orig[1].Value, "attributes.2.key": orig[2].Key} {
+		if back, err := audit.UnescapeText(got[k]); err != nil || back != orig {
+			t.Errorf("UnescapeText(%s) = %q, %v; want %q", k, back, err, orig)
+		}
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"escaped":["actor.tenant","resource","reason","attributes.1.value","attributes.2.key"]`) {
+		t.Fatalf("encoding lacks the marker: %s", b)
+	}
+	back, err := audit.Unmarshal(b)
+	if err != nil || back.Resource != e.Resource || len(back.Escaped) != len(wantEscaped) {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	// Marshal alone escapes as Normalize does.
+	if b, err := (audit.Event{Action: "x.y", Outcome: audit.OutcomeAllow, Severity: audit.SeverityInfo, Reason: "\x80"}).Marshal(); err != nil || !strings.Contains(string(b), `"reason":"\\x80"`) {
+		t.Fatalf("Marshal: %s %v", b, err)
+	}
+}
+
+func FuzzEscapeText(f *testing.F) {
+	for _, s := range []string{"", "a", "\xff", "\\x41", "\xc0\xaf", "\xed\xa0\x80", "é\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		esc := audit.EscapeText(s)
+		if !utf8.ValidString(esc) {
+			t.Fatalf("EscapeText(%q) = %q, not valid UTF-8", s, esc)
+		}
+		back, err := audit.UnescapeText(esc)
+		if err != nil || back != s {
+			t.Fatalf("UnescapeText(EscapeText(%q)) = %q, %v", s, back, err)
+		}
+		e, err := audit.Event{Action: "x.y", Outcome: audit.OutcomeAllow, Resource: s}.Normalize(context.Background())
+		if err != nil {
+			t.Fatalf("Normalize refused %q: %v", s, err)
+		}
+		if _, err := e.Marshal(); err != nil {
+			t.Fatalf("Marshal refused %q: %v", s, err)
+		}
+	})
 }
 
 func FuzzUnmarshal(f *testing.F) {
@@ -127,4 +222,41 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+var normEvent = audit.Event{
+	Time:       time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+	Actor:      audit.Actor{Subject: "alice", Tenant: "acme"},
+	Action:     "refapp.document.read",
+	Resource:   "/v1/tenants/acme/documents/0123456789abcdef0123456789abcdef",
+	Outcome:    audit.OutcomeAllow,
+	Severity:   audit.SeverityInfo,
+	RequestID:  "0123456789abcdef01234567",
+	Attributes: []audit.Attr{audit.String("http.method", "GET"), audit.String("http.status", "200"), audit.Personal("client.address", "192.0.2.1")},
+}
+
+// BenchmarkNormalizeMarshal is what every sink does to an event:
+// normalize (escaping, checks) and encode.
+func BenchmarkNormalizeMarshal(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := normEvent.Normalize(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNormalizeMarshalBaseline is the floor: encoding/json alone.
+func BenchmarkNormalizeMarshalBaseline(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(normEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

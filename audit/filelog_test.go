@@ -130,8 +130,6 @@ func TestFileLogBadInput(t *testing.T) {
 	}{
 		{"no action", audit.Event{Outcome: audit.OutcomeAllow}, audit.ErrInvalidEvent},
 		{"bad outcome", audit.Event{Action: "a.b", Outcome: "maybe"}, audit.ErrInvalidEvent},
-		{"invalid utf-8", audit.Event{Action: "a.b", Outcome: audit.OutcomeAllow, Resource: "\xff\xfe"}, audit.ErrInvalidEvent},
-		{"personal invalid utf-8", audit.Event{Action: "a.b", Outcome: audit.OutcomeAllow, Attributes: []audit.Attr{audit.Personal("x", "\xc0")}}, audit.ErrInvalidEvent},
 		{"too large", audit.Event{Action: "a.b", Outcome: audit.OutcomeAllow, Reason: strings.Repeat("x", audit.MaxEventSize)}, audit.ErrEventTooLarge},
 	}
 	for _, tt := range tests {
@@ -147,6 +145,49 @@ func TestFileLogBadInput(t *testing.T) {
 	if rep, err := audit.Verify(ctx, dir, k.verifier); err != nil || rep.Size != 0 {
 		t.Fatalf("refused events were written: %+v %v", rep, err)
 	}
+}
+
+// TestFileLogEscapesInvalidUTF8 checks that events whose text is not valid
+// UTF-8 are recorded, escaped and marked, not refused; a personal value is
+// escaped, then pseudonymized like any other.
+func TestFileLogEscapesInvalidUTF8(t *testing.T) {
+	ctx := context.Background()
+	k := newKeys(t, "test.example/log")
+	dir := t.TempDir()
+	l := openLog(t, dir, k, audit.FileConfig{})
+	for _, e := range []audit.Event{
+		{Action: "a.b", Outcome: audit.OutcomeAllow, Resource: "\xff\xfe"},
+		{Action: "a.b", Outcome: audit.OutcomeAllow, Attributes: []audit.Attr{audit.Personal("x", "\xc0")}},
+	} {
+		if err := l.Log(ctx, e); err != nil {
+			t.Fatalf("Log(%+v): %v", e, err)
+		}
+	}
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := audit.Verify(ctx, dir, k.verifier); err != nil || rep.Size != 2 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	want := []struct{ field, value string }{{"resource", `\xFF\xFE`}, {"attributes.0.value", audit.Redacted}}
+	for i, w := range want {
+		p, err := audit.Prove(ctx, dir, int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _, err := audit.CheckInclusion(k.verifier, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.Resource
+		if i == 1 {
+			got = e.Attributes[0].Value
+		}
+		if len(e.Escaped) != 1 || e.Escaped[0] != w.field || got != w.value {
+			t.Errorf("record %d: escaped %q value %q, want [%s] %q", i, e.Escaped, got, w.field, w.value)
+		}
+	}
+	l.Close()
 }
 
 func TestFileLogLocked(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,9 +34,13 @@ JSON. Objects under legal hold are kept and listed. Exactly one store:
   --postgres DSN    PostgreSQL store (table retention_tenant_objects)
   --bucket URL      gocloud.dev bucket (file:// and mem:// in this build)
 
+The store must exist: a missing directory, or a database without the table,
+is an error (exit 1), never a new empty store.
+
 Other flags:
 
-  --dry-run         list what would be deleted, delete nothing
+  --dry-run         list what would be deleted, delete nothing and change
+                    nothing in the store (a --dir store is opened read-only)
   --batch N         objects per batch (default 5000)
   --max-age C=D     maximum age of class C, e.g. content=30d, backup=90d
                     (repeatable; unnamed classes keep the defaults)
@@ -100,7 +105,12 @@ func runRetentionCmd(ctx context.Context, e env, sub string, args []string) (cod
 		return exitUsage
 	}
 	if err := sink.check(); err != nil {
-		fmt.Fprintf(e.stderr, "tomkit retention purge: %v\n", err)
+		fmt.Fprintf(e.stderr, "tomkit retention %s: %v\n", sub, err)
+		return exitUsage
+	}
+	// A bad --max-age is a usage error, whatever the store.
+	if err := policy.Validate(); err != nil {
+		fmt.Fprintf(e.stderr, "tomkit retention %s: %v\n", sub, err)
 		return exitUsage
 	}
 	// Purging a --dir that is not there is a mistake, not an empty
@@ -119,13 +129,27 @@ func runRetentionCmd(ctx context.Context, e env, sub string, args []string) (cod
 	var b retention.Backend
 	switch {
 	case *dir != "":
-		b, err = fsstore.Open(*dir)
+		// A missing store is an error, not a new empty one, and a dry
+		// run opens it read-only: no directory is created, no crash
+		// recovery runs, nothing on disk changes.
+		b, err = fsstore.OpenReadOnly(*dir)
+		if err == nil && !*dry {
+			b, err = fsstore.Open(*dir)
+		}
 	case *dsn != "":
 		var pool *pgxpool.Pool
 		pool, err = pgxpool.New(ctx, *dsn)
 		if err == nil {
 			defer pool.Close()
-			b, err = pgstore.Open(ctx, pool)
+			// pgstore.Open creates its table: a database without one is
+			// not a store to purge, and a mistyped DSN must not become one.
+			var table *string
+			if err = pool.QueryRow(ctx, `SELECT coalesce(to_regclass('retention_tenant_objects')::text, to_regclass('retention_objects')::text)`).Scan(&table); err == nil && table == nil {
+				err = errors.New("not a store: no retention_tenant_objects (or older retention_objects) table in this database")
+			}
+			if err == nil {
+				b, err = pgstore.Open(ctx, pool)
+			}
 		}
 	default:
 		var bk *blob.Bucket

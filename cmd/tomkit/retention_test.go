@@ -195,3 +195,91 @@ func TestRetentionMigrate(t *testing.T) {
 		t.Fatalf("migration not audited: %v", err)
 	}
 }
+
+// treeState lists every path under dir with its size and modification
+// time, to show that a command changed nothing on disk.
+func treeState(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %d %v %v\n", p, fi.Size(), fi.Mode(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestRetentionPurgeMissingStore checks that a mistyped --dir is an error
+// (exit 1, nothing created), with or without --dry-run, and that a dry run
+// on a real store changes nothing on disk, not even crash leftovers.
+func TestRetentionPurgeMissingStore(t *testing.T) {
+	parent := t.TempDir()
+	missing := filepath.Join(parent, "nonexistent")
+	notStore := t.TempDir()
+	for _, args := range [][]string{
+		{"--dir", missing, "--dry-run"},
+		{"--dir", missing},
+		{"--dir", notStore, "--dry-run"},
+		{"--dir", notStore},
+	} {
+		code, out, errOut := runCLI(t, "", append([]string{"retention", "purge"}, args...)...)
+		if code != exitFailure || !strings.Contains(errOut, "not a store") || strings.Contains(out, "expired") {
+			t.Errorf("purge %q: code %d, out %q, err %q; want exit 1 naming the missing store", args, code, out, errOut)
+		}
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("purge created %s: %v", missing, err)
+	}
+	if ents, _ := os.ReadDir(notStore); len(ents) != 0 {
+		t.Fatalf("purge wrote into a directory that is not a store: %v", ents)
+	}
+
+	dir := t.TempDir()
+	b, err := fsstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour).UTC()
+	if err := acmePart(t, b).Put(context.Background(), "a", strings.NewReader("a"), retention.Meta{Class: retention.ClassLog, Created: old, RetainUntil: old.Add(time.Hour), Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	// A leftover of a crashed write, which Open's recovery would remove.
+	if err := os.WriteFile(filepath.Join(dir, "tmp", "put-leftover"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := treeState(t, dir)
+	code, out, errOut := runCLI(t, "", "retention", "purge", "--dir", dir, "--dry-run")
+	if code != exitOK || !strings.Contains(out, `"expired": 1`) {
+		t.Fatalf("dry run: code %d, out %s, err %s", code, out, errOut)
+	}
+	if after := treeState(t, dir); after != before {
+		t.Fatalf("dry run changed the store:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestRetentionPurgePostgresMissingStore checks that a database without
+// the store's table is an error, and that neither a purge nor a dry run
+// creates the table there.
+func TestRetentionPurgePostgresMissingStore(t *testing.T) {
+	dsn := testpg.Schema(t)
+	for _, args := range [][]string{{"--dry-run"}, {}} {
+		code, out, errOut := runCLI(t, "", append([]string{"retention", "purge", "--postgres", dsn}, args...)...)
+		if code != exitFailure || !strings.Contains(errOut, "not a store") || strings.Contains(out, "expired") {
+			t.Errorf("purge %q: code %d, out %q, err %q; want exit 1 naming the missing store", args, code, out, errOut)
+		}
+	}
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var table *string
+	if err := pool.QueryRow(context.Background(), `SELECT coalesce(to_regclass('retention_tenant_objects')::text, to_regclass('retention_objects')::text)`).Scan(&table); err != nil || table != nil {
+		t.Fatalf("purge created the table: %v %v", table, err)
+	}
+}

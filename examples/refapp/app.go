@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tomkit/tomkit/audit"
 )
 
@@ -66,7 +68,8 @@ type app struct {
 	audit   auditSink
 	tls     *tls.Config
 	mon     *monitor
-	limits  *limiter
+	limits  *limiter // per principal
+	anon    *limiter // per client address, for unauthenticated requests
 	errLog  *log.Logger
 	now     func() time.Time
 
@@ -94,26 +97,36 @@ func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, 
 		a.close()
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if a.audit, err = openAudit(ctx, a); err != nil {
+	// Each component is kept only once it opened: an opener that fails
+	// may return a typed nil (a nil *audit.FileLog in an auditSink),
+	// which close must never see.
+	au, err := openAudit(ctx, a)
+	if err != nil {
 		return fail("audit log", err)
 	}
-	a.mon, err = newMonitor(a.audit, stderr)
+	a.audit = au
+	a.mon, err = newMonitor(a.audit, stderr, a.now)
 	if err != nil {
 		return fail("monitoring", err)
 	}
-	if a.store, err = openStore(ctx, a); err != nil {
+	st, err := openStore(ctx, a)
+	if err != nil {
 		return fail("document store", err)
 	}
+	a.store = st
 	if a.authz, err = openAuthorizer(ctx, a); err != nil {
 		return fail("authorizer", err)
 	}
-	if a.guard, err = openGuard(ctx, a); err != nil {
+	g, err := openGuard(ctx, a)
+	if err != nil {
 		return fail("section 203 guard", err)
 	}
+	a.guard = g
 	if a.tls, err = serverTLS(ctx, a); err != nil {
 		return fail("tls", err)
 	}
-	a.limits = newLimiter(o.rate, o.burst)
+	a.limits = newLimiter(rate.Limit(o.rate), o.burst, a.now)
+	a.anon = newLimiter(anonRate, anonBurst, a.now)
 	return a, nil
 }
 
@@ -156,12 +169,26 @@ func (a *app) serve(ctx context.Context, created bool, stdout io.Writer) error {
 			return err
 		}
 		redirectURL = "http://" + hostPort(hln.Addr())
-		rs := &http.Server{Handler: redirectHandler(ln.Addr()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: a.errLog}
+		rs := &http.Server{Handler: a.plainRoutes(ln.Addr()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: a.errLog}
 		servers = append(servers, rs)
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- rs.Serve(hln) }()
 	}
 	a.banner(stdout, base, redirectURL, created)
+	flushDone := make(chan struct{})
+	defer close(flushDone)
+	go func() {
+		t := time.NewTicker(alertWindow)
+		defer t.Stop()
+		for {
+			select {
+			case <-flushDone:
+				return
+			case <-t.C:
+				a.mon.flush(context.Background())
+			}
+		}
+	}()
 
 	select {
 	case <-ctx.Done():

@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tomkit/tomkit/audit"
 )
@@ -126,18 +129,76 @@ func (a *app) internal(w http.ResponseWriter, r *http.Request, err error) {
 	fail(w, r, http.StatusInternalServerError, codeInternal, "internal error; nothing was released")
 }
 
+// decodeJSON reads the body as exactly one JSON object into v, strictly:
+// it must be valid UTF-8 (encoding/json would quietly replace bad bytes),
+// carry no unknown and no repeated member (encoding/json keeps the last of
+// two, and matches names regardless of case, so "model" and "Model" are
+// the same member), and nothing may follow the object but white space. A
+// body that two parsers could read differently is refused with 400.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, ok := readBody(w, r)
 	if !ok {
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictJSON(body, v); err != nil {
 		fail(w, r, http.StatusBadRequest, codeBadRequest, "malformed JSON body")
 		return false
 	}
 	return true
+}
+
+// foldKey maps a member name to a key that is equal for two names exactly
+// when encoding/json matches them to the same field (simple Unicode case
+// folding, as bytes.EqualFold).
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
+}
+
+var errLenientJSON = errors.New("refapp: ambiguous JSON body")
+
+func strictJSON(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		return errLenientJSON
+	}
+	// The members of the top-level object, each once.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errLenientJSON
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		if fk := foldKey(k); seen[fk] {
+			return errLenientJSON
+		} else {
+			seen[fk] = true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	dec = json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errLenientJSON
+	}
+	return nil
 }
 
 // modelCall simulates a call to a language model. The § 203 guard decides

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +31,11 @@ import (
 var refappBin, tomkitBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		// A fuzz worker runs only the in-process fuzz target.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "refapp-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

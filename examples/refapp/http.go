@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/tlsconfig"
 )
 
 // maxBody bounds request bodies; a larger one is refused with 413.
@@ -31,10 +33,11 @@ const (
 	codeMFARequired     = "mfa_required"            // 403: the action needs a principal with MFA
 	codeFourEyes        = "four_eyes_required"      // 403: the approver must differ from the requester
 	codeSection203      = "section203_refused"      // 403: refused by the § 203 guard
-	codeRateLimited     = "rate_limited"            // 429: too many requests for this principal
+	codeRateLimited     = "rate_limited"            // 429: too many requests for this principal, or unauthenticated ones from this address
 	codeNotFound        = "not_found"               // 404: no such document or route
 	codeBadRequest      = "bad_request"             // 400: malformed request
 	codeTooLarge        = "too_large"               // 413: body over 1 MiB
+	codeHeadersTooLarge = "headers_too_large"       // 431: request header fields over 64 KiB
 	codeMethod          = "method_not_allowed"      // 405
 	codeInternal        = "internal"                // 500: an internal error; nothing was released
 	codeAuditFailed     = "audit_unavailable"       // 503: the access could not be audited, so it was refused
@@ -76,11 +79,25 @@ func stateFrom(ctx context.Context) *reqState {
 // durable: nothing reaches the client before its access is logged.
 type bufferedWriter struct {
 	header http.Header
+	base   http.Header
 	status int
 	body   bytes.Buffer
 }
 
 func (b *bufferedWriter) Header() http.Header { return b.header }
+
+// reset drops what was written so far, headers included, back to the
+// headers every response carries (base).
+func (b *bufferedWriter) reset() {
+	for k := range b.header {
+		b.header.Del(k)
+	}
+	for k, v := range b.base {
+		b.header[k] = v
+	}
+	b.status = 0
+	b.body.Reset()
+}
 func (b *bufferedWriter) WriteHeader(code int) {
 	if b.status == 0 {
 		b.status = code
@@ -152,7 +169,18 @@ func (a *app) routes() http.Handler {
 	mux.Handle("/", a.protect("request", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusNotFound, codeNotFound, "no such route")
 	}))
-	return a.outer(mux)
+	return a.outer(a.audited("request", mux))
+}
+
+// plainRoutes is the plain-HTTP listener: every request is redirected to
+// HTTPS (no HSTS here) and audited like any other response.
+func (a *app) plainRoutes(tlsAddr net.Addr) http.Handler {
+	next := a.audited("https_redirect", redirectHandler(tlsAddr))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(audit.WithRequestID(r.Context(), id)))
+	})
 }
 
 // outer adds what every response carries: HSTS and the security headers,
@@ -168,43 +196,75 @@ func (a *app) outer(next http.Handler) http.Handler {
 	}))
 }
 
-// protect runs the per-request pipeline: authenticate, rate limit, run the
-// handler with a buffered response, write exactly one audit event, then
-// release the response. If the audit event cannot be written the response
-// is replaced by a 503: no access goes unlogged.
-func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
+// isHealth reports a health check, the one request that is neither
+// authenticated nor audited. Any other spelling of the path (//healthz,
+// /healthz/.) is audited like every request.
+func isHealth(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/healthz" && r.URL.RawQuery == ""
+}
+
+// maxHeaderBytes is the request-header limit the service enforces itself,
+// with an audited 431; it is tlsconfig's limit. The server's own limit
+// (serverMaxHeaderBytes, in seam_tls.go) is higher, so that net/http's
+// unaudited 431 only answers headers too large to parse at all.
+const maxHeaderBytes = tlsconfig.MaxHeaderBytes
+
+// headerBytes is the size of the request line and header fields, counted
+// as net/http counts them against MaxHeaderBytes.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// audited writes exactly one audit event for every response next gives,
+// whether a route's handler wrote it or the mux did (its 301 path-cleaning
+// redirects, its 404 and 405), and for handler panics (a 500). The
+// response is buffered and released only once its event is durable; if
+// the event cannot be written the response is replaced by a 503: no access
+// goes unlogged. The routes fill in the event through the request's
+// reqState (see protect).
+func (a *app) audited(action string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if action == "request" && isHealth(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx := r.Context()
-		st := &reqState{action: action, tenant: r.PathValue("tenant"), resource: r.URL.Path, severity: audit.SeverityInfo}
+		st := &reqState{action: action, resource: r.URL.Path, severity: audit.SeverityInfo}
 		ctx = context.WithValue(ctx, stateKey{}, st)
 		r = r.WithContext(ctx)
-		bw := &bufferedWriter{header: w.Header()}
+		bw := &bufferedWriter{header: w.Header(), base: w.Header().Clone()}
 
-		a.pipeline(bw, r, st, h)
-
-		span := trace.SpanFromContext(ctx)
-		span.SetAttributes(attribute.String("refapp.action", action), attribute.Int("http.response.status_code", bw.status))
-		ev := audit.Event{
-			Action:     "refapp." + action,
-			Resource:   st.resource,
-			Outcome:    st.outcome,
-			Reason:     st.reason,
-			Severity:   st.severity,
-			Attributes: append(st.attrs, audit.String("http.method", r.Method), audit.String("http.status", strconv.Itoa(bw.status)), audit.Personal("client.address", clientIP(r))),
-		}
-		if ev.Outcome == "" {
-			ev.Outcome = audit.OutcomeAllow
-			if bw.status >= 400 {
-				ev.Outcome = audit.OutcomeDeny
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					a.errLog.Printf("request %s: panic: %v", audit.RequestIDFrom(ctx), v)
+					st.reason = "internal error"
+					bw.reset()
+					fail(bw, r, http.StatusInternalServerError, codeInternal, "internal error; nothing was released")
+				}
+			}()
+			if headerBytes(r) > maxHeaderBytes {
+				fail(bw, r, http.StatusRequestHeaderFieldsTooLarge, codeHeadersTooLarge, "request header fields over 64 KiB")
+				return
 			}
+			next.ServeHTTP(bw, r)
+		}()
+
+		if bw.status == 0 {
+			bw.status = http.StatusOK
 		}
-		if st.p != nil {
-			ev.Actor = audit.Actor{Subject: st.p.Subject, Tenant: st.p.Tenant}
-		} else {
-			// Unauthenticated: the event still needs an actor; the
-			// tenant is the one the caller asked for.
-			ev.Actor = audit.Actor{Subject: "anonymous", Tenant: orDash(st.tenant)}
+		if st.reason == "" && bw.status >= 300 && bw.status < 400 {
+			st.reason = "redirect to " + bw.header.Get("Location")
 		}
+		span := trace.SpanFromContext(ctx)
+		span.SetAttributes(attribute.String("refapp.action", st.action), attribute.Int("http.response.status_code", bw.status))
+		ev := requestEvent(r, st, bw.status)
 		if err := a.audit.Log(ctx, ev); err != nil {
 			span.SetStatus(codes.Error, "audit failed")
 			a.errLog.Printf("audit: %v (request %s refused)", err, audit.RequestIDFrom(ctx))
@@ -220,19 +280,96 @@ func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, e)
 			return
 		}
-		if bw.status == 0 {
-			bw.status = http.StatusOK
-		}
 		w.WriteHeader(bw.status)
 		_, _ = w.Write(bw.body.Bytes())
 	})
+}
+
+// protect runs a route's pipeline: authenticate, rate limit, check the
+// tenant, run the handler. It names the route's action on the request's
+// audit event, which audited writes.
+func (a *app) protect(action string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateFrom(r.Context())
+		st.action = action
+		st.tenant = r.PathValue("tenant")
+		a.pipeline(w, r, st, h)
+	})
+}
+
+// maxAuditText bounds each text field that the request's audit event
+// takes from the request (path, tenant, body fields, reasons quoting
+// them), so that no request can make its event exceed
+// audit.MaxEventSize and turn into an audit outage. A longer field is cut
+// at a character boundary and named in the "refapp.truncated" attribute
+// with its original length.
+const maxAuditText = 512
+
+// requestEvent is the request's single audit event. Request-derived text
+// is recorded as received: invalid UTF-8 is escaped and marked by
+// audit.Event.Normalize, overlong text is cut and marked here, and
+// neither is ever a reason to refuse the event.
+func requestEvent(r *http.Request, st *reqState, status int) audit.Event {
+	ev := audit.Event{
+		Action:     "refapp." + st.action,
+		Resource:   st.resource,
+		Outcome:    st.outcome,
+		Reason:     st.reason,
+		Severity:   st.severity,
+		Attributes: append(append([]audit.Attr(nil), st.attrs...), audit.String("http.method", r.Method), audit.String("http.status", strconv.Itoa(status)), audit.Personal("client.address", clientIP(r))),
+	}
+	if ev.Outcome == "" {
+		ev.Outcome = audit.OutcomeAllow
+		if status >= 400 {
+			ev.Outcome = audit.OutcomeDeny
+		}
+	}
+	if st.p != nil {
+		ev.Actor = audit.Actor{Subject: st.p.Subject, Tenant: st.p.Tenant}
+	} else {
+		// Unauthenticated: the event still needs an actor; the
+		// tenant is the one the caller asked for.
+		ev.Actor = audit.Actor{Subject: "anonymous", Tenant: orDash(st.tenant)}
+	}
+	var cut []string
+	clip := func(name string, s *string) {
+		if len(*s) <= maxAuditText {
+			return
+		}
+		cut = append(cut, name+"="+strconv.Itoa(len(*s)))
+		n := maxAuditText
+		for n > 0 && !utf8.RuneStart((*s)[n]) {
+			n--
+		}
+		*s = (*s)[:n]
+	}
+	clip("actor.tenant", &ev.Actor.Tenant)
+	clip("resource", &ev.Resource)
+	clip("reason", &ev.Reason)
+	for i := range ev.Attributes {
+		clip("attributes."+ev.Attributes[i].Key, &ev.Attributes[i].Value)
+		clip("attributes."+strconv.Itoa(i)+".key", &ev.Attributes[i].Key)
+	}
+	if len(cut) > 0 {
+		ev.Attributes = append(ev.Attributes, audit.String("refapp.truncated", strings.Join(cut, ",")))
+	}
+	return ev
 }
 
 func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h http.HandlerFunc) {
 	ctx := r.Context()
 	p, ok := a.authenticate(r)
 	if !ok {
-		a.mon.authFailure(ctx, clientIP(r))
+		// Unauthenticated requests are limited per client address;
+		// either answer refuses, and either is audited.
+		client := clientIP(r)
+		if !a.anon.allow(client) {
+			a.mon.rateLimited(ctx, "anonymous", client)
+			w.Header().Set("Retry-After", "1")
+			fail(w, r, http.StatusTooManyRequests, codeRateLimited, "too many unauthenticated requests from this address")
+			return
+		}
+		a.mon.authFailure(ctx, client)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="refapp"`)
 		fail(w, r, http.StatusUnauthorized, codeUnauthenticated, "missing or invalid bearer token")
 		return
@@ -241,7 +378,7 @@ func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h h
 	ctx = withMFA(audit.WithActor(ctx, audit.Actor{Subject: p.Subject, Tenant: p.Tenant}), p, a.now())
 	r = r.WithContext(ctx)
 	if !a.limits.allow(p.Subject) {
-		a.mon.rateLimited(ctx, p.Subject)
+		a.mon.rateLimited(ctx, p.Subject, clientIP(r))
 		w.Header().Set("Retry-After", "1")
 		fail(w, r, http.StatusTooManyRequests, codeRateLimited, "rate limit exceeded")
 		return
@@ -262,8 +399,13 @@ func (a *app) pipeline(w http.ResponseWriter, r *http.Request, st *reqState, h h
 // the token's SHA-256, so the map lookup reveals nothing useful about the
 // stored tokens.
 func (a *app) authenticate(r *http.Request) (principal, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
+	// Exactly one Authorization field: with two, a proxy and this
+	// service could each act on a different one.
+	hs := r.Header.Values("Authorization")
+	if len(hs) != 1 {
+		return principal{}, false
+	}
+	scheme, tok, ok := strings.Cut(hs[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 512 {
 		return principal{}, false
 	}

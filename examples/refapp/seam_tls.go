@@ -30,10 +30,20 @@ func secureHeaders(h http.Handler) http.Handler {
 	return tlsconfig.HSTS(tlsconfig.SecureHeaders(h))
 }
 
-// httpsServer is the HTTPS server, with tlsconfig's timeouts.
+// httpsServer is the HTTPS server, with tlsconfig's timeouts. Its header
+// limit is raised to serverMaxHeaderBytes because the service enforces
+// tlsconfig's limit itself, with an audited 431 (http.go): net/http
+// answers 431 on its own, before any handler runs and so without an audit
+// event, only for headers over serverMaxHeaderBytes.
 func httpsServer(h http.Handler, tc *tls.Config) *http.Server {
-	return tlsconfig.HTTPServer("", h, tc)
+	srv := tlsconfig.HTTPServer("", h, tc)
+	srv.MaxHeaderBytes = serverMaxHeaderBytes
+	return srv
 }
+
+// serverMaxHeaderBytes is net/http's hard limit on request headers: four
+// times the limit the service enforces with an audited 431.
+const serverMaxHeaderBytes = 4 * tlsconfig.MaxHeaderBytes
 
 // redirectHandler answers every plain-HTTP request with a redirect to the
 // same path over HTTPS (301 for GET and HEAD, 308 otherwise).

@@ -45,9 +45,13 @@ const magic = "TKR1"
 
 // Store is a filesystem [retention.Backend] rooted at a directory.
 type Store struct {
-	dir   string
-	locks [64]sync.Mutex
+	dir      string
+	readOnly bool
+	locks    [64]sync.Mutex
 }
+
+// ErrReadOnly reports a write to a Store opened with [OpenReadOnly].
+var ErrReadOnly = errors.New("fsstore: store opened read-only")
 
 var (
 	_ retention.Backend   = (*Store)(nil)
@@ -74,6 +78,32 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OpenReadOnly returns a Store on the existing store at dir (one that
+// [Open] created) for reading only, as a dry run needs: it creates
+// nothing, runs no crash recovery, and refuses every write with
+// [ErrReadOnly]. It returns an error wrapping fs.ErrNotExist when dir is
+// not a store. An object whose deletion a crash interrupted stays
+// invisible until Open recovers it.
+func OpenReadOnly(dir string) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "tmp")} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return nil, fmt.Errorf("fsstore: not a store: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("fsstore: not a store: %s is not a directory", d)
+		}
+	}
+	return &Store{dir: dir, readOnly: true}, nil
+}
+
+func (s *Store) writable() error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	return nil
 }
 
 // Partition implements [retention.Backend].
@@ -136,6 +166,9 @@ func (s *Store) tmpName(prefix string) string {
 
 // Put implements [retention.Backend].
 func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
+	if err := p.s.writable(); err != nil {
+		return err
+	}
 	if err := retention.CheckKey(key); err != nil {
 		return err
 	}
@@ -269,6 +302,9 @@ func (p *partition) Stat(ctx context.Context, key string) (retention.Meta, error
 
 // SetMeta implements [retention.Backend]. It rewrites the object.
 func (p *partition) SetMeta(ctx context.Context, key string, m retention.Meta) error {
+	if err := p.s.writable(); err != nil {
+		return err
+	}
 	l := p.lock(key)
 	l.Lock()
 	defer l.Unlock()
@@ -282,6 +318,9 @@ func (p *partition) SetMeta(ctx context.Context, key string, m retention.Meta) e
 
 // Delete implements [retention.Backend].
 func (p *partition) Delete(ctx context.Context, key string) error {
+	if err := p.s.writable(); err != nil {
+		return err
+	}
 	if err := retention.CheckKey(key); err != nil {
 		return err
 	}
@@ -376,6 +415,9 @@ func (p *partition) list(ctx context.Context, after string, limit int, keep func
 // no longer deletable is linked back (unless a newer object has taken its
 // place meanwhile, which then wins).
 func (p *partition) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
+	if err := p.s.writable(); err != nil {
+		return nil, err
+	}
 	var deleted []string
 	dirs := map[string]bool{}
 	for _, key := range keys {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +148,56 @@ func FuzzObjectHeader(f *testing.F) {
 			t.Fatalf("invalid record accepted: %v", err)
 		}
 	})
+}
+
+// TestOpenReadOnly checks that OpenReadOnly creates nothing, refuses a
+// directory that is not a store, reads what Open wrote and refuses every
+// write.
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := fsstore.OpenReadOnly(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenReadOnly(missing): %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("OpenReadOnly created %s", missing)
+	}
+	if _, err := fsstore.OpenReadOnly(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenReadOnly(empty dir): %v, want fs.ErrNotExist", err)
+	}
+	dir := t.TempDir()
+	ws, err := fsstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := ws.Partition("acme")
+	m := retention.Meta{Class: retention.ClassLog, Created: time.Now().UTC(), RetainUntil: time.Now().Add(time.Hour).UTC(), Tenant: "acme"}
+	if err := w.Put(ctx, "k", strings.NewReader("v"), m); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := fsstore.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := rs.Partition("acme")
+	if _, err := r.Stat(ctx, "k"); err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	if es, err := r.List(ctx, "", 10); err != nil || len(es) != 1 {
+		t.Fatalf("List: %v %v", es, err)
+	}
+	cut := retention.DefaultPolicy().Cutoff(time.Now().Add(1000 * 24 * time.Hour))
+	for name, err := range map[string]error{
+		"Put":           r.Put(ctx, "x", strings.NewReader("v"), m),
+		"SetMeta":       r.SetMeta(ctx, "k", m),
+		"Delete":        r.Delete(ctx, "k"),
+		"DeleteExpired": func() error { _, err := r.DeleteExpired(ctx, cut, []string{"k"}); return err }(),
+	} {
+		if !errors.Is(err, fsstore.ErrReadOnly) {
+			t.Errorf("%s: %v, want ErrReadOnly", name, err)
+		}
+	}
+	if _, err := w.Stat(ctx, "k"); err != nil {
+		t.Fatalf("object gone after refused writes: %v", err)
+	}
 }
