@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/tomkit/tomkit/retention/fsstore"
 	"go/parser"
 	"go/token"
 	"io"
@@ -89,7 +90,11 @@ func TestCommandsSilentWhenNotATerminal(t *testing.T) {
 	if got := run(ct, "decrypt", "--keyset", ks); !bytes.Equal(got, plain) {
 		t.Fatal("round trip changed the data")
 	}
-	run(nil, "retention", "purge", "--dir", t.TempDir())
+	store := t.TempDir()
+	if _, err := fsstore.Open(store); err != nil {
+		t.Fatal(err)
+	}
+	run(nil, "retention", "purge", "--dir", store)
 }
 
 // TestProgressWriter drives the progress writer with the terminal flag
