@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/casbin/casbin/v2"
-
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/rbac/internal/policy"
 )
@@ -174,9 +172,7 @@ func (e *Enforcer) RequestAccess(ctx context.Context, role, reason string) (Acce
 	q := AccessRequest{ID: newID("req"), Actor: a, Role: role, Reason: strings.TrimSpace(reason), Expires: now.Add(e.cfg.RequestTTL)}
 	ev.Attributes = append(ev.Attributes, audit.String("request", q.ID), audit.String("expires", q.Expires.UTC().Format(time.RFC3339)))
 	ev.Severity = audit.SeverityNotice
-	err := e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedPolicy("p3", requestFields(q))
-	})
+	err := e.change(ctx, ev, nil, delta{add: []Row{{Ptype: "p3", Fields: requestFields(q)}}})
 	if err != nil {
 		return AccessRequest{}, err
 	}
@@ -247,9 +243,7 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 	ev.Attributes = []audit.Attr{audit.String("requester", q.Actor.Subject), audit.String("role", q.Role)}
 	if !now.Before(q.Expires) {
 		// Drop the expired request, audited, then refuse.
-		if err := e.change(ctx, requestExpired(q, now), nil, func(ce *casbin.Enforcer) (bool, error) {
-			return ce.RemoveNamedPolicy("p3", requestFields(q))
-		}); err != nil {
+		if err := e.change(ctx, requestExpired(q, now), nil, delta{del: []Row{{Ptype: "p3", Fields: requestFields(q)}}, what: "access request"}); err != nil {
 			return Grant{}, errors.Join(ErrExpired, err)
 		}
 		return Grant{}, e.refuse(ctx, ev, ErrExpired)
@@ -284,12 +278,7 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 			}
 		}
 		return ErrNotFound
-	}, func(ce *casbin.Enforcer) (bool, error) {
-		if _, err := ce.AddNamedPolicy("p2", grantFields(g)); err != nil {
-			return false, err
-		}
-		return ce.RemoveNamedPolicy("p3", requestFields(q))
-	})
+	}, delta{del: []Row{{Ptype: "p3", Fields: requestFields(q)}}, add: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -306,9 +295,7 @@ func (e *Enforcer) Revoke(ctx context.Context, id string) error {
 	if !ok {
 		return e.refuse(ctx, ev, ErrNotFound)
 	}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedPolicy("p2", grantFields(g))
-	})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
 }
 
 func (e *Enforcer) findGrant(id string) (policy.Grant, bool, error) {
@@ -385,9 +372,7 @@ func (e *Enforcer) BreakGlass(ctx context.Context, role, justification string) (
 	g := policy.Grant{ID: newID("bg"), Sub: a.Subject, Dom: a.Tenant, Role: role,
 		Expires: now.Add(e.cfg.BreakGlassTTL), Note: notePrefixBreakGlass + strings.TrimSpace(justification)}
 	ev.Attributes = append(ev.Attributes, audit.String("grant", g.ID), audit.String("expires", g.Expires.UTC().Format(time.RFC3339)))
-	err := e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedPolicy("p2", grantFields(g))
-	})
+	err := e.change(ctx, ev, nil, delta{add: []Row{{Ptype: "p2", Fields: grantFields(g)}}})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -395,9 +380,7 @@ func (e *Enforcer) BreakGlass(ctx context.Context, role, justification string) (
 	if aerr := e.cfg.Alert(ctx, ev); aerr != nil {
 		wev := audit.Event{Action: "rbac.breakglass.withdraw", Actor: a, Resource: g.ID, Severity: audit.SeverityCritical,
 			Reason: "alert failed: " + aerr.Error()}
-		werr := e.change(ctx, wev, nil, func(ce *casbin.Enforcer) (bool, error) {
-			return ce.RemoveNamedPolicy("p2", grantFields(g))
-		})
+		werr := e.change(ctx, wev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, what: "grant"})
 		return Grant{}, errors.Join(fmt.Errorf("%w: %v", ErrAlert, aerr), werr)
 	}
 	return publicGrant(g), nil
@@ -443,9 +426,7 @@ func (e *Enforcer) CloseReview(ctx context.Context, id, note string) error {
 	if now.Before(g.Expires) {
 		return e.refuse(ctx, ev, fmt.Errorf("%w: grant still in force", ErrDenied))
 	}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedPolicy("p2", grantFields(g))
-	})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
 }
 
 // requestExpired is the "rbac.access.expire" event of dropping the
@@ -542,12 +523,17 @@ func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
 			stop = err
 			break
 		}
-		if _, err := e.ce.RemoveNamedPolicy(r.ptype, r.fields); err != nil {
+		deleted, _, err := e.apply(ctx, []Row{{Ptype: r.ptype, Fields: r.fields}}, nil)
+		if err != nil {
 			xev := r.ev
 			xev.Outcome, xev.Reason, xev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
 			_ = e.log(ctx, xev)
-			stop = fmt.Errorf("%w: %v", ErrStore, err)
+			stop = err
 			break
+		}
+		if deleted == 0 {
+			// Another instance pruned it meanwhile.
+			continue
 		}
 		if r.ptype == "p2" {
 			rep.Grants++

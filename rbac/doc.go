@@ -23,7 +23,7 @@
 // (grants expire, checked at every decision against the clock, even after
 // a reload); stale decisions after a revoke (there is no decision cache to
 // go stale: every change rebuilds the index before it returns, and other
-// instances reload on NOTIFY); and silent use (every deny, every
+// instances reload when notified); and silent use (every deny, every
 // privileged allow and every change is audited, and an access that cannot
 // be logged is refused). It does not defend against a compromised store
 // or host, or a forged Actor.
@@ -129,10 +129,13 @@
 // # Storage and several instances
 //
 // By default the policy is the text in Config.Policy, typically embedded
-// with go:embed, held in memory. With Config.Postgres, it is stored in
-// PostgreSQL through Casbin's maintained gorm adapter
-// (github.com/casbin/gorm-adapter/v3), and every change is announced with
-// NOTIFY; other instances LISTEN and reload. There is no decision cache:
+// with go:embed, held in memory. With Config.Store (rbac/pgstore for
+// PostgreSQL; importing rbac alone links no database driver), it is
+// persisted, and every change is announced to the other instances, which
+// reload. A change is written to the store first, in one transaction
+// that deletes only exact rows, and applied in memory only after it
+// committed; the audit event says what the store did ("removed 1 row",
+// "no such rule"). There is no decision cache:
 // each change rebuilds the decision index under a lock and swaps it in
 // atomically, so a revoke or an added deny takes effect on the instance
 // that made it before the call returns (Casbin's CachedEnforcer kept

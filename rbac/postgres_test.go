@@ -11,6 +11,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/internal/testpg"
 	"github.com/tomkit/tomkit/rbac"
+	"github.com/tomkit/tomkit/rbac/pgstore"
 )
 
 func pgPool(t *testing.T, dsn string) *pgxpool.Pool {
@@ -26,7 +27,11 @@ func pgPool(t *testing.T, dsn string) *pgxpool.Pool {
 func pgEnforcer(t *testing.T, dsn string, c *clock, seed string) (*rbac.Enforcer, *audit.Recorder) {
 	t.Helper()
 	rec := &audit.Recorder{}
-	cfg := rbac.Config{Logger: rec, Postgres: pgPool(t, dsn), Now: c.Now,
+	st, err := pgstore.Open(context.Background(), pgPool(t, dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rbac.Config{Logger: rec, Store: st, Now: c.Now,
 		Alert: func(context.Context, audit.Event) error { return nil }}
 	if seed != "" {
 		cfg.Policy = []byte(seed)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/rbac/internal/policy"
@@ -59,17 +58,16 @@ type Config struct {
 
 	// Policy is the policy text (see the package documentation for its
 	// format), typically embedded in the binary with go:embed. Without
-	// Postgres it is the whole policy, held in memory; with Postgres it
-	// seeds an empty table and is otherwise ignored. Nil means an empty
+	// a Store it is the whole policy, held in memory; with a Store it
+	// seeds an empty store and is otherwise ignored. Nil means an empty
 	// policy, which denies everything.
 	Policy []byte
 
-	// Postgres, when non-nil, stores the policy, grants and access
-	// requests in the table tomkit_rbac_rule through Casbin's gorm
-	// adapter, and propagates every change to the other instances with
-	// LISTEN/NOTIFY on the channel tomkit_rbac. The pool must stay open
-	// until Close. Its connections' search_path selects the schema.
-	Postgres *pgxpool.Pool
+	// Store, when non-nil, persists the policy, grants and access
+	// requests, and propagates every change to the other instances
+	// sharing it (rbac/pgstore stores them in PostgreSQL). It must stay
+	// usable until Close. Nil means the policy lives in memory only.
+	Store Store
 
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
@@ -167,7 +165,10 @@ type Enforcer struct {
 	ix     atomic.Pointer[policy.Index] // nil: unavailable, deny all
 	closed atomic.Bool
 
-	pg *pgStore
+	store     Store
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
+	stopOnce  sync.Once
 }
 
 // New loads the policy and returns an Enforcer. A policy that breaks a
@@ -230,21 +231,17 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 		}
 		seed = p
 	}
-	m, err := model.NewModelFromString(modelText)
+	ce, err := newCasbin()
 	if err != nil {
-		return nil, fmt.Errorf("rbac: model: %w", err)
+		return nil, err
 	}
-	if cfg.Postgres != nil {
-		if err := e.openPostgres(ctx, m, seed); err != nil {
+	e.ce = ce
+	if cfg.Store != nil {
+		if err := e.openStore(ctx, seed); err != nil {
 			return nil, err
 		}
 		return e, nil
 	}
-	ce, err := casbin.NewEnforcer(m)
-	if err != nil {
-		return nil, fmt.Errorf("rbac: casbin: %w", err)
-	}
-	e.ce = ce
 	if seed != nil {
 		if err := addAll(ce, seed); err != nil {
 			return nil, err
@@ -254,6 +251,75 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// newCasbin returns an in-memory Casbin enforcer on [Model], with no
+// adapter: the Enforcer writes its Store itself.
+func newCasbin() (*casbin.Enforcer, error) {
+	m, err := model.NewModelFromString(modelText)
+	if err != nil {
+		return nil, fmt.Errorf("rbac: model: %w", err)
+	}
+	ce, err := casbin.NewEnforcer(m)
+	if err != nil {
+		return nil, fmt.Errorf("rbac: casbin: %w", err)
+	}
+	return ce, nil
+}
+
+// policyRows returns p as store rows.
+func policyRows(p *policy.Policy) []Row {
+	var rows []Row
+	for _, r := range p.Rules {
+		rows = append(rows, Row{Ptype: "p", Fields: r.Fields()})
+	}
+	for _, g := range p.Links {
+		rows = append(rows, Row{Ptype: "g", Fields: g.Fields()})
+	}
+	return rows
+}
+
+// openStore seeds an empty store, loads it and starts watching it for
+// other instances' changes.
+func (e *Enforcer) openStore(ctx context.Context, seed *policy.Policy) error {
+	e.store = e.cfg.Store
+	if seed != nil {
+		rows, err := e.store.Load(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrStore, err)
+		}
+		if len(rows) == 0 {
+			if _, err := e.store.Change(ctx, nil, policyRows(seed)); err != nil {
+				return fmt.Errorf("%w: seed: %v", ErrStore, err)
+			}
+		}
+	}
+	e.mu.Lock()
+	err := e.reloadLocked(ctx)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	e.stopWatch, e.watchDone = cancel, make(chan struct{})
+	ready := make(chan struct{})
+	go e.watch(wctx, ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		e.stopWatching()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (e *Enforcer) stopWatching() {
+	e.stopOnce.Do(func() {
+		if e.stopWatch != nil {
+			e.stopWatch()
+			<-e.watchDone
+		}
+	})
 }
 
 func addAll(ce *casbin.Enforcer, p *policy.Policy) error {
@@ -285,9 +351,7 @@ func (e *Enforcer) Close() error {
 	if e.closed.Swap(true) {
 		return nil
 	}
-	if e.pg != nil {
-		e.pg.close()
-	}
+	e.stopWatching()
 	return nil
 }
 
@@ -381,10 +445,23 @@ func (e *Enforcer) rebuildIndex(validate bool) error {
 	return nil
 }
 
-// change runs check under the lock, applies one change to Casbin (and
-// through it to the store), rebuilds the index, tells the other instances
-// and writes ev.
-func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() error, apply func(ce *casbin.Enforcer) (bool, error)) error {
+// delta is one change to the stored policy: rows to delete exactly and
+// rows to add, in one store transaction.
+type delta struct {
+	del, add []Row
+	// what names the deleted rows in the audit reason when they are not
+	// stored ("rule", "role assignment", ...).
+	what string
+	// missing, when non-nil, makes a row of del that is not stored a
+	// refusal: change audits a deny and returns missing. When nil, it
+	// is no error and the event says "no such <what>".
+	missing error
+}
+
+// change runs check under the lock, writes d to the store and then to
+// Casbin, rebuilds the index, tells the other instances and writes ev,
+// whose reason says what the store did.
+func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() error, d delta) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
@@ -395,15 +472,20 @@ func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() erro
 			return err
 		}
 	}
-	ok, err := apply(e.ce)
+	deleted, added, err := e.apply(ctx, d.del, d.add)
 	if err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
 		_ = e.log(ctx, ev)
-		return fmt.Errorf("%w: %v", ErrStore, err)
+		return err
 	}
-	if !ok {
-		ev.Reason = "no change"
+	if len(d.del) > 0 && deleted == 0 {
+		if d.missing != nil {
+			return e.refuse(ctx, ev, d.missing)
+		}
+		ev.Outcome, ev.Reason = audit.OutcomeAllow, "no such "+d.what
+		return e.log(ctx, ev)
 	}
+	ev.Reason = storeReason(deleted, added, len(d.add))
 	warn, err := e.publish(ctx)
 	if err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
@@ -411,11 +493,109 @@ func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() erro
 		return err
 	}
 	if warn != "" {
-		ev.Reason, ev.Severity = warn, audit.SeverityWarning
+		ev.Reason, ev.Severity = ev.Reason+"; "+warn, audit.SeverityWarning
 	}
 	ev.Outcome = audit.OutcomeAllow
 	return e.log(ctx, ev)
 }
+
+// storeReason says what a change did to the store.
+func storeReason(deleted, added, asked int) string {
+	var parts []string
+	if deleted > 0 {
+		parts = append(parts, "removed "+plural(deleted, "row"))
+	}
+	if added > 0 {
+		parts = append(parts, "added "+plural(added, "row"))
+	}
+	if asked > added {
+		parts = append(parts, plural(asked-added, "row")+" already present")
+	}
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return "1 " + s
+	}
+	return fmt.Sprintf("%d %ss", n, s)
+}
+
+// apply writes del and add to the store (when there is one), then to
+// Casbin. Rows of add that Casbin holds already are skipped. A row of del
+// that is not stored makes apply change nothing and return deleted 0.
+// The caller holds e.mu.
+func (e *Enforcer) apply(ctx context.Context, del, add []Row) (deleted, added int, err error) {
+	var fresh []Row
+	for _, r := range add {
+		if !e.has(r) && !slices.ContainsFunc(fresh, func(f Row) bool { return sameRow(f, r) }) {
+			fresh = append(fresh, r)
+		}
+	}
+	if len(del)+len(fresh) == 0 {
+		return 0, 0, nil
+	}
+	if e.store != nil {
+		deleted, err = e.store.Change(ctx, del, fresh)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: %v", ErrStore, err)
+		}
+	} else {
+		for _, r := range del {
+			if !e.has(r) {
+				return 0, 0, nil
+			}
+		}
+		deleted = len(del)
+	}
+	if len(del) > 0 && deleted == 0 {
+		return 0, 0, nil
+	}
+	for _, r := range del {
+		if r.Ptype == "g" {
+			_, err = e.ce.RemoveNamedGroupingPolicy(r.Ptype, r.Fields)
+		} else {
+			_, err = e.ce.RemoveNamedPolicy(r.Ptype, r.Fields)
+		}
+		if err != nil {
+			return 0, 0, e.desync(err)
+		}
+	}
+	for _, r := range fresh {
+		if r.Ptype == "g" {
+			_, err = e.ce.AddNamedGroupingPolicy(r.Ptype, r.Fields)
+		} else {
+			_, err = e.ce.AddNamedPolicy(r.Ptype, r.Fields)
+		}
+		if err != nil {
+			return 0, 0, e.desync(err)
+		}
+	}
+	return deleted, len(fresh), nil
+}
+
+// desync handles a Casbin failure after the store committed: the
+// in-memory policy no longer matches the store, so every decision denies
+// until the next reload.
+func (e *Enforcer) desync(err error) error {
+	e.ix.Store(nil)
+	return fmt.Errorf("%w: casbin: %v", ErrUnavailable, err)
+}
+
+// has reports whether Casbin holds r.
+func (e *Enforcer) has(r Row) bool {
+	if r.Ptype == "g" {
+		ok, _ := e.ce.HasNamedGroupingPolicy(r.Ptype, r.Fields)
+		return ok
+	}
+	ok, _ := e.ce.HasNamedPolicy(r.Ptype, r.Fields)
+	return ok
+}
+
+func sameRow(a, b Row) bool { return a.Ptype == b.Ptype && slices.Equal(a.Fields, b.Fields) }
 
 // publish makes changes applied to the store take effect: it rebuilds the
 // index and tells the other instances. It returns the rebuild's error,
@@ -425,8 +605,8 @@ func (e *Enforcer) publish(ctx context.Context) (warning string, err error) {
 	if err := e.rebuildIndex(false); err != nil {
 		return "", err
 	}
-	if e.pg != nil {
-		if err := e.pg.notify(ctx, e.id); err != nil {
+	if e.store != nil {
+		if err := e.store.Notify(ctx, e.id); err != nil {
 			return "changed, but notify failed: " + err.Error(), nil
 		}
 	}
@@ -470,18 +650,14 @@ func (e *Enforcer) AddRule(ctx context.Context, r Rule) error {
 		}
 		p.Rules = append(p.Rules, ir)
 		return p.Validate(e.limits)
-	}, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedPolicy("p", ir.Fields())
-	})
+	}, delta{add: []Row{{Ptype: "p", Fields: ir.Fields()}}})
 }
 
 // RemoveRule removes a permission or prohibition.
 func (e *Enforcer) RemoveRule(ctx context.Context, r Rule) error {
 	ir := r.internal()
 	ev := audit.Event{Action: "rbac.rule.remove", Resource: ir.String(), Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedPolicy("p", ir.Fields())
-	})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p", Fields: ir.Fields()}}, what: "rule"})
 }
 
 // AssignRole gives user the standing role in tenant (a g line). For
@@ -497,18 +673,14 @@ func (e *Enforcer) AssignRole(ctx context.Context, user, role, tenant string) er
 		}
 		p.Links = append(p.Links, l)
 		return p.Validate(e.limits)
-	}, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedGroupingPolicy("g", l.Fields())
-	})
+	}, delta{add: []Row{{Ptype: "g", Fields: l.Fields()}}})
 }
 
 // UnassignRole removes user's standing role in tenant.
 func (e *Enforcer) UnassignRole(ctx context.Context, user, role, tenant string) error {
 	l := policy.Link{User: user, Role: role, Dom: tenant}
 	ev := audit.Event{Action: "rbac.role.unassign", Resource: "g, " + user + ", " + role + ", " + tenant, Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedGroupingPolicy("g", l.Fields())
-	})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "g", Fields: l.Fields()}}, what: "role assignment"})
 }
 
 // Reload reads the policy again from its store (Postgres) and rebuilds
@@ -523,12 +695,12 @@ func (e *Enforcer) Reload(ctx context.Context) error {
 
 func (e *Enforcer) reloadLocked(ctx context.Context) error {
 	ev := audit.Event{Action: "rbac.policy.reload", Severity: audit.SeverityInfo}
-	if e.pg != nil {
-		if err := e.ce.LoadPolicy(); err != nil {
+	if e.store != nil {
+		if err := e.load(ctx); err != nil {
 			e.ix.Store(nil)
 			ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityCritical
 			_ = e.log(ctx, ev)
-			return fmt.Errorf("%w: %v", ErrStore, err)
+			return err
 		}
 	}
 	if err := e.rebuild(); err != nil {
@@ -538,6 +710,41 @@ func (e *Enforcer) reloadLocked(ctx context.Context) error {
 	}
 	ev.Outcome = audit.OutcomeAllow
 	return e.log(ctx, ev)
+}
+
+// load replaces Casbin's policy with the store's rows.
+func (e *Enforcer) load(ctx context.Context) error {
+	rows, err := e.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	byType := map[string][][]string{}
+	for _, r := range rows {
+		f, err := rowFields(r)
+		if err != nil {
+			return err
+		}
+		byType[r.Ptype] = append(byType[r.Ptype], f)
+	}
+	ce, err := newCasbin()
+	if err != nil {
+		return err
+	}
+	for _, pt := range []string{"p", "p2", "p3", "g"} {
+		if len(byType[pt]) == 0 {
+			continue
+		}
+		if _, err := ce.GetModel().AddPoliciesWithAffected(pt[:1], pt, byType[pt]); err != nil {
+			return fmt.Errorf("rbac: casbin: %w", err)
+		}
+	}
+	if len(byType["g"]) > 0 {
+		if err := ce.BuildRoleLinks(); err != nil {
+			return fmt.Errorf("rbac: casbin: %w", err)
+		}
+	}
+	e.ce = ce
+	return nil
 }
 
 // maxLogString bounds each caller-supplied string in an audit event.

@@ -1,0 +1,108 @@
+package pgstore_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tomkit/tomkit/internal/testpg"
+	"github.com/tomkit/tomkit/rbac"
+	"github.com/tomkit/tomkit/rbac/pgstore"
+)
+
+func pool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgxpool.New(context.Background(), testpg.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func count(t *testing.T, p *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := p.QueryRow(context.Background(), "SELECT count(*) FROM "+pgstore.Table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestLegacyTable opens a table as Casbin's gorm adapter created it for
+// earlier tomkit versions, with a NULL column, and reads it unchanged.
+func TestLegacyTable(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	if _, err := p.Exec(ctx, `CREATE TABLE tomkit_rbac_rule (id bigserial NOT NULL, ptype varchar(16),
+		v0 text, v1 text, v2 text, v3 text, v4 text, v5 text, PRIMARY KEY (id));
+		CREATE INDEX idx_tomkit_rbac_rule_ptype ON tomkit_rbac_rule (ptype);
+		INSERT INTO tomkit_rbac_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES
+			('p', 'editor', 'acme', '/data/*', 'write', 'allow', 'none'),
+			('g', 'alice', 'editor', 'acme', '', '', ''),
+			('g', 'bob', 'editor', 'acme', NULL, NULL, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := pgstore.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []rbac.Row{
+		{Ptype: "p", Fields: []string{"editor", "acme", "/data/*", "write", "allow", "none"}},
+		{Ptype: "g", Fields: []string{"alice", "editor", "acme", "", "", ""}},
+		{Ptype: "g", Fields: []string{"bob", "editor", "acme", "", "", ""}},
+	}
+	if !slices.EqualFunc(rows, want, func(a, b rbac.Row) bool { return a.Ptype == b.Ptype && slices.Equal(a.Fields, b.Fields) }) {
+		t.Fatalf("Load = %v, want %v", rows, want)
+	}
+	// The NULL row is deleted by an exact match on its empty fields.
+	n, err := st.Change(ctx, []rbac.Row{{Ptype: "g", Fields: []string{"bob", "editor", "acme"}}}, nil)
+	if err != nil || n != 1 {
+		t.Fatalf("Change = %d, %v; want 1", n, err)
+	}
+}
+
+// TestChangeExact checks that a delete never acts as a wildcard: an empty
+// field matches only an empty column, and a delete of a missing row rolls
+// back the whole change.
+func TestChangeExact(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	st, err := pgstore.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := func(sub string) rbac.Row {
+		return rbac.Row{Ptype: "p", Fields: []string{sub, "acme", "/data/*", "write", "deny", "none"}}
+	}
+	if _, err := st.Change(ctx, nil, []rbac.Row{rule("a"), rule("b"), {Ptype: "g", Fields: []string{"u", "r", "acme"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, del := range [][]rbac.Row{
+		{rule("")},
+		{{Ptype: "g", Fields: []string{"", "r", "acme"}}},
+		{{Ptype: "g", Fields: []string{"u", "r"}}},
+		{{Ptype: "", Fields: []string{"u", "r", "acme"}}},
+		{rule("a"), rule("zz")}, // the first exists: rolled back
+	} {
+		n, err := st.Change(ctx, del, []rbac.Row{rule("added")})
+		if n != 0 || (err == nil) == (del[0].Ptype == "") {
+			t.Errorf("Change(%v) = %d, %v", del, n, err)
+		}
+		if got := count(t, p); got != 3 {
+			t.Fatalf("after Change(%v): %d rows, want 3", del, got)
+		}
+	}
+	if n, err := st.Change(ctx, []rbac.Row{rule("a")}, nil); n != 1 || err != nil {
+		t.Fatalf("Change = %d, %v", n, err)
+	}
+	if got := count(t, p); got != 2 {
+		t.Fatalf("%d rows, want 2", got)
+	}
+}
