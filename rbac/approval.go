@@ -67,7 +67,7 @@ func grantFromFields(f []string) (policy.Grant, error) {
 	if err != nil {
 		return policy.Grant{}, &PolicyError{Err: ErrSyntax, Msg: fmt.Sprintf("grant %s: expiry: %v", f[0], err)}
 	}
-	for _, s := range f[1:4] {
+	for _, s := range f[:4] {
 		if err := policy.CheckName(s); err != nil {
 			return policy.Grant{}, &PolicyError{Err: ErrName, Msg: fmt.Sprintf("grant %s: %q: %v", f[0], s, err)}
 		}
@@ -97,6 +97,11 @@ func requestFromFields(f []string) (AccessRequest, error) {
 	exp, err := time.Parse(time.RFC3339Nano, f[4])
 	if err != nil {
 		return AccessRequest{}, &PolicyError{Err: ErrSyntax, Msg: fmt.Sprintf("access request %s: expiry: %v", f[0], err)}
+	}
+	for _, s := range f[:4] {
+		if err := policy.CheckName(s); err != nil {
+			return AccessRequest{}, &PolicyError{Err: ErrName, Msg: fmt.Sprintf("access request %s: %q: %v", f[0], s, err)}
+		}
 	}
 	return AccessRequest{ID: f[0], Actor: audit.Actor{Subject: f[1], Tenant: f[2]}, Role: f[3], Expires: exp, Reason: f[5]}, nil
 }

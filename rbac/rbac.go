@@ -469,7 +469,7 @@ func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() erro
 	defer e.mu.Unlock()
 	if check != nil {
 		if err := check(); err != nil {
-			return err
+			return e.refuse(ctx, ev, err)
 		}
 	}
 	deleted, added, err := e.apply(ctx, d.del, d.add)
@@ -653,11 +653,16 @@ func (e *Enforcer) AddRule(ctx context.Context, r Rule) error {
 	}, delta{add: []Row{{Ptype: "p", Fields: ir.Fields()}}})
 }
 
-// RemoveRule removes a permission or prohibition.
+// RemoveRule removes a permission or prohibition: exactly the stored
+// rule equal to r. r is checked as [Enforcer.AddRule] checks a rule, so
+// an empty or wildcard field is refused with a *[PolicyError] and
+// removes nothing.
 func (e *Enforcer) RemoveRule(ctx context.Context, r Rule) error {
 	ir := r.internal()
 	ev := audit.Event{Action: "rbac.rule.remove", Resource: ir.String(), Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p", Fields: ir.Fields()}}, what: "rule"})
+	return e.change(ctx, ev, func() error {
+		return (&policy.Policy{Rules: []policy.Rule{ir}}).Validate(e.limits)
+	}, delta{del: []Row{{Ptype: "p", Fields: ir.Fields()}}, what: "rule"})
 }
 
 // AssignRole gives user the standing role in tenant (a g line). For
@@ -676,11 +681,16 @@ func (e *Enforcer) AssignRole(ctx context.Context, user, role, tenant string) er
 	}, delta{add: []Row{{Ptype: "g", Fields: l.Fields()}}})
 }
 
-// UnassignRole removes user's standing role in tenant.
+// UnassignRole removes user's standing role in tenant: exactly that g
+// line. Its fields are checked as [Enforcer.AssignRole] checks them, so
+// an empty or wildcard field is refused with a *[PolicyError] and
+// removes nothing.
 func (e *Enforcer) UnassignRole(ctx context.Context, user, role, tenant string) error {
 	l := policy.Link{User: user, Role: role, Dom: tenant}
 	ev := audit.Event{Action: "rbac.role.unassign", Resource: "g, " + user + ", " + role + ", " + tenant, Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "g", Fields: l.Fields()}}, what: "role assignment"})
+	return e.change(ctx, ev, func() error {
+		return (&policy.Policy{Links: []policy.Link{l}}).Validate(e.limits)
+	}, delta{del: []Row{{Ptype: "g", Fields: l.Fields()}}, what: "role assignment"})
 }
 
 // Reload reads the policy again from its store (Postgres) and rebuilds
