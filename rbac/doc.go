@@ -42,6 +42,13 @@
 //	# user, role, tenant
 //	g, alice, editor, acme
 //
+// The subject of a p line is always a role, and users get permissions
+// only through roles: g lines and four-eyes or break-glass grants. Users
+// and roles live apart: a request's subject is always a user, so a user
+// named "admin" gets none of role admin's rules. A g line whose first
+// name is a role of the tenant (the subject of a p line or the role of a
+// g line) is role inheritance; any other gives a user a role.
+//
 // An "mfa" rule is a privileged permission: it allows only a principal
 // whose MFA was verified within Config.MFAMaxAge (12 hours by default);
 // a missing MFA time means deny. A deny rule applies whatever the MFA.
@@ -77,8 +84,10 @@
 // # Where tomkit is stricter than Casbin
 //
 // For a policy that loads, a decision equals plain casbin.Enforcer's on
-// [Model] (with r.mfa "fresh" when the MFA is fresh), except that tomkit
-// denies where Casbin may allow in these documented cases:
+// [Model] (with r.mfa "fresh" when the MFA is fresh) for the same policy
+// with the role names kept apart from user names (each role name written
+// with a prefix such as "role:"), except that tomkit denies where Casbin
+// may allow in these documented cases:
 //
 //  1. a non-canonical request object (Casbin's keyMatch lets
 //     "/data/../secret" match "/data/*");

@@ -19,12 +19,15 @@ func FuzzDecide(f *testing.F) {
 		f.Fatal(err)
 	}
 	p, _ := policyRows(testPolicy)
-	ce := plainCasbin(f, p.rules, p.links)
+	sr, sl := separated(p.rules, p.links)
+	ce := plainCasbin(f, sr, sl)
 	f.Add("alice", "acme", "/data/x", "write", true)
 	f.Add("bob", "acme", "/data/../admin/x", "read", false)
 	f.Add("carol", "globex", "/admin/users", "manage", true)
 	f.Add("Alice", "acme", "/data/x", "write", false)
 	f.Add("ann", "acme", "/audit/../data/x", "write", false)
+	f.Add("admin", "globex", "/admin/users", "manage", true)
+	f.Add("editor", "acme", "/data/x", "write", false)
 	f.Fuzz(func(t *testing.T, sub, dom, obj, act string, fresh bool) {
 		var at time.Time
 		mfa := ""

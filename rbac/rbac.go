@@ -27,9 +27,9 @@ var modelText string
 // Model returns the Casbin model tomkit enforces: RBAC with domains (the
 // domain is the tenant, compared for equality in the matcher), a
 // deny-override effect, and MFA-marked permissions that match only a
-// request whose MFA is fresh. A plain casbin.Enforcer built on it decides
-// as tomkit does, except where tomkit is deliberately stricter (see the
-// package documentation).
+// request whose MFA is fresh. A plain casbin.Enforcer built on it, with
+// role names kept apart from user names, decides as tomkit does, except
+// where tomkit is deliberately stricter (see the package documentation).
 func Model() string { return modelText }
 
 // Defaults for the zero values of [Config].
@@ -136,7 +136,7 @@ var (
 type PolicyError = policy.LineError
 
 // Rule is one permission (Deny false) or prohibition (Deny true) of a
-// subject (a role, or a user) in a tenant. Object is a name, an absolute
+// role (Subject) in a tenant; users hold roles, never rules. Object is a name, an absolute
 // path, or a path ending in "/*" that matches every object below it. MFA
 // marks a privileged permission: it allows only a principal whose MFA is
 // fresh.

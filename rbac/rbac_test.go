@@ -55,6 +55,7 @@ g, erin, viewer, acme
 g, ann, auditor, acme
 g, ann, editor, acme
 g, lead, approver, globex
+g, svcbot, svc, acme
 `
 
 type fixture struct {
@@ -147,9 +148,13 @@ func TestLeastPrivilege(t *testing.T) {
 		{"unknown tenant", "alice", "initech", "/data/report", "read", time.Time{}, false, "no policy for tenant", false},
 		{"auditor reads audit", "ann", "acme", "/audit/2026", "read", time.Time{}, true, "allowed by rule", false},
 		{"auditor+editor cannot write audit", "ann", "acme", "/audit/2026", "write", time.Time{}, false, "explicit deny", false},
-		{"plain object exact", "svc", "acme", "invoices", "export", time.Time{}, true, "allowed by rule", false},
-		{"plain object other", "svc", "acme", "invoices2", "export", time.Time{}, false, "no matching allow", false},
-		{"role name as subject needs no link", "editor", "acme", "/data/x", "write", time.Time{}, true, "allowed by rule", false},
+		{"plain object exact", "svcbot", "acme", "invoices", "export", time.Time{}, true, "allowed by rule", false},
+		{"plain object other", "svcbot", "acme", "invoices2", "export", time.Time{}, false, "no matching allow", false},
+		// Users and roles are apart: a user named like a role gets none
+		// of its rules, MFA-marked or not.
+		{"user named like a role", "editor", "acme", "/data/x", "write", time.Time{}, false, "no matching allow", false},
+		{"user named like a role with rules only", "svc", "acme", "invoices", "export", time.Time{}, false, "no matching allow", false},
+		{"user named like a privileged role", "admin", "globex", "/admin/users", "manage", fresh, false, "no matching allow", false},
 		{"approver has no data access", "dave", "acme", "/data/x", "read", fresh, false, "no matching allow", false},
 		{"comma in subject", "alice,editor", "acme", "/data/x", "read", time.Time{}, false, "invalid", false},
 	}
@@ -639,5 +644,53 @@ func TestHostileInputIsLogged(t *testing.T) {
 	}
 	if n := len(f.rec.Events()); n != 5 {
 		t.Fatalf("refusal not recorded: %d events", n)
+	}
+}
+
+// TestUsersAndRolesApart checks that a request subject is always a user:
+// a user named like a role gets none of its rules, inherited ones
+// included, and cannot approve or break the glass through the role's g
+// lines, while role inheritance keeps working for real users.
+func TestUsersAndRolesApart(t *testing.T) {
+	f := newFixture(t, `p, viewer, acme, /data/*, read, allow
+p, admin, acme, /admin/*, manage, allow, mfa
+g, admin, viewer, acme
+g, ops, admin, acme
+g, approver, viewer, acme
+g, dave, approver, acme
+g, breakglass, viewer, acme
+g, erin, breakglass, acme
+`, nil)
+	for _, tt := range []struct {
+		sub, obj, act string
+		allow         bool
+	}{
+		{"ops", "/admin/users", "manage", true},
+		{"ops", "/data/x", "read", true}, // inherited through admin
+		{"admin", "/admin/users", "manage", false},
+		{"admin", "/data/x", "read", false},
+		{"viewer", "/data/x", "read", false},
+		{"approver", "/data/x", "read", false},
+	} {
+		d := f.decide(t, f.mfa(actx(tt.sub, "acme")), tt.obj, tt.act)
+		if d.Allow != tt.allow {
+			t.Errorf("%s %s %s: %+v, want allow=%v", tt.sub, tt.act, tt.obj, d, tt.allow)
+		}
+	}
+	q, err := f.e.RequestAccess(f.mfa(actx("bob", "acme")), "admin", "INC-1 unlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.Approve(f.mfa(actx("approver", "acme")), q.ID, 0); !errors.Is(err, rbac.ErrNotApprover) {
+		t.Fatalf("a user named approver approved: %v", err)
+	}
+	if _, err := f.e.BreakGlass(f.mfa(actx("breakglass", "acme")), "admin", "INC-2 down"); !errors.Is(err, rbac.ErrNotEligible) {
+		t.Fatalf("a user named breakglass broke the glass: %v", err)
+	}
+	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.decide(t, f.mfa(actx("bob", "acme")), "/admin/users", "manage"); !d.Allow || d.GrantID == "" {
+		t.Fatalf("granted user: %+v", d)
 	}
 }

@@ -52,8 +52,9 @@ type heldGrant struct {
 }
 
 type tenant struct {
-	subjects map[string]*subject
-	holders  map[string]*holder
+	subjects map[string]*subject // roles with rules
+	roles    map[string]bool     // every role name: rule subjects and g roles
+	holders  map[string]*holder  // users: never a role name
 	closure  map[string][]string // name -> roles it inherits (transitively)
 	actions  map[string]struct{}
 	priv     map[string]bool // roles with an MFA-marked allow
@@ -67,6 +68,7 @@ func Build(p *Policy, grants []Grant) *Index {
 		if t == nil {
 			t = &tenant{
 				subjects: map[string]*subject{},
+				roles:    map[string]bool{},
 				holders:  map[string]*holder{},
 				closure:  map[string][]string{},
 				actions:  map[string]struct{}{},
@@ -80,6 +82,7 @@ func Build(p *Policy, grants []Grant) *Index {
 		r := &p.Rules[i]
 		r.Text = r.String()
 		t := get(r.Dom)
+		t.roles[r.Sub] = true
 		t.actions[r.Act] = struct{}{}
 		s := t.subjects[r.Sub]
 		if s == nil {
@@ -124,7 +127,7 @@ func Build(p *Policy, grants []Grant) *Index {
 	}
 	direct := map[string]map[string][]string{}
 	for _, g := range p.Links {
-		get(g.Dom)
+		get(g.Dom).roles[g.Role] = true
 		if direct[g.Dom] == nil {
 			direct[g.Dom] = map[string][]string{}
 		}
@@ -136,9 +139,14 @@ func Build(p *Policy, grants []Grant) *Index {
 			t.closure[name] = closure(d, name)
 		}
 	}
+	// Users and roles are apart: a g line whose first name is a role is
+	// role inheritance, any other gives a user a role, and a user whose
+	// name is a role's holds nothing through g lines.
 	for dom, t := range ix.tenants {
 		for name := range direct[dom] {
-			t.holders[name] = &holder{static: t.resolve(name)}
+			if !t.roles[name] {
+				t.holders[name] = &holder{static: t.resolve(name)}
+			}
 		}
 	}
 	for i := range grants {
@@ -146,7 +154,10 @@ func Build(p *Policy, grants []Grant) *Index {
 		t := get(g.Dom)
 		h := t.holders[g.Sub]
 		if h == nil {
-			h = &holder{static: t.resolve(g.Sub)}
+			h = &holder{}
+			if !t.roles[g.Sub] {
+				h.static = t.resolve(g.Sub)
+			}
 			t.holders[g.Sub] = h
 		}
 		h.grants = append(h.grants, heldGrant{g: g, subjs: t.resolve(g.Role)})
@@ -154,8 +165,8 @@ func Build(p *Policy, grants []Grant) *Index {
 	return ix
 }
 
-// resolve returns the subjects carrying rules among name and the roles it
-// inherits.
+// resolve returns the subjects carrying rules among the roles name holds
+// or inherits (name's own rules too, when name is a role).
 func (t *tenant) resolve(name string) []*subject {
 	var out []*subject
 	if s := t.subjects[name]; s != nil {
@@ -206,9 +217,11 @@ type Result struct {
 	Grant      *Grant // the grant that supplied the deciding role, if any
 }
 
-// Decide evaluates one request. sub, dom and act must be valid names and
-// obj a canonical object; the caller checks. mfa reports whether the
-// principal's MFA is fresh.
+// Decide evaluates one request of the user sub. sub, dom and act must be
+// valid names and obj a canonical object; the caller checks. mfa reports
+// whether the principal's MFA is fresh. sub is a user, never a role: it
+// gets the rules of the roles its g lines and grants give it, and a user
+// whose name is a role's gets no rule of that role.
 func (ix *Index) Decide(sub, dom, obj, act string, mfa bool, now time.Time) Result {
 	t := ix.tenants[dom]
 	if t == nil {
@@ -231,8 +244,6 @@ func (ix *Index) Decide(sub, dom, obj, act string, mfa bool, now time.Time) Resu
 				st.lookup(s, obj, act, mfa, hg.g)
 			}
 		}
-	} else if s := t.subjects[sub]; s != nil {
-		st.lookup(s, obj, act, mfa, nil)
 	}
 	switch {
 	case st.deny != nil:
@@ -310,11 +321,12 @@ func (ix *Index) Privileged(role, dom string) bool {
 	return false
 }
 
-// HasRole reports whether name holds role in dom through the static "g"
-// lines (grants are not considered).
+// HasRole reports whether the user name holds role in dom through the
+// static "g" lines (grants are not considered). A user whose name is a
+// role's holds nothing.
 func (ix *Index) HasRole(name, role, dom string) bool {
 	t := ix.tenants[dom]
-	if t == nil {
+	if t == nil || t.roles[name] {
 		return false
 	}
 	for _, r := range t.closure[name] {
