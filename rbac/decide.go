@@ -2,7 +2,6 @@ package rbac
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
@@ -152,15 +151,36 @@ func (e *Enforcer) decide(a, ctxActor audit.Actor, obj, act string, mfaAt, now t
 
 // Check decides whether the actor in ctx (audit.ActorFrom) may perform
 // action on object, with the MFA time from ctx (WithMFA). It returns nil
-// for an allow, and an error wrapping [ErrDenied] with the reason for a
-// deny.
+// for an allow. A deny is an error that wraps [ErrDenied] and says why;
+// it also wraps [ErrObject] when the object is not canonical (see the
+// package documentation), so handlers can branch with errors.Is.
 func (e *Enforcer) Check(ctx context.Context, object, action string) error {
 	d, err := e.Decide(ctx, Request{Object: object, Action: action})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrDenied, err)
+		return &denied{reason: err.Error(), cause: err}
 	}
 	if !d.Allow {
-		return fmt.Errorf("%w: %s", ErrDenied, d.Reason)
+		de := &denied{reason: d.Reason}
+		if d.Reason == reasonBadObject {
+			de.cause = ErrObject
+		}
+		return de
 	}
 	return nil
+}
+
+// denied is the error of a deny: it wraps ErrDenied and, when there is
+// one, the more specific cause.
+type denied struct {
+	reason string
+	cause  error
+}
+
+func (d *denied) Error() string { return ErrDenied.Error() + ": " + d.reason }
+
+func (d *denied) Unwrap() []error {
+	if d.cause == nil {
+		return []error{ErrDenied}
+	}
+	return []error{ErrDenied, d.cause}
 }

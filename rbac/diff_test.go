@@ -124,7 +124,7 @@ func policyRows(text string) (rows, error) {
 // nonCanonical reports the request objects tomkit denies before
 // consulting the policy (documented stricter case 1).
 func nonCanonical(obj string) bool {
-	return obj == "" || strings.ContainsAny(obj, "%*") ||
+	return obj == "" || obj == "." || obj == ".." || strings.ContainsAny(obj, "%*;?\\\x00") ||
 		strings.HasPrefix(obj, "/") && path.Clean(obj) != obj
 }
 
@@ -140,7 +140,8 @@ func TestDifferential(t *testing.T) {
 	roles := []string{"r1", "r2", "r3", "r4", "admin"}
 	ruleObjs := []string{"/a", "/a/b", "/a/*", "/a/b/*", "/*", "/c/d", "doc", "/a/b/c", "/c/*"}
 	reqObjs := []string{"/a", "/a/b", "/a/b/c", "/a/x", "/c/d", "/c/e/f", "doc", "/", "/ab", "/abc/d", "docs",
-		"/a/../c/d", "/a//b", "/a/b/", "/a/./b", "", "/a/*", "/a/%2e%2e/c"}
+		"/a/../c/d", "/a//b", "/a/b/", "/a/./b", "", "/a/*", "/a/%2e%2e/c",
+		"/a/..;/c/d", "/a/.;/b", "/a/b;p=1", "/a/b?x", "/a\\b", "/a/b\x00", "..", "."}
 	actions := []string{"read", "write", "del"}
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }
 
@@ -215,7 +216,7 @@ func TestDifferential(t *testing.T) {
 				}
 				obj = r[2]
 				if strings.HasSuffix(obj, "*") {
-					obj = strings.TrimSuffix(obj, "*") + pick([]string{"x", "b", "b/c", "", "../c/d", "/y"})
+					obj = strings.TrimSuffix(obj, "*") + pick([]string{"x", "b", "b/c", "", "../c/d", "/y", "..;/c/d", ".;/x", "x;p"})
 				}
 			}
 			var mfaAt time.Time

@@ -14,10 +14,11 @@
 // The caller's identity and tenant are authenticated before rbac sees
 // them and arrive as an [audit.Actor], in the ctx (audit.WithActor) or in
 // a [Request]. rbac defends against: a principal using a role of one
-// tenant in another; a request object that walks out of a granted path
-// ("/data/../secret", "/data//x", "%2e%2e"); a policy that grants more
-// than it appears to (wildcards, case variants such as "Admin" beside
-// "admin", unbounded role chains); administrative access with a stolen
+// tenant in another; a user named like a role (users and roles live
+// apart); a request object that walks out of a granted path
+// ("/data/../secret", "/data//x", "%2e%2e", "/data/..;/secret"); a policy
+// that grants more than it appears to (wildcards, case variants such as
+// "Admin" beside "admin", unbounded role chains); administrative access with a stolen
 // password only (MFA); one insider granting themselves a privileged role
 // (four-eyes, no self-approval); privileged access that outlives its need
 // (grants expire, checked at every decision against the clock, even after
@@ -67,8 +68,12 @@
 //     may end in "/*", anchored: "/data/*" matches "/data/x" and
 //     "/data/x/y", never "/data" or "/database". No other pattern (no
 //     regexMatch, no "*" in the middle) exists. A request object that is
-//     not canonical — ".", ".." or empty segments, a trailing slash, '%',
-//     '\', '*' — is denied before the policy is consulted.
+//     not canonical — ".", ".." or empty segments, a trailing slash, or a
+//     byte that a server or proxy treats as a path boundary or decodes:
+//     ';' (path parameters: servlet containers turn "/docs/..;/admin"
+//     into "/admin"), '?', '%', '\', '*', control bytes — is denied
+//     before the policy is consulted, and [Enforcer.Check] returns an
+//     error wrapping [ErrObject]. Rules with such objects do not load.
 //   - The role hierarchy is bounded (Config.MaxRoleDepth, 4 by default);
 //     cycles are refused.
 //   - Casbin is never exposed, so EnableEnforce(false), custom matchers

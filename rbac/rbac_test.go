@@ -694,3 +694,30 @@ g, erin, breakglass, acme
 		t.Fatalf("granted user: %+v", d)
 	}
 }
+
+// TestPathParameters checks that objects with path parameters or other
+// separators a server may strip or decode are denied by a "/docs/*" rule
+// with a typed error, and refused in rules.
+func TestPathParameters(t *testing.T) {
+	f := newFixture(t, "p, reader, acme, /docs/*, read, allow\ng, alice, reader, acme\n", nil)
+	alice := actx("alice", "acme")
+	if err := f.e.Check(alice, "/docs/x", "read"); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []string{"/docs/..;/admin", "/docs/.;/x", "/docs/x;jsessionid=1", "/docs/x?y=1", "/docs/%2e%2e/admin",
+		"/docs/..%2fadmin", "/docs/x%5cy", "/docs\\..\\admin", "/docs/x\x00", "/docs/x\r\n", "/docs//x", "/docs/./x", "/docs/../admin"} {
+		err := f.e.Check(alice, obj, "read")
+		if !errors.Is(err, rbac.ErrDenied) || !errors.Is(err, rbac.ErrObject) {
+			t.Errorf("Check(%q) = %v, want ErrDenied and ErrObject", obj, err)
+		}
+	}
+	for _, obj := range []string{"/docs/..;/admin", "/docs;/*", "/docs/x;v=1", "..", "/docs/x?y"} {
+		err := f.e.AddRule(alice, rbac.Rule{Subject: "reader", Tenant: "acme", Object: obj, Action: "read"})
+		if !errors.Is(err, rbac.ErrObject) {
+			t.Errorf("AddRule(%q) = %v, want ErrObject", obj, err)
+		}
+	}
+	if _, err := rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte("p, reader, acme, /docs;x/*, read, allow\n")}); !errors.Is(err, rbac.ErrObject) {
+		t.Fatalf("policy with ';' in an object: %v", err)
+	}
+}
