@@ -222,6 +222,9 @@ func (e *Enforcer) findRequest(id string) (AccessRequest, bool, error) {
 // principal (compared without regard to case) in the same tenant, holding
 // the approver role there through the policy. The grant lasts ttl; zero
 // means Config.GrantTTL, and more than Config.MaxGrantTTL is refused.
+// The request is consumed with the grant in one store transaction: of
+// concurrent approvals, on any instance, one succeeds and the others fail
+// with [ErrNotFound].
 func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (Grant, error) {
 	now := e.now()
 	a := audit.ActorFrom(ctx)

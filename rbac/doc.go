@@ -110,7 +110,11 @@
 // A principal asks for a privileged role (one with an mfa rule) in its
 // tenant with [Enforcer.RequestAccess] and a reason. Another principal
 // holding the approver role in that tenant, with fresh MFA, approves it
-// with [Enforcer.Approve]; self-approval is refused. The approval creates
+// with [Enforcer.Approve]; self-approval is refused. An approval deletes
+// the request and inserts the grant in one store transaction, and fails
+// with [ErrNotFound] if the request was already gone: concurrent
+// approvals of one request, on one instance or on several sharing a
+// store, yield at most one grant. The approval creates
 // a [Grant] for Config.GrantTTL (1 hour, at most Config.MaxGrantTTL);
 // requests expire after Config.RequestTTL. Grants are not Casbin temporal
 // roles (those fail open after LoadPolicy): they are stored beside the

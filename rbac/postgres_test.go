@@ -3,6 +3,9 @@ package rbac_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +258,100 @@ func TestPostgresRemoveExact(t *testing.T) {
 	}
 	if got := count(); got != before-1 {
 		t.Fatalf("%d rows after one removal, want %d", got, before-1)
+	}
+}
+
+// approveRace approves each of n access requests at the same moment
+// through each of the enforcers, and checks that each request yields
+// exactly one grant, and that every other approval is refused with
+// ErrNotFound.
+func approveRace(t *testing.T, c *clock, n int, es ...*rbac.Enforcer) {
+	t.Helper()
+	mfa := func(sub string) context.Context { return rbac.WithMFA(actx(sub, "acme"), c.Now()) }
+	before, err := es[0].Grants("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		q, err := es[0].RequestAccess(mfa("bob"), "admin", fmt.Sprintf("INC-%d race", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es[1:] {
+			eventually(t, "the request to reach every instance", func() bool {
+				p, _ := e.Pending("acme")
+				return slices.ContainsFunc(p, func(r rbac.AccessRequest) bool { return r.ID == q.ID })
+			})
+		}
+		const each = 2
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var ok, notFound int
+		for _, e := range es {
+			for k := 0; k < each; k++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, err := e.Approve(mfa("dave"), q.ID, 0)
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						ok++
+					case errors.Is(err, rbac.ErrNotFound):
+						notFound++
+					default:
+						t.Errorf("Approve: %v", err)
+					}
+				}()
+			}
+		}
+		close(start)
+		wg.Wait()
+		if ok != 1 || notFound != len(es)*each-1 {
+			t.Fatalf("request %d: %d approvals succeeded, %d refused as not found; want 1 and %d", i, ok, notFound, len(es)*each-1)
+		}
+	}
+	for _, e := range es {
+		if err := e.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		gs, err := e.Grants("acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gs) != len(before)+n {
+			t.Fatalf("%d new grants for %d requests", len(gs)-len(before), n)
+		}
+	}
+}
+
+// TestApproveOnce approves one request concurrently on one in-memory
+// enforcer: at most one grant.
+func TestApproveOnce(t *testing.T) {
+	f := newFixture(t, testPolicy, nil)
+	approveRace(t, f.clock, 20, f.e)
+}
+
+// TestPostgresApproveOnce approves one request concurrently on one
+// enforcer and on two enforcers sharing a schema: the database lets one
+// approval through (the request row's delete, whose row count is checked
+// in the grant's transaction).
+func TestPostgresApproveOnce(t *testing.T) {
+	dsn := testpg.Schema(t)
+	c := newClock()
+	a, _ := pgEnforcer(t, dsn, c, testPolicy)
+	approveRace(t, c, 10, a)
+	b, _ := pgEnforcer(t, dsn, c, "")
+	approveRace(t, c, 20, a, b)
+	pool := pgPool(t, dsn)
+	var grants, reqs int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FILTER (WHERE ptype = 'p2'), count(*) FILTER (WHERE ptype = 'p3') FROM tomkit_rbac_rule").Scan(&grants, &reqs); err != nil {
+		t.Fatal(err)
+	}
+	if grants != 30 || reqs != 0 {
+		t.Fatalf("table holds %d grants and %d requests, want 30 and 0", grants, reqs)
 	}
 }
