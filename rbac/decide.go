@@ -2,6 +2,7 @@ package rbac
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
@@ -152,17 +153,25 @@ func (e *Enforcer) decide(a, ctxActor audit.Actor, obj, act string, mfaAt, now t
 // Check decides whether the actor in ctx (audit.ActorFrom) may perform
 // action on object, with the MFA time from ctx (WithMFA). It returns nil
 // for an allow. A deny is an error that wraps [ErrDenied] and says why;
-// it also wraps [ErrObject] when the object is not canonical (see the
-// package documentation), so handlers can branch with errors.Is.
+// it also wraps [ErrMFARequired] when a privileged permission would allow
+// with fresh MFA (answer with a step-up), [ErrObject] when the object is
+// not canonical (see the package documentation), [ErrUnavailable] when no
+// valid policy is loaded, and the audit error when the decision could not
+// be logged, so handlers can branch with errors.Is.
 func (e *Enforcer) Check(ctx context.Context, object, action string) error {
 	d, err := e.Decide(ctx, Request{Object: object, Action: action})
 	if err != nil {
-		return &denied{reason: err.Error(), cause: err}
+		return &denied{reason: strings.TrimPrefix(err.Error(), "rbac: "), cause: err}
 	}
 	if !d.Allow {
 		de := &denied{reason: d.Reason}
-		if d.Reason == reasonBadObject {
+		switch d.Reason {
+		case reasonBadObject:
 			de.cause = ErrObject
+		case policy.ReasonMFA:
+			de.cause = ErrMFARequired
+		case reasonUnavailable:
+			de.cause = ErrUnavailable
 		}
 		return de
 	}

@@ -55,7 +55,7 @@ func (f Finding) String() string { return fmt.Sprintf("line %d: %s: %s", f.Line,
 func Lint(text []byte) ([]Finding, error) {
 	p, err := policy.Parse(text)
 	if err != nil {
-		return nil, err
+		return nil, policyErr(err)
 	}
 	var out []Finding
 	add := func(line int, kind, format string, a ...any) {
@@ -63,7 +63,7 @@ func Lint(text []byte) ([]Finding, error) {
 	}
 	for _, err := range p.Problems(policy.Limits{MaxDepth: DefaultMaxRoleDepth}) {
 		var le *PolicyError
-		errors.As(err, &le)
+		errors.As(policyErr(err), &le)
 		kind := FindingInvalid
 		if errors.Is(err, ErrWildcard) {
 			kind = FindingWildcard

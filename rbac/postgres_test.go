@@ -83,7 +83,7 @@ func TestPostgresTwoInstances(t *testing.T) {
 	}
 
 	// Revoke on A: B stops allowing.
-	if err := a.UnassignRole(admin, "alice", "editor", "acme"); err != nil {
+	if err := a.UnassignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	if allowed(a, alice, "/data/x", "write") {
@@ -92,7 +92,7 @@ func TestPostgresTwoInstances(t *testing.T) {
 	eventually(t, "B to see the revoke", func() bool { return !allowed(b, alice, "/data/x", "write") })
 
 	// Grant on B: A starts allowing.
-	if err := b.AssignRole(admin, "alice", "editor", "acme"); err != nil {
+	if err := b.AssignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "A to see the assignment", func() bool { return allowed(a, alice, "/data/x", "write") })
@@ -189,7 +189,7 @@ func TestPostgresRemoveExact(t *testing.T) {
 	if !errors.Is(err, rbac.ErrName) || !errors.As(err, &pe) {
 		t.Fatalf("RemoveRule with an empty subject = %v, want a *PolicyError wrapping ErrName", err)
 	}
-	err = a.UnassignRole(admin, "", "editor", "acme")
+	err = a.UnassignRole(admin, rbac.Assignment{User: "", Role: "editor", Tenant: "acme"})
 	if !errors.Is(err, rbac.ErrName) || !errors.As(err, &pe) {
 		t.Fatalf("UnassignRole with an empty user = %v, want a *PolicyError wrapping ErrName", err)
 	}
@@ -203,10 +203,10 @@ func TestPostgresRemoveExact(t *testing.T) {
 			t.Errorf("RemoveRule(%+v) accepted", r)
 		}
 	}
-	if err := a.UnassignRole(admin, "alice", "", "acme"); err == nil {
+	if err := a.UnassignRole(admin, rbac.Assignment{User: "alice", Role: "", Tenant: "acme"}); err == nil {
 		t.Error("UnassignRole with an empty role accepted")
 	}
-	if err := a.UnassignRole(admin, "alice", "editor", ""); err == nil {
+	if err := a.UnassignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: ""}); err == nil {
 		t.Error("UnassignRole with an empty tenant accepted")
 	}
 	if got := count(); got != before {
@@ -250,7 +250,7 @@ func TestPostgresRemoveExact(t *testing.T) {
 	if ev := last("rbac.rule.remove"); ev.Reason != "no such rule" {
 		t.Fatalf("missing rule removal audited as %q", ev.Reason)
 	}
-	if err := a.UnassignRole(admin, "alice", "editor", "acme"); err != nil {
+	if err := a.UnassignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := last("rbac.role.unassign"); ev.Reason != "removed 1 row" || ev.Outcome != audit.OutcomeAllow {

@@ -130,10 +130,40 @@ var (
 	ErrClosed = errors.New("rbac: enforcer closed")
 )
 
-// PolicyError locates a policy problem: the 1-based Line of the policy
-// text (0 for a rule that did not come from text), the sentinel error and
-// a message.
-type PolicyError = policy.LineError
+// PolicyError locates a policy problem. errors.Is matches its sentinel
+// (Err); errors.As finds it in the errors of [New], [Enforcer.AddRule],
+// [Enforcer.RemoveRule], [Enforcer.AssignRole], [Enforcer.UnassignRole],
+// [Enforcer.Reload] and [Lint].
+type PolicyError struct {
+	// Line is the 1-based line of the policy text, or 0 for a rule that
+	// did not come from text (one added through the API, or stored).
+	Line int
+	// Err is the sentinel: ErrSyntax, ErrWildcard, ErrName, ErrObject,
+	// ErrCase or ErrHierarchy.
+	Err error
+	// Msg says what is wrong, naming the field or line content.
+	Msg string
+}
+
+func (e *PolicyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%v: line %d: %s", e.Err, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%v: %s", e.Err, e.Msg)
+}
+
+// Unwrap returns the sentinel.
+func (e *PolicyError) Unwrap() error { return e.Err }
+
+// policyErr turns the internal policy package's line error into a
+// *PolicyError; other errors are returned as they are.
+func policyErr(err error) error {
+	var le *policy.LineError
+	if errors.As(err, &le) {
+		return &PolicyError{Line: le.Line, Err: le.Err, Msg: le.Msg}
+	}
+	return err
+}
 
 // Rule is one permission (Deny false) or prohibition (Deny true) of a
 // role (Subject) in a tenant; users hold roles, never rules. Object is a name, an absolute
@@ -224,10 +254,10 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	if cfg.Policy != nil {
 		p, err := policy.Parse(cfg.Policy)
 		if err != nil {
-			return nil, err
+			return nil, policyErr(err)
 		}
 		if err := p.Validate(e.limits); err != nil {
-			return nil, err
+			return nil, policyErr(err)
 		}
 		seed = p
 	}
@@ -365,7 +395,7 @@ func (e *Enforcer) readPolicy() (*policy.Policy, error) {
 	for _, f := range rules {
 		r, err := policy.RuleFromFields(f)
 		if err != nil {
-			return nil, err
+			return nil, policyErr(err)
 		}
 		p.Rules = append(p.Rules, r)
 	}
@@ -439,7 +469,7 @@ func (e *Enforcer) rebuildIndex(validate bool) error {
 	}
 	if err != nil {
 		e.ix.Store(nil)
-		return err
+		return policyErr(err)
 	}
 	e.ix.Store(policy.Build(p, grants))
 	return nil
@@ -649,7 +679,7 @@ func (e *Enforcer) AddRule(ctx context.Context, r Rule) error {
 			return err
 		}
 		p.Rules = append(p.Rules, ir)
-		return p.Validate(e.limits)
+		return policyErr(p.Validate(e.limits))
 	}, delta{add: []Row{{Ptype: "p", Fields: ir.Fields()}}})
 }
 
@@ -661,35 +691,46 @@ func (e *Enforcer) RemoveRule(ctx context.Context, r Rule) error {
 	ir := r.internal()
 	ev := audit.Event{Action: "rbac.rule.remove", Resource: ir.String(), Severity: audit.SeverityNotice}
 	return e.change(ctx, ev, func() error {
-		return (&policy.Policy{Rules: []policy.Rule{ir}}).Validate(e.limits)
+		return policyErr((&policy.Policy{Rules: []policy.Rule{ir}}).Validate(e.limits))
 	}, delta{del: []Row{{Ptype: "p", Fields: ir.Fields()}}, what: "rule"})
 }
 
-// AssignRole gives user the standing role in tenant (a g line). For
-// privileged roles prefer the four-eyes flow ([Enforcer.RequestAccess]),
-// whose grants expire.
-func (e *Enforcer) AssignRole(ctx context.Context, user, role, tenant string) error {
-	l := policy.Link{User: user, Role: role, Dom: tenant}
-	ev := audit.Event{Action: "rbac.role.assign", Resource: "g, " + user + ", " + role + ", " + tenant, Severity: audit.SeverityNotice}
+// Assignment is one standing role assignment (a g line): User holds
+// Role in Tenant.
+type Assignment struct {
+	User, Role, Tenant string
+}
+
+func (a Assignment) link() policy.Link { return policy.Link{User: a.User, Role: a.Role, Dom: a.Tenant} }
+
+// String returns the assignment as a policy line.
+func (a Assignment) String() string { return "g, " + a.User + ", " + a.Role + ", " + a.Tenant }
+
+// AssignRole gives a.User the standing role a.Role in a.Tenant (a g
+// line). The assignment must pass the same checks as a loaded policy,
+// against the whole resulting policy. For privileged roles prefer the
+// four-eyes flow ([Enforcer.RequestAccess]), whose grants expire.
+func (e *Enforcer) AssignRole(ctx context.Context, a Assignment) error {
+	l := a.link()
+	ev := audit.Event{Action: "rbac.role.assign", Resource: a.String(), Severity: audit.SeverityNotice}
 	return e.change(ctx, ev, func() error {
 		p, err := e.readPolicy()
 		if err != nil {
 			return err
 		}
 		p.Links = append(p.Links, l)
-		return p.Validate(e.limits)
+		return policyErr(p.Validate(e.limits))
 	}, delta{add: []Row{{Ptype: "g", Fields: l.Fields()}}})
 }
 
-// UnassignRole removes user's standing role in tenant: exactly that g
-// line. Its fields are checked as [Enforcer.AssignRole] checks them, so
-// an empty or wildcard field is refused with a *[PolicyError] and
-// removes nothing.
-func (e *Enforcer) UnassignRole(ctx context.Context, user, role, tenant string) error {
-	l := policy.Link{User: user, Role: role, Dom: tenant}
-	ev := audit.Event{Action: "rbac.role.unassign", Resource: "g, " + user + ", " + role + ", " + tenant, Severity: audit.SeverityNotice}
+// UnassignRole removes exactly the standing assignment a. Its fields are
+// checked as [Enforcer.AssignRole] checks them, so an empty or wildcard
+// field is refused with a *[PolicyError] and removes nothing.
+func (e *Enforcer) UnassignRole(ctx context.Context, a Assignment) error {
+	l := a.link()
+	ev := audit.Event{Action: "rbac.role.unassign", Resource: a.String(), Severity: audit.SeverityNotice}
 	return e.change(ctx, ev, func() error {
-		return (&policy.Policy{Links: []policy.Link{l}}).Validate(e.limits)
+		return policyErr((&policy.Policy{Links: []policy.Link{l}}).Validate(e.limits))
 	}, delta{del: []Row{{Ptype: "g", Fields: l.Fields()}}, what: "role assignment"})
 }
 

@@ -313,10 +313,10 @@ func TestAddRuleValidates(t *testing.T) {
 			t.Errorf("AddRule(%v) accepted", r)
 		}
 	}
-	if err := f.e.AssignRole(ctx, "alice", "*", "acme"); !errors.Is(err, rbac.ErrWildcard) {
+	if err := f.e.AssignRole(ctx, rbac.Assignment{User: "alice", Role: "*", Tenant: "acme"}); !errors.Is(err, rbac.ErrWildcard) {
 		t.Errorf("AssignRole wildcard = %v", err)
 	}
-	if err := f.e.AssignRole(ctx, "editor", "alice", "acme"); !errors.Is(err, rbac.ErrHierarchy) {
+	if err := f.e.AssignRole(ctx, rbac.Assignment{User: "editor", Role: "alice", Tenant: "acme"}); !errors.Is(err, rbac.ErrHierarchy) {
 		t.Errorf("AssignRole cycle = %v", err)
 	}
 }
@@ -332,13 +332,13 @@ func TestStaleCacheAfterRevoke(t *testing.T) {
 			t.Fatal("setup: alice cannot write")
 		}
 	}
-	if err := f.e.UnassignRole(admin, "alice", "editor", "acme"); err != nil {
+	if err := f.e.UnassignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	if d := f.decide(t, ctx, "/data/x", "write"); d.Allow {
 		t.Fatalf("allow after RemoveGroupingPolicy: %+v", d)
 	}
-	if err := f.e.AssignRole(admin, "alice", "editor", "acme"); err != nil {
+	if err := f.e.AssignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	if !f.decide(t, ctx, "/data/x", "write").Allow {
@@ -604,13 +604,13 @@ func TestConcurrentUpdates(t *testing.T) {
 	admin := actx("root", "acme")
 	for i := 0; i < 50; i++ {
 		u := fmt.Sprintf("u%d", i%5)
-		if err := f.e.AssignRole(admin, u, "editor", "acme"); err != nil {
+		if err := f.e.AssignRole(admin, rbac.Assignment{User: u, Role: "editor", Tenant: "acme"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.e.AddRule(admin, rbac.Rule{Subject: "viewer", Tenant: "acme", Object: fmt.Sprintf("/r/%d", i), Action: "read"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.e.UnassignRole(admin, u, "editor", "acme"); err != nil {
+		if err := f.e.UnassignRole(admin, rbac.Assignment{User: u, Role: "editor", Tenant: "acme"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.e.Reload(ctx); err != nil {
@@ -719,5 +719,63 @@ func TestPathParameters(t *testing.T) {
 	}
 	if _, err := rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte("p, reader, acme, /docs;x/*, read, allow\n")}); !errors.Is(err, rbac.ErrObject) {
 		t.Fatalf("policy with ';' in an object: %v", err)
+	}
+}
+
+// TestCheckErrors checks that Check's errors wrap their sentinels, so
+// handlers can tell a step-up from a plain deny.
+func TestCheckErrors(t *testing.T) {
+	f := newFixture(t, testPolicy, nil)
+	carol := actx("carol", "globex")
+	err := f.e.Check(carol, "/admin/users", "manage")
+	if !errors.Is(err, rbac.ErrMFARequired) || !errors.Is(err, rbac.ErrDenied) {
+		t.Fatalf("Check without MFA = %v, want ErrMFARequired and ErrDenied", err)
+	}
+	if err := f.e.Check(f.mfa(carol), "/admin/users", "manage"); err != nil {
+		t.Fatalf("Check with MFA = %v", err)
+	}
+	err = f.e.Check(actx("bob", "acme"), "/data/x", "write")
+	if !errors.Is(err, rbac.ErrDenied) || errors.Is(err, rbac.ErrMFARequired) || errors.Is(err, rbac.ErrObject) {
+		t.Fatalf("plain deny = %v, want ErrDenied only", err)
+	}
+	if !strings.HasPrefix(err.Error(), "rbac: access denied: no matching allow") {
+		t.Fatalf("deny text %q", err)
+	}
+	// The explicit deny wins over MFA: no step-up would help.
+	err = f.e.Check(f.mfa(actx("alice", "acme")), "/data/secret/x", "write")
+	if !errors.Is(err, rbac.ErrDenied) || errors.Is(err, rbac.ErrMFARequired) {
+		t.Fatalf("explicit deny = %v", err)
+	}
+	bad := &gateLogger{}
+	bad.set(func(audit.Event) bool { return true })
+	e, err := rbac.New(context.Background(), rbac.Config{Logger: bad, Policy: []byte(testPolicy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Check(actx("bob", "acme"), "/data/x", "write"); !errors.Is(err, rbac.ErrDenied) || !errors.Is(err, errAuditDown) {
+		t.Fatalf("Check with a failing audit log = %v, want ErrDenied wrapping the log's error", err)
+	}
+}
+
+// TestPolicyErrorType checks that policy problems are *rbac.PolicyError
+// values carrying the line and the sentinel.
+func TestPolicyErrorType(t *testing.T) {
+	_, err := rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte("p, editor, acme, /data/*, write, allow\np, *, acme, /x, read, allow\n")})
+	var pe *rbac.PolicyError
+	if !errors.As(err, &pe) || pe.Line != 2 || !errors.Is(err, rbac.ErrWildcard) || pe.Err != rbac.ErrWildcard {
+		t.Fatalf("New = %#v", err)
+	}
+	_, err = rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte("p, editor\n")})
+	if !errors.As(err, &pe) || pe.Line != 1 || !errors.Is(err, rbac.ErrSyntax) {
+		t.Fatalf("New = %#v", err)
+	}
+	f := newFixture(t, testPolicy, nil)
+	err = f.e.AssignRole(actx("root", "acme"), rbac.Assignment{User: "alice", Role: "Editor", Tenant: "acme"})
+	if !errors.As(err, &pe) || pe.Line != 0 || !errors.Is(err, rbac.ErrCase) {
+		t.Fatalf("AssignRole = %#v", err)
+	}
+	if _, err := rbac.Lint([]byte("p, editor\n")); !errors.As(err, &pe) {
+		t.Fatalf("Lint = %#v", err)
 	}
 }
