@@ -23,7 +23,7 @@
 // (four-eyes, no self-approval); privileged access that outlives its need
 // (grants expire, checked at every decision against the clock, even after
 // a reload); stale decisions after a revoke (there is no decision cache to
-// go stale: every change rebuilds the index before it returns, and other
+// go stale: every change updates the index before it returns, and other
 // instances reload when notified); and silent use (every deny, every
 // privileged allow and every change is audited, and an access that cannot
 // be logged is refused). It does not defend against a compromised store
@@ -153,9 +153,8 @@
 // reload. A change is written to the store first, in one transaction
 // that deletes only exact rows, and applied in memory only after it
 // committed; the audit event says what the store did ("removed 1 row",
-// "no such rule"). There is no decision cache:
-// each change rebuilds the decision index under a lock and swaps it in
-// atomically, so a revoke or an added deny takes effect on the instance
+// "no such rule"). There is no decision cache: each change re-indexes
+// its tenant under a lock and swaps the new index in atomically, so a revoke or an added deny takes effect on the instance
 // that made it before the call returns (Casbin's CachedEnforcer kept
 // answering allow after RemoveGroupingPolicy and after an added deny), and
 // on the others as soon as the notification arrives. A stored policy that
@@ -168,7 +167,9 @@
 // path prefixes for "/*" rules; role closures are precomputed. With
 // 200,000 rules a decision takes a few microseconds, against hundreds of
 // milliseconds for casbin.Enforcer, whose matcher scans every rule. A
-// change rebuilds the whole index, which costs time proportional to the
-// policy size (about half a second per change at 200,000 rules on a small
-// machine): rbac suits policies that are read far more than written.
+// change is validated against, and re-indexes, only its own tenant (the
+// case-variant check uses counts kept for the whole policy), so its cost
+// grows with the size of that tenant, not of the policy: a few
+// milliseconds for a tenant of 2,000 rules, whether the policy holds
+// 2,000 or 200,000. A reload rebuilds the whole index.
 package rbac

@@ -195,6 +195,9 @@ type Enforcer struct {
 	ix     atomic.Pointer[policy.Index] // nil: unavailable, deny all
 	closed atomic.Bool
 
+	mir   *mirror         // the policy by tenant; nil when unavailable
+	dirty map[string]bool // tenants changed since the index was built
+
 	store     Store
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
@@ -469,9 +472,34 @@ func (e *Enforcer) rebuildIndex(validate bool) error {
 	}
 	if err != nil {
 		e.ix.Store(nil)
+		e.mir, e.dirty = nil, nil
 		return policyErr(err)
 	}
 	e.ix.Store(policy.Build(p, grants))
+	e.mir, e.dirty = newMirror(p, grants), nil
+	return nil
+}
+
+// reindex makes the changes applied since the last index take effect: it
+// re-indexes only the tenants they touched. Without a valid index it
+// rebuilds and validates the whole policy.
+func (e *Enforcer) reindex() error {
+	ix := e.ix.Load()
+	if ix == nil || e.mir == nil {
+		return e.rebuildIndex(true)
+	}
+	for dom := range e.dirty {
+		if t := e.mir.tenants[dom]; t != nil {
+			ix = ix.WithTenant(dom, t.rules, t.links, t.grants)
+			if len(t.rules)+len(t.links)+len(t.grants) == 0 {
+				delete(e.mir.tenants, dom)
+			}
+		} else {
+			ix = ix.WithTenant(dom, nil, nil, nil)
+		}
+	}
+	e.dirty = nil
+	e.ix.Store(ix)
 	return nil
 }
 
@@ -590,6 +618,9 @@ func (e *Enforcer) apply(ctx context.Context, del, add []Row) (deleted, added in
 		} else {
 			_, err = e.ce.RemoveNamedPolicy(r.Ptype, r.Fields)
 		}
+		if err == nil {
+			err = e.mirror(r, false)
+		}
 		if err != nil {
 			return 0, 0, e.desync(err)
 		}
@@ -600,6 +631,9 @@ func (e *Enforcer) apply(ctx context.Context, del, add []Row) (deleted, added in
 		} else {
 			_, err = e.ce.AddNamedPolicy(r.Ptype, r.Fields)
 		}
+		if err == nil {
+			err = e.mirror(r, true)
+		}
 		if err != nil {
 			return 0, 0, e.desync(err)
 		}
@@ -607,11 +641,31 @@ func (e *Enforcer) apply(ctx context.Context, del, add []Row) (deleted, added in
 	return deleted, len(fresh), nil
 }
 
+// mirror records a row added to or deleted from Casbin in e.mir, and
+// marks its tenant for re-indexing.
+func (e *Enforcer) mirror(r Row, add bool) error {
+	if e.mir == nil {
+		return nil // the next reindex rebuilds everything
+	}
+	dom, err := e.mir.apply(r, add)
+	if err != nil {
+		return err
+	}
+	if dom != "" {
+		if e.dirty == nil {
+			e.dirty = map[string]bool{}
+		}
+		e.dirty[dom] = true
+	}
+	return nil
+}
+
 // desync handles a Casbin failure after the store committed: the
 // in-memory policy no longer matches the store, so every decision denies
 // until the next reload.
 func (e *Enforcer) desync(err error) error {
 	e.ix.Store(nil)
+	e.mir, e.dirty = nil, nil
 	return fmt.Errorf("%w: casbin: %v", ErrUnavailable, err)
 }
 
@@ -627,12 +681,12 @@ func (e *Enforcer) has(r Row) bool {
 
 func sameRow(a, b Row) bool { return a.Ptype == b.Ptype && slices.Equal(a.Fields, b.Fields) }
 
-// publish makes changes applied to the store take effect: it rebuilds the
+// publish makes changes applied to the store take effect: it updates the
 // index and tells the other instances. It returns the rebuild's error,
 // and a warning for the audit event when the other instances could not
 // be told.
 func (e *Enforcer) publish(ctx context.Context) (warning string, err error) {
-	if err := e.rebuildIndex(false); err != nil {
+	if err := e.reindex(); err != nil {
 		return "", err
 	}
 	if e.store != nil {
@@ -674,12 +728,10 @@ func (e *Enforcer) AddRule(ctx context.Context, r Rule) error {
 	ir := r.internal()
 	ev := audit.Event{Action: "rbac.rule.add", Resource: ir.String(), Severity: audit.SeverityNotice}
 	return e.change(ctx, ev, func() error {
-		p, err := e.readPolicy()
-		if err != nil {
-			return err
+		if e.mir == nil {
+			return ErrUnavailable
 		}
-		p.Rules = append(p.Rules, ir)
-		return policyErr(p.Validate(e.limits))
+		return e.mir.checkRule(ir, e.limits)
 	}, delta{add: []Row{{Ptype: "p", Fields: ir.Fields()}}})
 }
 
@@ -714,12 +766,10 @@ func (e *Enforcer) AssignRole(ctx context.Context, a Assignment) error {
 	l := a.link()
 	ev := audit.Event{Action: "rbac.role.assign", Resource: a.String(), Severity: audit.SeverityNotice}
 	return e.change(ctx, ev, func() error {
-		p, err := e.readPolicy()
-		if err != nil {
-			return err
+		if e.mir == nil {
+			return ErrUnavailable
 		}
-		p.Links = append(p.Links, l)
-		return policyErr(p.Validate(e.limits))
+		return e.mir.checkLink(l, e.limits)
 	}, delta{add: []Row{{Ptype: "g", Fields: l.Fields()}}})
 }
 

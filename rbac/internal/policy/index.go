@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -62,26 +64,75 @@ type tenant struct {
 
 // Build indexes p (which must have passed Validate) and grants.
 func Build(p *Policy, grants []Grant) *Index {
-	ix := &Index{tenants: map[string]*tenant{}}
-	get := func(dom string) *tenant {
-		t := ix.tenants[dom]
-		if t == nil {
-			t = &tenant{
-				subjects: map[string]*subject{},
-				roles:    map[string]bool{},
-				holders:  map[string]*holder{},
-				closure:  map[string][]string{},
-				actions:  map[string]struct{}{},
-				priv:     map[string]bool{},
-			}
-			ix.tenants[dom] = t
-		}
-		return t
+	type part struct {
+		rules  []Rule
+		links  []Link
+		grants []Grant
 	}
-	for i := range p.Rules {
-		r := &p.Rules[i]
+	parts := map[string]*part{}
+	get := func(dom string) *part {
+		pt := parts[dom]
+		if pt == nil {
+			pt = &part{}
+			parts[dom] = pt
+		}
+		return pt
+	}
+	for _, r := range p.Rules {
+		pt := get(r.Dom)
+		pt.rules = append(pt.rules, r)
+	}
+	for _, g := range p.Links {
+		pt := get(g.Dom)
+		pt.links = append(pt.links, g)
+	}
+	for _, g := range grants {
+		pt := get(g.Dom)
+		pt.grants = append(pt.grants, g)
+	}
+	ix := &Index{tenants: make(map[string]*tenant, len(parts))}
+	for dom, pt := range parts {
+		ix.tenants[dom] = buildTenant(pt.rules, pt.links, pt.grants)
+	}
+	return ix
+}
+
+// WithTenant returns a copy of ix in which tenant dom is indexed anew
+// from its rules, links and grants (all of dom, validated); the other
+// tenants are shared. Its cost grows with the size of dom and the number
+// of tenants, not with the size of the policy. ix is not modified.
+func (ix *Index) WithTenant(dom string, rules []Rule, links []Link, grants []Grant) *Index {
+	out := &Index{tenants: make(map[string]*tenant, len(ix.tenants)+1)}
+	for d, t := range ix.tenants {
+		if d != dom {
+			out.tenants[d] = t
+		}
+	}
+	if len(rules)+len(links)+len(grants) > 0 {
+		out.tenants[dom] = buildTenant(rules, links, grants)
+	}
+	return out
+}
+
+// buildTenant indexes the rules, links and grants of one tenant. It
+// copies them: the index keeps pointers into its own slices only.
+func buildTenant(rules []Rule, links []Link, grants []Grant) *tenant {
+	rules = slices.Clone(rules)
+	// Grants and role lists are sorted, so that the rule and grant a
+	// decision names do not depend on the order of the stored rows.
+	grants = slices.Clone(grants)
+	slices.SortFunc(grants, func(a, b Grant) int { return strings.Compare(a.ID, b.ID) })
+	t := &tenant{
+		subjects: map[string]*subject{},
+		roles:    map[string]bool{},
+		holders:  map[string]*holder{},
+		closure:  map[string][]string{},
+		actions:  map[string]struct{}{},
+		priv:     map[string]bool{},
+	}
+	for i := range rules {
+		r := &rules[i]
 		r.Text = r.String()
-		t := get(r.Dom)
 		t.roles[r.Sub] = true
 		t.actions[r.Act] = struct{}{}
 		s := t.subjects[r.Sub]
@@ -110,7 +161,7 @@ func Build(p *Policy, grants []Grant) *Index {
 		e := &es[k]
 		switch {
 		case r.Deny:
-			if e.deny == nil {
+			if e.deny == nil || r.Text < e.deny.Text {
 				e.deny = r
 			}
 		case r.MFA:
@@ -125,33 +176,27 @@ func Build(p *Policy, grants []Grant) *Index {
 		}
 		m[obj] = es
 	}
-	direct := map[string]map[string][]string{}
-	for _, g := range p.Links {
-		get(g.Dom).roles[g.Role] = true
-		if direct[g.Dom] == nil {
-			direct[g.Dom] = map[string][]string{}
-		}
-		direct[g.Dom][g.User] = append(direct[g.Dom][g.User], g.Role)
+	direct := map[string][]string{}
+	for _, g := range links {
+		t.roles[g.Role] = true
+		direct[g.User] = append(direct[g.User], g.Role)
 	}
-	for dom, d := range direct {
-		t := ix.tenants[dom]
-		for name := range d {
-			t.closure[name] = closure(d, name)
-		}
+	for _, rs := range direct {
+		slices.Sort(rs)
+	}
+	for name := range direct {
+		t.closure[name] = closure(direct, name)
 	}
 	// Users and roles are apart: a g line whose first name is a role is
 	// role inheritance, any other gives a user a role, and a user whose
 	// name is a role's holds nothing through g lines.
-	for dom, t := range ix.tenants {
-		for name := range direct[dom] {
-			if !t.roles[name] {
-				t.holders[name] = &holder{static: t.resolve(name)}
-			}
+	for name := range direct {
+		if !t.roles[name] {
+			t.holders[name] = &holder{static: t.resolve(name)}
 		}
 	}
 	for i := range grants {
 		g := &grants[i]
-		t := get(g.Dom)
 		h := t.holders[g.Sub]
 		if h == nil {
 			h = &holder{}
@@ -162,7 +207,7 @@ func Build(p *Policy, grants []Grant) *Index {
 		}
 		h.grants = append(h.grants, heldGrant{g: g, subjs: t.resolve(g.Role)})
 	}
-	return ix
+	return t
 }
 
 // resolve returns the subjects carrying rules among the roles name holds
