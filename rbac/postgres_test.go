@@ -153,6 +153,13 @@ func TestPostgresInvalidRowFailsClosed(t *testing.T) {
 	if !critical {
 		t.Fatal("failed reload not audited as critical")
 	}
+	// A change while the stored policy is invalid does not index it.
+	if err := e.RemoveRule(actx("root", "acme"), rbac.Rule{Subject: "svc", Tenant: "acme", Object: "invoices", Action: "export"}); !errors.Is(err, rbac.ErrWildcard) {
+		t.Fatalf("RemoveRule with an invalid stored policy = %v, want ErrWildcard", err)
+	}
+	if d, _ := e.Decide(actx("mallory", "acme"), rbac.Request{Object: "/data/x", Action: "write"}); d.Allow || d.Reason != "policy unavailable" {
+		t.Fatalf("decision after a change on an invalid stored policy: %+v", d)
+	}
 	if _, err := pool.Exec(context.Background(), "DELETE FROM tomkit_rbac_rule WHERE v0 = '*'"); err != nil {
 		t.Fatal(err)
 	}
