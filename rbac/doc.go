@@ -24,7 +24,7 @@
 // (grants expire, checked at every decision against the clock, even after
 // a reload); stale decisions after a revoke (there is no decision cache to
 // go stale: every change updates the index before it returns, and other
-// instances reload when notified); and silent use (every deny, every
+// instances apply it when notified); and silent use (every deny, every
 // privileged allow and every change is audited, and an access that cannot
 // be logged is refused). It does not defend against a compromised store
 // or host, or a forged Actor.
@@ -149,8 +149,10 @@
 // By default the policy is the text in Config.Policy, typically embedded
 // with go:embed, held in memory. With Config.Store (rbac/pgstore for
 // PostgreSQL; importing rbac alone links no database driver), it is
-// persisted, and every change is announced to the other instances, which
-// reload. A change is written to the store first, in one transaction
+// persisted, and every change is numbered, logged and announced to the
+// other instances, which apply the change itself from the log and reload
+// the whole policy only when they find a gap in it (after missing more
+// changes than the log keeps). A change is written to the store first, in one transaction
 // that deletes only exact rows, and applied in memory only after it
 // committed; the audit event says what the store did ("removed 1 row",
 // "no such rule"). There is no decision cache: each change re-indexes

@@ -188,7 +188,6 @@ type Enforcer struct {
 	cfg    Config
 	now    func() time.Time
 	limits policy.Limits
-	id     string
 
 	mu     sync.Mutex // serialises changes to ce and the store
 	ce     *casbin.Enforcer
@@ -199,6 +198,7 @@ type Enforcer struct {
 	dirty map[string]bool // tenants changed since the index was built
 
 	store     Store
+	applied   atomic.Int64 // the store's last change applied in memory
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 	stopOnce  sync.Once
@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	if cfg.Logger == nil {
 		return nil, audit.ErrNoLogger
 	}
-	e := &Enforcer{cfg: cfg, now: cfg.Now, id: newID("i")}
+	e := &Enforcer{cfg: cfg, now: cfg.Now}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -317,12 +317,12 @@ func policyRows(p *policy.Policy) []Row {
 func (e *Enforcer) openStore(ctx context.Context, seed *policy.Policy) error {
 	e.store = e.cfg.Store
 	if seed != nil {
-		rows, err := e.store.Load(ctx)
+		rows, _, err := e.store.Load(ctx)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrStore, err)
 		}
 		if len(rows) == 0 {
-			if _, err := e.store.Change(ctx, nil, policyRows(seed)); err != nil {
+			if _, _, err := e.store.Change(ctx, nil, policyRows(seed)); err != nil {
 				return fmt.Errorf("%w: seed: %v", ErrStore, err)
 			}
 		}
@@ -525,6 +525,9 @@ func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() erro
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Catch up with the other instances first, so that the checks see
+	// their changes; a store that cannot be read fails the change below.
+	_ = e.syncLocked(ctx)
 	if check != nil {
 		if err := check(); err != nil {
 			return e.refuse(ctx, ev, err)
@@ -596,8 +599,9 @@ func (e *Enforcer) apply(ctx context.Context, del, add []Row) (deleted, added in
 	if len(del)+len(fresh) == 0 {
 		return 0, 0, nil
 	}
+	var seq int64
 	if e.store != nil {
-		deleted, err = e.store.Change(ctx, del, fresh)
+		deleted, seq, err = e.store.Change(ctx, del, fresh)
 		if err != nil {
 			return 0, 0, fmt.Errorf("%w: %v", ErrStore, err)
 		}
@@ -613,32 +617,44 @@ func (e *Enforcer) apply(ctx context.Context, del, add []Row) (deleted, added in
 		return 0, 0, nil
 	}
 	for _, r := range del {
-		if r.Ptype == "g" {
-			_, err = e.ce.RemoveNamedGroupingPolicy(r.Ptype, r.Fields)
-		} else {
-			_, err = e.ce.RemoveNamedPolicy(r.Ptype, r.Fields)
-		}
-		if err == nil {
-			err = e.mirror(r, false)
-		}
-		if err != nil {
+		if err := e.memApply(r, false); err != nil {
 			return 0, 0, e.desync(err)
 		}
 	}
 	for _, r := range fresh {
-		if r.Ptype == "g" {
-			_, err = e.ce.AddNamedGroupingPolicy(r.Ptype, r.Fields)
-		} else {
-			_, err = e.ce.AddNamedPolicy(r.Ptype, r.Fields)
-		}
-		if err == nil {
-			err = e.mirror(r, true)
-		}
-		if err != nil {
+		if err := e.memApply(r, true); err != nil {
 			return 0, 0, e.desync(err)
 		}
 	}
+	if e.store != nil {
+		if seq == e.applied.Load()+1 {
+			e.applied.Store(seq)
+		} else if err := e.syncLocked(ctx); err != nil {
+			// Another instance's change came in between: apply it (and
+			// ours again, which is a no-op), or reload.
+			return deleted, len(fresh), err
+		}
+	}
 	return deleted, len(fresh), nil
+}
+
+// memApply adds r to or deletes it from Casbin and the mirror.
+func (e *Enforcer) memApply(r Row, add bool) error {
+	var err error
+	switch {
+	case r.Ptype == "g" && add:
+		_, err = e.ce.AddNamedGroupingPolicy(r.Ptype, r.Fields)
+	case r.Ptype == "g":
+		_, err = e.ce.RemoveNamedGroupingPolicy(r.Ptype, r.Fields)
+	case add:
+		_, err = e.ce.AddNamedPolicy(r.Ptype, r.Fields)
+	default:
+		_, err = e.ce.RemoveNamedPolicy(r.Ptype, r.Fields)
+	}
+	if err != nil {
+		return err
+	}
+	return e.mirror(r, add)
 }
 
 // mirror records a row added to or deleted from Casbin in e.mir, and
@@ -688,11 +704,6 @@ func sameRow(a, b Row) bool { return a.Ptype == b.Ptype && slices.Equal(a.Fields
 func (e *Enforcer) publish(ctx context.Context) (warning string, err error) {
 	if err := e.reindex(); err != nil {
 		return "", err
-	}
-	if e.store != nil {
-		if err := e.store.Notify(ctx, e.id); err != nil {
-			return "changed, but notify failed: " + err.Error(), nil
-		}
 	}
 	return "", nil
 }
@@ -784,8 +795,8 @@ func (e *Enforcer) UnassignRole(ctx context.Context, a Assignment) error {
 	}, delta{del: []Row{{Ptype: "g", Fields: l.Fields()}}, what: "role assignment"})
 }
 
-// Reload reads the policy again from its store (Postgres) and rebuilds
-// the decision index. Without Postgres it only rebuilds. If the stored
+// Reload reads the whole policy again from its Store and rebuilds the
+// decision index. Without a Store it only rebuilds. If the stored
 // policy is invalid, Reload returns the error and every decision denies
 // until a later reload succeeds.
 func (e *Enforcer) Reload(ctx context.Context) error {
@@ -815,10 +826,11 @@ func (e *Enforcer) reloadLocked(ctx context.Context) error {
 
 // load replaces Casbin's policy with the store's rows.
 func (e *Enforcer) load(ctx context.Context) error {
-	rows, err := e.store.Load(ctx)
+	rows, seq, err := e.store.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrStore, err)
 	}
+	e.applied.Store(seq)
 	byType := map[string][][]string{}
 	for _, r := range rows {
 		f, err := rowFields(r)

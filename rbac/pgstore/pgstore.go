@@ -1,14 +1,18 @@
 // Package pgstore stores an rbac policy in PostgreSQL: the rules, role
 // assignments, grants and access requests of an [rbac.Enforcer], in the
-// table tomkit_rbac_rule, with every change announced to the other
-// instances by NOTIFY on the channel tomkit_rbac.
+// table tomkit_rbac_rule, with every change logged in tomkit_rbac_change
+// and announced to the other instances by NOTIFY on the channel
+// tomkit_rbac, which carries the change's sequence number.
 //
-// The table has Casbin's adapter layout (id, ptype, v0 to v5, text
+// The rule table has Casbin's adapter layout (id, ptype, v0 to v5, text
 // columns), the one earlier tomkit versions created through Casbin's gorm
 // adapter, so an existing table is used as it is. Deletes match every
 // column exactly and run in one transaction with the inserts of the same
 // change, so a four-eyes approval (delete the request, insert the grant)
-// succeeds at most once across instances.
+// succeeds at most once across instances. The sequence number comes from
+// a one-row counter updated last in that transaction, so numbers have no
+// gaps and follow commit order. The log keeps the last [LogSize]
+// changes.
 //
 //	pool, err := pgxpool.New(ctx, dsn)
 //	...
@@ -19,8 +23,11 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,11 +36,18 @@ import (
 	"github.com/tomkit/tomkit/rbac"
 )
 
-// Table and Channel name the policy table and the NOTIFY channel.
+// Table, LogTable, SeqTable and Channel name the policy table, the
+// change log, the sequence counter and the NOTIFY channel.
 const (
-	Table   = "tomkit_rbac_rule"
-	Channel = "tomkit_rbac"
+	Table    = "tomkit_rbac_rule"
+	LogTable = "tomkit_rbac_change"
+	SeqTable = "tomkit_rbac_seq"
+	Channel  = "tomkit_rbac"
 )
+
+// LogSize is how many changes the log keeps. An instance that missed
+// more reloads the whole policy.
+const LogSize = 10000
 
 // maxFields is the number of value columns (v0 to v5).
 const maxFields = 6
@@ -60,20 +74,33 @@ func Open(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	ptype varchar(16),
 	v0 text, v1 text, v2 text, v3 text, v4 text, v5 text
 );
-CREATE INDEX IF NOT EXISTS idx_`+Table+`_ptype ON `+Table+` (ptype)`)
+CREATE INDEX IF NOT EXISTS idx_`+Table+`_ptype ON `+Table+` (ptype);
+CREATE TABLE IF NOT EXISTS `+LogTable+` (seq bigint PRIMARY KEY, body jsonb NOT NULL);
+CREATE TABLE IF NOT EXISTS `+SeqTable+` (one boolean PRIMARY KEY DEFAULT true CHECK (one), n bigint NOT NULL);
+INSERT INTO `+SeqTable+` (n) VALUES (0) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: create table: %w", err)
 	}
 	return &Store{pool: pool}, nil
 }
 
-// Load returns every row, in insertion order. NULL columns read as empty
+// Load returns every row, in insertion order, and the sequence number
+// of the last change, from one snapshot. NULL columns read as empty
 // strings.
-func (s *Store) Load(ctx context.Context) ([]rbac.Row, error) {
-	rows, err := s.pool.Query(ctx, `SELECT coalesce(ptype, ''), coalesce(v0, ''), coalesce(v1, ''), coalesce(v2, ''),
+func (s *Store) Load(ctx context.Context) ([]rbac.Row, int64, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var seq int64
+	if err := tx.QueryRow(ctx, `SELECT n FROM `+SeqTable).Scan(&seq); err != nil {
+		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT coalesce(ptype, ''), coalesce(v0, ''), coalesce(v1, ''), coalesce(v2, ''),
 	coalesce(v3, ''), coalesce(v4, ''), coalesce(v5, '') FROM `+Table+` ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: load: %w", err)
+		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
 	}
 	defer rows.Close()
 	var out []rbac.Row
@@ -81,13 +108,70 @@ func (s *Store) Load(ctx context.Context) ([]rbac.Row, error) {
 		var r rbac.Row
 		var v [maxFields]string
 		if err := rows.Scan(&r.Ptype, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]); err != nil {
-			return nil, fmt.Errorf("pgstore: load: %w", err)
+			return nil, 0, fmt.Errorf("pgstore: load: %w", err)
 		}
 		r.Fields = v[:]
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: load: %w", err)
+		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+	}
+	return out, seq, nil
+}
+
+// logBody is a change as stored in the log: rows as [ptype, v0, ..., v5].
+type logBody struct {
+	Del [][]string `json:"del,omitempty"`
+	Add [][]string `json:"add,omitempty"`
+}
+
+func logRows(rows []rbac.Row) [][]string {
+	out := make([][]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, append([]string{r.Ptype}, r.Fields...))
+	}
+	return out
+}
+
+func fromLog(rows [][]string) ([]rbac.Row, error) {
+	out := make([]rbac.Row, 0, len(rows))
+	for _, r := range rows {
+		if len(r) < 1 || len(r) > maxFields+1 {
+			return nil, fmt.Errorf("%w: logged row with %d fields", ErrRow, len(r))
+		}
+		out = append(out, rbac.Row{Ptype: r[0], Fields: r[1:]})
+	}
+	return out, nil
+}
+
+// Changes returns the logged changes after seq, in order.
+func (s *Store) Changes(ctx context.Context, after int64) ([]rbac.Changed, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, body FROM `+LogTable+` WHERE seq > $1 ORDER BY seq`, after)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: changes: %w", err)
+	}
+	defer rows.Close()
+	var out []rbac.Changed
+	for rows.Next() {
+		var c rbac.Changed
+		var body []byte
+		if err := rows.Scan(&c.Seq, &body); err != nil {
+			return nil, fmt.Errorf("pgstore: changes: %w", err)
+		}
+		var b logBody
+		if err := json.Unmarshal(body, &b); err != nil {
+			return nil, fmt.Errorf("pgstore: change %d: %w", c.Seq, err)
+		}
+		if c.Del, err = fromLog(b.Del); err != nil {
+			return nil, err
+		}
+		if c.Add, err = fromLog(b.Add); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: changes: %w", err)
 	}
 	return out, nil
 }
@@ -106,27 +190,27 @@ func values(r rbac.Row) ([maxFields]string, error) {
 // columns exactly, a missing field matching only an empty (or NULL)
 // column; if one matches no row, the transaction is rolled back and
 // Change returns 0.
-func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, error) {
+func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, int64, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("pgstore: begin: %w", err)
+		return 0, 0, fmt.Errorf("pgstore: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	deleted := 0
 	for _, r := range del {
 		v, err := values(r)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		tag, err := tx.Exec(ctx, `DELETE FROM `+Table+` WHERE ptype = $1
 	AND coalesce(v0, '') = $2 AND coalesce(v1, '') = $3 AND coalesce(v2, '') = $4
 	AND coalesce(v3, '') = $5 AND coalesce(v4, '') = $6 AND coalesce(v5, '') = $7`,
 			r.Ptype, v[0], v[1], v[2], v[3], v[4], v[5])
 		if err != nil {
-			return 0, fmt.Errorf("pgstore: delete: %w", err)
+			return 0, 0, fmt.Errorf("pgstore: delete: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			return 0, nil // rolled back by the deferred Rollback
+			return 0, 0, nil // rolled back by the deferred Rollback
 		}
 		deleted += int(tag.RowsAffected())
 	}
@@ -135,32 +219,43 @@ func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, error) {
 		for _, r := range add {
 			v, err := values(r)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			b.Queue(`INSERT INTO `+Table+` (ptype, v0, v1, v2, v3, v4, v5) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 				r.Ptype, v[0], v[1], v[2], v[3], v[4], v[5])
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return 0, fmt.Errorf("pgstore: insert: %w", err)
+			return 0, 0, fmt.Errorf("pgstore: insert: %w", err)
 		}
 	}
+	// Number the change last: the counter's row lock orders concurrent
+	// changes from here to their commit.
+	var seq int64
+	if err := tx.QueryRow(ctx, `UPDATE `+SeqTable+` SET n = n + 1 RETURNING n`).Scan(&seq); err != nil {
+		return 0, 0, fmt.Errorf("pgstore: sequence: %w", err)
+	}
+	body, err := json.Marshal(logBody{Del: logRows(del), Add: logRows(add)})
+	if err != nil {
+		return 0, 0, fmt.Errorf("pgstore: log: %w", err)
+	}
+	lb := &pgx.Batch{}
+	lb.Queue(`INSERT INTO `+LogTable+` (seq, body) VALUES ($1, $2)`, seq, body)
+	if seq%100 == 0 {
+		lb.Queue(`DELETE FROM `+LogTable+` WHERE seq <= $1`, seq-LogSize)
+	}
+	lb.Queue(`SELECT pg_notify($1, $2)`, Channel, strconv.FormatInt(seq, 10))
+	if err := tx.SendBatch(ctx, lb).Close(); err != nil {
+		return 0, 0, fmt.Errorf("pgstore: log: %w", err)
+	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("pgstore: commit: %w", err)
+		return 0, 0, fmt.Errorf("pgstore: commit: %w", err)
 	}
-	return deleted, nil
-}
-
-// Notify sends payload on the channel tomkit_rbac.
-func (s *Store) Notify(ctx context.Context, payload string) error {
-	if _, err := s.pool.Exec(ctx, "SELECT pg_notify($1, $2)", Channel, payload); err != nil {
-		return fmt.Errorf("pgstore: notify: %w", err)
-	}
-	return nil
+	return deleted, seq, nil
 }
 
 // Listen holds one pool connection listening on tomkit_rbac until ctx is
 // done or the connection fails (see [rbac.Store]).
-func (s *Store) Listen(ctx context.Context, ready func(), fn func(payload string)) error {
+func (s *Store) Listen(ctx context.Context, ready func(), fn func(seq int64)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: listen: %w", err)
@@ -184,6 +279,10 @@ func (s *Store) Listen(ctx context.Context, ready func(), fn func(payload string
 		if err != nil {
 			return fmt.Errorf("pgstore: listen: %w", err)
 		}
-		fn(n.Payload)
+		seq, err := strconv.ParseInt(n.Payload, 10, 64)
+		if err != nil {
+			seq = math.MaxInt64 // unknown: make the listener catch up
+		}
+		fn(seq)
 	}
 }

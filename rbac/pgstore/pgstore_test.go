@@ -2,7 +2,9 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -49,7 +51,7 @@ func TestLegacyTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := st.Load(ctx)
+	rows, _, err := st.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func TestLegacyTable(t *testing.T) {
 		t.Fatalf("Load = %v, want %v", rows, want)
 	}
 	// The NULL row is deleted by an exact match on its empty fields.
-	n, err := st.Change(ctx, []rbac.Row{{Ptype: "g", Fields: []string{"bob", "editor", "acme"}}}, nil)
+	n, _, err := st.Change(ctx, []rbac.Row{{Ptype: "g", Fields: []string{"bob", "editor", "acme"}}}, nil)
 	if err != nil || n != 1 {
 		t.Fatalf("Change = %d, %v; want 1", n, err)
 	}
@@ -81,7 +83,7 @@ func TestChangeExact(t *testing.T) {
 	rule := func(sub string) rbac.Row {
 		return rbac.Row{Ptype: "p", Fields: []string{sub, "acme", "/data/*", "write", "deny", "none"}}
 	}
-	if _, err := st.Change(ctx, nil, []rbac.Row{rule("a"), rule("b"), {Ptype: "g", Fields: []string{"u", "r", "acme"}}}); err != nil {
+	if _, _, err := st.Change(ctx, nil, []rbac.Row{rule("a"), rule("b"), {Ptype: "g", Fields: []string{"u", "r", "acme"}}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, del := range [][]rbac.Row{
@@ -91,18 +93,72 @@ func TestChangeExact(t *testing.T) {
 		{{Ptype: "", Fields: []string{"u", "r", "acme"}}},
 		{rule("a"), rule("zz")}, // the first exists: rolled back
 	} {
-		n, err := st.Change(ctx, del, []rbac.Row{rule("added")})
-		if n != 0 || (err == nil) == (del[0].Ptype == "") {
+		n, seq, err := st.Change(ctx, del, []rbac.Row{rule("added")})
+		if n != 0 || seq != 0 || (err == nil) == (del[0].Ptype == "") {
 			t.Errorf("Change(%v) = %d, %v", del, n, err)
 		}
 		if got := count(t, p); got != 3 {
 			t.Fatalf("after Change(%v): %d rows, want 3", del, got)
 		}
 	}
-	if n, err := st.Change(ctx, []rbac.Row{rule("a")}, nil); n != 1 || err != nil {
-		t.Fatalf("Change = %d, %v", n, err)
+	if n, seq, err := st.Change(ctx, []rbac.Row{rule("a")}, nil); n != 1 || seq != 2 || err != nil {
+		t.Fatalf("Change = %d, %d, %v; want 1, 2", n, seq, err)
 	}
 	if got := count(t, p); got != 2 {
 		t.Fatalf("%d rows, want 2", got)
+	}
+}
+
+// TestChangeLog checks that changes are numbered without gaps, logged in
+// order with their rows, and that concurrent changes get distinct
+// numbers in commit order.
+func TestChangeLog(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t)
+	st, err := pgstore.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Open(ctx, p); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	g := func(u string) rbac.Row { return rbac.Row{Ptype: "g", Fields: []string{u, "r", "acme"}} }
+	if _, seq, err := st.Change(ctx, nil, []rbac.Row{g("a"), g("b")}); err != nil || seq != 1 {
+		t.Fatalf("Change = %d, %v", seq, err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := st.Change(ctx, nil, []rbac.Row{g(fmt.Sprintf("u%d", i))}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, seq, err := st.Change(ctx, []rbac.Row{g("a")}, nil); err != nil || seq != n+2 {
+		t.Fatalf("Change = %d, %v; want %d", seq, err, n+2)
+	}
+	cs, err := st.Changes(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != n+1 {
+		t.Fatalf("%d changes after 1, want %d", len(cs), n+1)
+	}
+	for i, c := range cs {
+		if c.Seq != int64(i+2) {
+			t.Fatalf("change %d has seq %d", i, c.Seq)
+		}
+	}
+	last := cs[len(cs)-1]
+	if len(last.Add) != 0 || len(last.Del) != 1 || !slices.Equal(last.Del[0].Fields, g("a").Fields) || last.Del[0].Ptype != "g" {
+		t.Fatalf("last change = %+v", last)
+	}
+	rows, seq, err := st.Load(ctx)
+	if err != nil || seq != n+2 || len(rows) != n+1 {
+		t.Fatalf("Load = %d rows, seq %d, %v", len(rows), seq, err)
 	}
 }
