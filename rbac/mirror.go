@@ -48,7 +48,7 @@ func (m *mirror) tenant(dom string) *tenantPolicy {
 }
 
 func (m *mirror) addRule(r policy.Rule) {
-	r.Line, r.Text = 0, ""
+	r.Line, r.Text = 0, r.String() // the index reuses Text
 	t := m.tenant(r.Dom)
 	t.rules = append(t.rules, r)
 	m.names.add(r.Sub, 1)

@@ -425,3 +425,57 @@ func TestPostgresChangeLog(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPropagate measures the time from a change returning on one
+// instance to another instance deciding with it, over PostgreSQL
+// (LISTEN/NOTIFY and the change log), and reports its p50 and max.
+func BenchmarkPropagate(b *testing.B) {
+	dsn := testpg.Schema(b)
+	c := newClock()
+	pg := func(seed string) *rbac.Enforcer {
+		pool, err := pgxpool.New(context.Background(), dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(pool.Close)
+		st, err := pgstore.Open(context.Background(), pool)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Store: st, Now: c.Now, Policy: []byte(seed)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { e.Close() })
+		return e
+	}
+	a, other := pg(testPolicy), pg("")
+	admin, alice := actx("root", "acme"), actx("alice", "acme")
+	deny := rbac.Rule{Subject: "editor", Tenant: "acme", Object: "/data/x", Action: "write", Deny: true}
+	wait := func(want bool) time.Duration {
+		t0 := time.Now()
+		for allowed(other, alice, "/data/x", "write") != want {
+			if time.Since(t0) > 10*time.Second {
+				b.Fatal("change did not propagate")
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		return time.Since(t0)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := a.AddRule(admin, deny); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, wait(false))
+		if err := a.RemoveRule(admin, deny); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, wait(true))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+}

@@ -132,7 +132,9 @@ func buildTenant(rules []Rule, links []Link, grants []Grant) *tenant {
 	}
 	for i := range rules {
 		r := &rules[i]
-		r.Text = r.String()
+		if r.Text == "" {
+			r.Text = r.String()
+		}
 		t.roles[r.Sub] = true
 		t.actions[r.Act] = struct{}{}
 		s := t.subjects[r.Sub]

@@ -59,8 +59,9 @@ type Rule struct {
 	Sub, Dom, Obj, Act string
 	Deny               bool
 	MFA                bool
-	// Text is String(), filled in by Build so that decisions need not
-	// allocate it.
+	// Text is String(), filled in by Build when empty, so that
+	// decisions need not allocate it. A Text that is set must equal
+	// String().
 	Text string
 }
 
