@@ -413,6 +413,13 @@ func TestPostgresChangeLog(t *testing.T) {
 	if count("rbac.policy.reload") <= reloads {
 		t.Fatal("B did not reload after a gap in the change log")
 	}
+	// An announcement without a change number (from an older version)
+	// makes B reload.
+	if _, err := pool.Exec(context.Background(), `INSERT INTO tomkit_rbac_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'xia', 'viewer', 'acme', '', '', '');
+		SELECT pg_notify('tomkit_rbac', 'i_0123')`); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B to reload after an old-style notification", func() bool { return allowed(b, actx("xia", "acme"), "/data/x", "read") })
 	// A, whose next change does not follow on from what it applied,
 	// catches up first and stays consistent.
 	if err := a.AssignRole(admin, rbac.Assignment{User: "yan", Role: "viewer", Tenant: "acme"}); err != nil {

@@ -52,7 +52,8 @@ type Store interface {
 	Changes(ctx context.Context, after int64) ([]Changed, error)
 
 	// Listen calls ready once it listens, then fn with the sequence
-	// number of each change announced, until ctx is done or the
+	// number of each change announced (-1 for an announcement without
+	// one, after which the Enforcer reloads), until ctx is done or the
 	// connection is lost; it returns the reason. The Enforcer calls it
 	// again after a failure, and catches up after each (re)connection,
 	// so that nothing announced while it was not listening is missed.
@@ -102,7 +103,10 @@ func (e *Enforcer) watch(ctx context.Context, ready chan struct{}) {
 			// Catch up on anything missed before listening.
 			_ = e.sync(ctx)
 		}, func(seq int64) {
-			if seq > e.applied.Load() {
+			switch {
+			case seq < 0:
+				_ = e.Reload(ctx)
+			case seq > e.applied.Load():
 				_ = e.sync(ctx)
 			}
 		})

@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -280,8 +279,8 @@ func (s *Store) Listen(ctx context.Context, ready func(), fn func(seq int64)) er
 			return fmt.Errorf("pgstore: listen: %w", err)
 		}
 		seq, err := strconv.ParseInt(n.Payload, 10, 64)
-		if err != nil {
-			seq = math.MaxInt64 // unknown: make the listener catch up
+		if err != nil || seq < 1 {
+			seq = -1 // not a change number (an older version's NOTIFY)
 		}
 		fn(seq)
 	}
