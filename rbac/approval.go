@@ -470,8 +470,8 @@ type PruneReport struct {
 // error: what could not be audited stays in the store, and the report
 // counts what was removed before. A cancelled ctx stops it the same way.
 //
-// The removals go through the same store as every other change (the
-// PostgreSQL table, announced to the other instances with NOTIFY). It is
+// The removals go through the same store as every other change, each
+// announced to the other instances. It is
 // idempotent, safe to call concurrently with decisions and changes, and
 // meant to be called periodically, for example from a ticker. With
 // several instances, run it on one: two runs at the same moment on
@@ -558,18 +558,12 @@ func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
 		Attributes: []audit.Attr{audit.String("grants", strconv.Itoa(rep.Grants)), audit.String("requests", strconv.Itoa(rep.Requests)),
 			audit.String("breakglass_kept", strconv.Itoa(rep.BreakGlassKept))}}
 	if rep.Grants+rep.Requests > 0 {
-		// Announce what was removed even if ctx was cancelled meanwhile,
-		// so that the other instances reload.
-		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		warn, err := e.publish(nctx)
-		cancel()
-		if err != nil {
+		// The store announced each removal to the other instances; make
+		// them take effect here too, even if ctx was cancelled meanwhile.
+		if err := e.reindex(); err != nil {
 			sum.Outcome, sum.Reason, sum.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
 			_ = e.log(ctx, sum)
 			return rep, errors.Join(stop, err)
-		}
-		if warn != "" {
-			sum.Reason, sum.Severity = warn, audit.SeverityWarning
 		}
 	}
 	if stop != nil {

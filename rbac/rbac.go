@@ -516,9 +516,10 @@ type delta struct {
 	missing error
 }
 
-// change runs check under the lock, writes d to the store and then to
-// Casbin, rebuilds the index, tells the other instances and writes ev,
-// whose reason says what the store did.
+// change catches up with the store, runs check under the lock, writes d
+// to the store (which announces it to the other instances) and then to
+// Casbin, re-indexes the tenants it touched and writes ev, whose reason
+// says what the store did.
 func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() error, d delta) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -547,14 +548,10 @@ func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() erro
 		return e.log(ctx, ev)
 	}
 	ev.Reason = storeReason(deleted, added, len(d.add))
-	warn, err := e.publish(ctx)
-	if err != nil {
+	if err := e.reindex(); err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
 		_ = e.log(ctx, ev)
 		return err
-	}
-	if warn != "" {
-		ev.Reason, ev.Severity = ev.Reason+"; "+warn, audit.SeverityWarning
 	}
 	ev.Outcome = audit.OutcomeAllow
 	return e.log(ctx, ev)
@@ -696,17 +693,6 @@ func (e *Enforcer) has(r Row) bool {
 }
 
 func sameRow(a, b Row) bool { return a.Ptype == b.Ptype && slices.Equal(a.Fields, b.Fields) }
-
-// publish makes changes applied to the store take effect: it updates the
-// index and tells the other instances. It returns the rebuild's error,
-// and a warning for the audit event when the other instances could not
-// be told.
-func (e *Enforcer) publish(ctx context.Context) (warning string, err error) {
-	if err := e.reindex(); err != nil {
-		return "", err
-	}
-	return "", nil
-}
 
 func (e *Enforcer) log(ctx context.Context, ev audit.Event) error {
 	if ev.Time.IsZero() {
