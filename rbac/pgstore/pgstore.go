@@ -188,7 +188,9 @@ func values(r rbac.Row) ([maxFields]string, error) {
 // [rbac.Store]). Each delete matches the row type and all six value
 // columns exactly, a missing field matching only an empty (or NULL)
 // column; if one matches no row, the transaction is rolled back and
-// Change returns 0.
+// Change returns 0, 0. Otherwise the same transaction numbers the change,
+// logs it and announces it on tomkit_rbac (NOTIFY is delivered at
+// commit), and Change returns the number.
 func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, int64, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
