@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/casbin/casbin/v2"
-
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/rbac/internal/policy"
 )
@@ -69,7 +67,7 @@ func grantFromFields(f []string) (policy.Grant, error) {
 	if err != nil {
 		return policy.Grant{}, &PolicyError{Err: ErrSyntax, Msg: fmt.Sprintf("grant %s: expiry: %v", f[0], err)}
 	}
-	for _, s := range f[1:4] {
+	for _, s := range f[:4] {
 		if err := policy.CheckName(s); err != nil {
 			return policy.Grant{}, &PolicyError{Err: ErrName, Msg: fmt.Sprintf("grant %s: %q: %v", f[0], s, err)}
 		}
@@ -99,6 +97,11 @@ func requestFromFields(f []string) (AccessRequest, error) {
 	exp, err := time.Parse(time.RFC3339Nano, f[4])
 	if err != nil {
 		return AccessRequest{}, &PolicyError{Err: ErrSyntax, Msg: fmt.Sprintf("access request %s: expiry: %v", f[0], err)}
+	}
+	for _, s := range f[:4] {
+		if err := policy.CheckName(s); err != nil {
+			return AccessRequest{}, &PolicyError{Err: ErrName, Msg: fmt.Sprintf("access request %s: %q: %v", f[0], s, err)}
+		}
 	}
 	return AccessRequest{ID: f[0], Actor: audit.Actor{Subject: f[1], Tenant: f[2]}, Role: f[3], Expires: exp, Reason: f[5]}, nil
 }
@@ -174,9 +177,7 @@ func (e *Enforcer) RequestAccess(ctx context.Context, role, reason string) (Acce
 	q := AccessRequest{ID: newID("req"), Actor: a, Role: role, Reason: strings.TrimSpace(reason), Expires: now.Add(e.cfg.RequestTTL)}
 	ev.Attributes = append(ev.Attributes, audit.String("request", q.ID), audit.String("expires", q.Expires.UTC().Format(time.RFC3339)))
 	ev.Severity = audit.SeverityNotice
-	err := e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedPolicy("p3", requestFields(q))
-	})
+	err := e.change(ctx, ev, nil, delta{add: []Row{{Ptype: "p3", Fields: requestFields(q)}}})
 	if err != nil {
 		return AccessRequest{}, err
 	}
@@ -221,6 +222,9 @@ func (e *Enforcer) findRequest(id string) (AccessRequest, bool, error) {
 // principal (compared without regard to case) in the same tenant, holding
 // the approver role there through the policy. The grant lasts ttl; zero
 // means Config.GrantTTL, and more than Config.MaxGrantTTL is refused.
+// The request is consumed with the grant in one store transaction: of
+// concurrent approvals, on any instance, one succeeds and the others fail
+// with [ErrNotFound].
 func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (Grant, error) {
 	now := e.now()
 	a := audit.ActorFrom(ctx)
@@ -247,9 +251,7 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 	ev.Attributes = []audit.Attr{audit.String("requester", q.Actor.Subject), audit.String("role", q.Role)}
 	if !now.Before(q.Expires) {
 		// Drop the expired request, audited, then refuse.
-		if err := e.change(ctx, requestExpired(q, now), nil, func(ce *casbin.Enforcer) (bool, error) {
-			return ce.RemoveNamedPolicy("p3", requestFields(q))
-		}); err != nil {
+		if err := e.change(ctx, requestExpired(q, now), nil, delta{del: []Row{{Ptype: "p3", Fields: requestFields(q)}}, what: "access request"}); err != nil {
 			return Grant{}, errors.Join(ErrExpired, err)
 		}
 		return Grant{}, e.refuse(ctx, ev, ErrExpired)
@@ -284,12 +286,7 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 			}
 		}
 		return ErrNotFound
-	}, func(ce *casbin.Enforcer) (bool, error) {
-		if _, err := ce.AddNamedPolicy("p2", grantFields(g)); err != nil {
-			return false, err
-		}
-		return ce.RemoveNamedPolicy("p3", requestFields(q))
-	})
+	}, delta{del: []Row{{Ptype: "p3", Fields: requestFields(q)}}, add: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -306,9 +303,7 @@ func (e *Enforcer) Revoke(ctx context.Context, id string) error {
 	if !ok {
 		return e.refuse(ctx, ev, ErrNotFound)
 	}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedPolicy("p2", grantFields(g))
-	})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
 }
 
 func (e *Enforcer) findGrant(id string) (policy.Grant, bool, error) {
@@ -385,9 +380,7 @@ func (e *Enforcer) BreakGlass(ctx context.Context, role, justification string) (
 	g := policy.Grant{ID: newID("bg"), Sub: a.Subject, Dom: a.Tenant, Role: role,
 		Expires: now.Add(e.cfg.BreakGlassTTL), Note: notePrefixBreakGlass + strings.TrimSpace(justification)}
 	ev.Attributes = append(ev.Attributes, audit.String("grant", g.ID), audit.String("expires", g.Expires.UTC().Format(time.RFC3339)))
-	err := e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedPolicy("p2", grantFields(g))
-	})
+	err := e.change(ctx, ev, nil, delta{add: []Row{{Ptype: "p2", Fields: grantFields(g)}}})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -395,9 +388,7 @@ func (e *Enforcer) BreakGlass(ctx context.Context, role, justification string) (
 	if aerr := e.cfg.Alert(ctx, ev); aerr != nil {
 		wev := audit.Event{Action: "rbac.breakglass.withdraw", Actor: a, Resource: g.ID, Severity: audit.SeverityCritical,
 			Reason: "alert failed: " + aerr.Error()}
-		werr := e.change(ctx, wev, nil, func(ce *casbin.Enforcer) (bool, error) {
-			return ce.RemoveNamedPolicy("p2", grantFields(g))
-		})
+		werr := e.change(ctx, wev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, what: "grant"})
 		return Grant{}, errors.Join(fmt.Errorf("%w: %v", ErrAlert, aerr), werr)
 	}
 	return publicGrant(g), nil
@@ -443,9 +434,7 @@ func (e *Enforcer) CloseReview(ctx context.Context, id, note string) error {
 	if now.Before(g.Expires) {
 		return e.refuse(ctx, ev, fmt.Errorf("%w: grant still in force", ErrDenied))
 	}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedPolicy("p2", grantFields(g))
-	})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
 }
 
 // requestExpired is the "rbac.access.expire" event of dropping the
@@ -481,8 +470,8 @@ type PruneReport struct {
 // error: what could not be audited stays in the store, and the report
 // counts what was removed before. A cancelled ctx stops it the same way.
 //
-// The removals go through the same store as every other change (the
-// PostgreSQL table, announced to the other instances with NOTIFY). It is
+// The removals go through the same store as every other change, each
+// announced to the other instances. It is
 // idempotent, safe to call concurrently with decisions and changes, and
 // meant to be called periodically, for example from a ticker. With
 // several instances, run it on one: two runs at the same moment on
@@ -542,12 +531,17 @@ func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
 			stop = err
 			break
 		}
-		if _, err := e.ce.RemoveNamedPolicy(r.ptype, r.fields); err != nil {
+		deleted, _, err := e.apply(ctx, []Row{{Ptype: r.ptype, Fields: r.fields}}, nil)
+		if err != nil {
 			xev := r.ev
 			xev.Outcome, xev.Reason, xev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
 			_ = e.log(ctx, xev)
-			stop = fmt.Errorf("%w: %v", ErrStore, err)
+			stop = err
 			break
+		}
+		if deleted == 0 {
+			// Another instance pruned it meanwhile.
+			continue
 		}
 		if r.ptype == "p2" {
 			rep.Grants++
@@ -564,18 +558,12 @@ func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
 		Attributes: []audit.Attr{audit.String("grants", strconv.Itoa(rep.Grants)), audit.String("requests", strconv.Itoa(rep.Requests)),
 			audit.String("breakglass_kept", strconv.Itoa(rep.BreakGlassKept))}}
 	if rep.Grants+rep.Requests > 0 {
-		// Announce what was removed even if ctx was cancelled meanwhile,
-		// so that the other instances reload.
-		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		warn, err := e.publish(nctx)
-		cancel()
-		if err != nil {
+		// The store announced each removal to the other instances; make
+		// them take effect here too, even if ctx was cancelled meanwhile.
+		if err := e.reindex(); err != nil {
 			sum.Outcome, sum.Reason, sum.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
 			_ = e.log(ctx, sum)
 			return rep, errors.Join(stop, err)
-		}
-		if warn != "" {
-			sum.Reason, sum.Severity = warn, audit.SeverityWarning
 		}
 	}
 	if stop != nil {

@@ -2,7 +2,7 @@ package rbac
 
 import (
 	"context"
-	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
@@ -152,15 +152,44 @@ func (e *Enforcer) decide(a, ctxActor audit.Actor, obj, act string, mfaAt, now t
 
 // Check decides whether the actor in ctx (audit.ActorFrom) may perform
 // action on object, with the MFA time from ctx (WithMFA). It returns nil
-// for an allow, and an error wrapping [ErrDenied] with the reason for a
-// deny.
+// for an allow. A deny is an error that wraps [ErrDenied] and says why;
+// it also wraps [ErrMFARequired] when a privileged permission would allow
+// with fresh MFA (answer with a step-up), [ErrObject] when the object is
+// not canonical (see the package documentation), [ErrUnavailable] when no
+// valid policy is loaded, and the audit error when the decision could not
+// be logged, so handlers can branch with errors.Is.
 func (e *Enforcer) Check(ctx context.Context, object, action string) error {
 	d, err := e.Decide(ctx, Request{Object: object, Action: action})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrDenied, err)
+		return &denied{reason: strings.TrimPrefix(err.Error(), "rbac: "), cause: err}
 	}
 	if !d.Allow {
-		return fmt.Errorf("%w: %s", ErrDenied, d.Reason)
+		de := &denied{reason: d.Reason}
+		switch d.Reason {
+		case reasonBadObject:
+			de.cause = ErrObject
+		case policy.ReasonMFA:
+			de.cause = ErrMFARequired
+		case reasonUnavailable:
+			de.cause = ErrUnavailable
+		}
+		return de
 	}
 	return nil
+}
+
+// denied is the error of a deny: it wraps ErrDenied and, when there is
+// one, the more specific cause.
+type denied struct {
+	reason string
+	cause  error
+}
+
+func (d *denied) Error() string { return ErrDenied.Error() + ": " + d.reason }
+
+func (d *denied) Unwrap() []error {
+	if d.cause == nil {
+		return []error{ErrDenied}
+	}
+	return []error{ErrDenied, d.cause}
 }

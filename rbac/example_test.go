@@ -2,6 +2,7 @@ package rbac_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,4 +107,41 @@ func ExampleEnforcer_PruneExpired() {
 	// rbac.grant.expire
 	// rbac.access.expire
 	// rbac.policy.prune
+}
+
+func ExampleEnforcer_Check() {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	e, _ := rbac.New(context.Background(), rbac.Config{
+		Logger: &audit.Recorder{},
+		Policy: []byte(examplePolicy + "g, root, admin, acme\n"),
+		Now:    func() time.Time { return now },
+	})
+	defer e.Close()
+	root := audit.WithActor(context.Background(), audit.Actor{Subject: "root", Tenant: "acme"})
+	err := e.Check(root, "/admin/users", "manage")
+	fmt.Println("step-up needed:", errors.Is(err, rbac.ErrMFARequired))
+	fmt.Println("with mfa:", e.Check(rbac.WithMFA(root, now), "/admin/users", "manage"))
+	err = e.Check(root, "/admin/..;/data/x", "write")
+	fmt.Println("path parameter:", errors.Is(err, rbac.ErrDenied), errors.Is(err, rbac.ErrObject))
+	// Output:
+	// step-up needed: true
+	// with mfa: <nil>
+	// path parameter: true true
+}
+
+func ExampleEnforcer_AssignRole() {
+	e, _ := rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte(examplePolicy)})
+	defer e.Close()
+	admin := audit.WithActor(context.Background(), audit.Actor{Subject: "root", Tenant: "acme"})
+	bob := audit.WithActor(context.Background(), audit.Actor{Subject: "bob", Tenant: "acme"})
+	fmt.Println("before:", e.Check(bob, "/data/report", "write") == nil)
+	_ = e.AssignRole(admin, rbac.Assignment{User: "bob", Role: "editor", Tenant: "acme"})
+	fmt.Println("after:", e.Check(bob, "/data/report", "write") == nil)
+	// A user named like a role is not that role.
+	editor := audit.WithActor(context.Background(), audit.Actor{Subject: "editor", Tenant: "acme"})
+	fmt.Println("user named editor:", e.Check(editor, "/data/report", "write") == nil)
+	// Output:
+	// before: false
+	// after: true
+	// user named editor: false
 }

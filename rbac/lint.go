@@ -45,16 +45,17 @@ func (f Finding) String() string { return fmt.Sprintf("line %d: %s: %s", f.Line,
 //   - cross-tenant grants: a g line giving a role that has permissions
 //     only in other tenants, or a rule whose object path names another
 //     tenant;
-//   - roles nobody holds: a subject with permissions that is neither
-//     held through a g line nor a user with g lines nor privileged
-//     (privileged roles are held through four-eyes grants);
+//   - roles nobody holds: a subject with permissions (always a role:
+//     users get permissions only through roles) that is neither held
+//     through a g line nor privileged (privileged roles are held through
+//     four-eyes grants);
 //   - standing grants of privileged roles: a g line giving a role with
 //     an mfa-marked permission (or the admin role), which should be a
 //     time-bound grant through [Enforcer.RequestAccess].
 func Lint(text []byte) ([]Finding, error) {
 	p, err := policy.Parse(text)
 	if err != nil {
-		return nil, err
+		return nil, policyErr(err)
 	}
 	var out []Finding
 	add := func(line int, kind, format string, a ...any) {
@@ -62,7 +63,7 @@ func Lint(text []byte) ([]Finding, error) {
 	}
 	for _, err := range p.Problems(policy.Limits{MaxDepth: DefaultMaxRoleDepth}) {
 		var le *PolicyError
-		errors.As(err, &le)
+		errors.As(policyErr(err), &le)
 		kind := FindingInvalid
 		if errors.Is(err, ErrWildcard) {
 			kind = FindingWildcard
@@ -75,7 +76,6 @@ func Lint(text []byte) ([]Finding, error) {
 	ruleTenants := map[string]map[string]bool{}
 	priv := map[tr]bool{}
 	held := map[tr]bool{}
-	isUser := map[tr]bool{}
 	for _, r := range p.Rules {
 		tenants[r.Dom] = true
 		hasRules[tr{r.Dom, r.Sub}] = true
@@ -90,7 +90,6 @@ func Lint(text []byte) ([]Finding, error) {
 	for _, g := range p.Links {
 		tenants[g.Dom] = true
 		held[tr{g.Dom, g.Role}] = true
-		isUser[tr{g.Dom, g.User}] = true
 	}
 	for _, r := range p.Rules {
 		if r.Deny {
@@ -112,7 +111,7 @@ func Lint(text []byte) ([]Finding, error) {
 	reported := map[tr]bool{}
 	for _, r := range p.Rules {
 		k := tr{r.Dom, r.Sub}
-		if r.Deny || held[k] || isUser[k] || priv[k] || reported[k] || policy.CheckName(r.Sub) != nil {
+		if r.Deny || held[k] || priv[k] || reported[k] || policy.CheckName(r.Sub) != nil {
 			continue
 		}
 		reported[k] = true

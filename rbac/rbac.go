@@ -16,7 +16,6 @@ import (
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/rbac/internal/policy"
@@ -28,9 +27,9 @@ var modelText string
 // Model returns the Casbin model tomkit enforces: RBAC with domains (the
 // domain is the tenant, compared for equality in the matcher), a
 // deny-override effect, and MFA-marked permissions that match only a
-// request whose MFA is fresh. A plain casbin.Enforcer built on it decides
-// as tomkit does, except where tomkit is deliberately stricter (see the
-// package documentation).
+// request whose MFA is fresh. A plain casbin.Enforcer built on it, with
+// role names kept apart from user names, decides as tomkit does, except
+// where tomkit is deliberately stricter (see the package documentation).
 func Model() string { return modelText }
 
 // Defaults for the zero values of [Config].
@@ -59,17 +58,16 @@ type Config struct {
 
 	// Policy is the policy text (see the package documentation for its
 	// format), typically embedded in the binary with go:embed. Without
-	// Postgres it is the whole policy, held in memory; with Postgres it
-	// seeds an empty table and is otherwise ignored. Nil means an empty
+	// a Store it is the whole policy, held in memory; with a Store it
+	// seeds an empty store and is otherwise ignored. Nil means an empty
 	// policy, which denies everything.
 	Policy []byte
 
-	// Postgres, when non-nil, stores the policy, grants and access
-	// requests in the table tomkit_rbac_rule through Casbin's gorm
-	// adapter, and propagates every change to the other instances with
-	// LISTEN/NOTIFY on the channel tomkit_rbac. The pool must stay open
-	// until Close. Its connections' search_path selects the schema.
-	Postgres *pgxpool.Pool
+	// Store, when non-nil, persists the policy, grants and access
+	// requests, and propagates every change to the other instances
+	// sharing it (rbac/pgstore stores them in PostgreSQL). It must stay
+	// usable until Close. Nil means the policy lives in memory only.
+	Store Store
 
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
@@ -132,13 +130,43 @@ var (
 	ErrClosed = errors.New("rbac: enforcer closed")
 )
 
-// PolicyError locates a policy problem: the 1-based Line of the policy
-// text (0 for a rule that did not come from text), the sentinel error and
-// a message.
-type PolicyError = policy.LineError
+// PolicyError locates a policy problem. errors.Is matches its sentinel
+// (Err); errors.As finds it in the errors of [New], [Enforcer.AddRule],
+// [Enforcer.RemoveRule], [Enforcer.AssignRole], [Enforcer.UnassignRole],
+// [Enforcer.Reload] and [Lint].
+type PolicyError struct {
+	// Line is the 1-based line of the policy text, or 0 for a rule that
+	// did not come from text (one added through the API, or stored).
+	Line int
+	// Err is the sentinel: ErrSyntax, ErrWildcard, ErrName, ErrObject,
+	// ErrCase or ErrHierarchy.
+	Err error
+	// Msg says what is wrong, naming the field or line content.
+	Msg string
+}
+
+func (e *PolicyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%v: line %d: %s", e.Err, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%v: %s", e.Err, e.Msg)
+}
+
+// Unwrap returns the sentinel.
+func (e *PolicyError) Unwrap() error { return e.Err }
+
+// policyErr turns the internal policy package's line error into a
+// *PolicyError; other errors are returned as they are.
+func policyErr(err error) error {
+	var le *policy.LineError
+	if errors.As(err, &le) {
+		return &PolicyError{Line: le.Line, Err: le.Err, Msg: le.Msg}
+	}
+	return err
+}
 
 // Rule is one permission (Deny false) or prohibition (Deny true) of a
-// subject (a role, or a user) in a tenant. Object is a name, an absolute
+// role (Subject) in a tenant; users hold roles, never rules. Object is a name, an absolute
 // path, or a path ending in "/*" that matches every object below it. MFA
 // marks a privileged permission: it allows only a principal whose MFA is
 // fresh.
@@ -160,14 +188,20 @@ type Enforcer struct {
 	cfg    Config
 	now    func() time.Time
 	limits policy.Limits
-	id     string
 
 	mu     sync.Mutex // serialises changes to ce and the store
 	ce     *casbin.Enforcer
 	ix     atomic.Pointer[policy.Index] // nil: unavailable, deny all
 	closed atomic.Bool
 
-	pg *pgStore
+	mir   *mirror         // the policy by tenant; nil when unavailable
+	dirty map[string]bool // tenants changed since the index was built
+
+	store     Store
+	applied   atomic.Int64 // the store's last change applied in memory
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
+	stopOnce  sync.Once
 }
 
 // New loads the policy and returns an Enforcer. A policy that breaks a
@@ -177,7 +211,7 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	if cfg.Logger == nil {
 		return nil, audit.ErrNoLogger
 	}
-	e := &Enforcer{cfg: cfg, now: cfg.Now, id: newID("i")}
+	e := &Enforcer{cfg: cfg, now: cfg.Now}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -223,28 +257,24 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	if cfg.Policy != nil {
 		p, err := policy.Parse(cfg.Policy)
 		if err != nil {
-			return nil, err
+			return nil, policyErr(err)
 		}
 		if err := p.Validate(e.limits); err != nil {
-			return nil, err
+			return nil, policyErr(err)
 		}
 		seed = p
 	}
-	m, err := model.NewModelFromString(modelText)
+	ce, err := newCasbin()
 	if err != nil {
-		return nil, fmt.Errorf("rbac: model: %w", err)
+		return nil, err
 	}
-	if cfg.Postgres != nil {
-		if err := e.openPostgres(ctx, m, seed); err != nil {
+	e.ce = ce
+	if cfg.Store != nil {
+		if err := e.openStore(ctx, seed); err != nil {
 			return nil, err
 		}
 		return e, nil
 	}
-	ce, err := casbin.NewEnforcer(m)
-	if err != nil {
-		return nil, fmt.Errorf("rbac: casbin: %w", err)
-	}
-	e.ce = ce
 	if seed != nil {
 		if err := addAll(ce, seed); err != nil {
 			return nil, err
@@ -254,6 +284,75 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// newCasbin returns an in-memory Casbin enforcer on [Model], with no
+// adapter: the Enforcer writes its Store itself.
+func newCasbin() (*casbin.Enforcer, error) {
+	m, err := model.NewModelFromString(modelText)
+	if err != nil {
+		return nil, fmt.Errorf("rbac: model: %w", err)
+	}
+	ce, err := casbin.NewEnforcer(m)
+	if err != nil {
+		return nil, fmt.Errorf("rbac: casbin: %w", err)
+	}
+	return ce, nil
+}
+
+// policyRows returns p as store rows.
+func policyRows(p *policy.Policy) []Row {
+	var rows []Row
+	for _, r := range p.Rules {
+		rows = append(rows, Row{Ptype: "p", Fields: r.Fields()})
+	}
+	for _, g := range p.Links {
+		rows = append(rows, Row{Ptype: "g", Fields: g.Fields()})
+	}
+	return rows
+}
+
+// openStore seeds an empty store, loads it and starts watching it for
+// other instances' changes.
+func (e *Enforcer) openStore(ctx context.Context, seed *policy.Policy) error {
+	e.store = e.cfg.Store
+	if seed != nil {
+		rows, _, err := e.store.Load(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrStore, err)
+		}
+		if len(rows) == 0 {
+			if _, _, err := e.store.Change(ctx, nil, policyRows(seed)); err != nil {
+				return fmt.Errorf("%w: seed: %v", ErrStore, err)
+			}
+		}
+	}
+	e.mu.Lock()
+	err := e.reloadLocked(ctx)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	e.stopWatch, e.watchDone = cancel, make(chan struct{})
+	ready := make(chan struct{})
+	go e.watch(wctx, ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		e.stopWatching()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (e *Enforcer) stopWatching() {
+	e.stopOnce.Do(func() {
+		if e.stopWatch != nil {
+			e.stopWatch()
+			<-e.watchDone
+		}
+	})
 }
 
 func addAll(ce *casbin.Enforcer, p *policy.Policy) error {
@@ -285,9 +384,7 @@ func (e *Enforcer) Close() error {
 	if e.closed.Swap(true) {
 		return nil
 	}
-	if e.pg != nil {
-		e.pg.close()
-	}
+	e.stopWatching()
 	return nil
 }
 
@@ -301,7 +398,7 @@ func (e *Enforcer) readPolicy() (*policy.Policy, error) {
 	for _, f := range rules {
 		r, err := policy.RuleFromFields(f)
 		if err != nil {
-			return nil, err
+			return nil, policyErr(err)
 		}
 		p.Rules = append(p.Rules, r)
 	}
@@ -375,63 +472,227 @@ func (e *Enforcer) rebuildIndex(validate bool) error {
 	}
 	if err != nil {
 		e.ix.Store(nil)
-		return err
+		e.mir, e.dirty = nil, nil
+		return policyErr(err)
 	}
 	e.ix.Store(policy.Build(p, grants))
+	e.mir, e.dirty = newMirror(p, grants), nil
 	return nil
 }
 
-// change runs check under the lock, applies one change to Casbin (and
-// through it to the store), rebuilds the index, tells the other instances
-// and writes ev.
-func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() error, apply func(ce *casbin.Enforcer) (bool, error)) error {
+// reindex makes the changes applied since the last index take effect: it
+// re-indexes only the tenants they touched. Without a valid index it
+// rebuilds and validates the whole policy.
+func (e *Enforcer) reindex() error {
+	ix := e.ix.Load()
+	if ix == nil || e.mir == nil {
+		return e.rebuildIndex(true)
+	}
+	for dom := range e.dirty {
+		if t := e.mir.tenants[dom]; t != nil {
+			ix = ix.WithTenant(dom, t.rules, t.links, t.grants)
+			if len(t.rules)+len(t.links)+len(t.grants) == 0 {
+				delete(e.mir.tenants, dom)
+			}
+		} else {
+			ix = ix.WithTenant(dom, nil, nil, nil)
+		}
+	}
+	e.dirty = nil
+	e.ix.Store(ix)
+	return nil
+}
+
+// delta is one change to the stored policy: rows to delete exactly and
+// rows to add, in one store transaction.
+type delta struct {
+	del, add []Row
+	// what names the deleted rows in the audit reason when they are not
+	// stored ("rule", "role assignment", ...).
+	what string
+	// missing, when non-nil, makes a row of del that is not stored a
+	// refusal: change audits a deny and returns missing. When nil, it
+	// is no error and the event says "no such <what>".
+	missing error
+}
+
+// change catches up with the store, runs check under the lock, writes d
+// to the store (which announces it to the other instances) and then to
+// Casbin, re-indexes the tenants it touched and writes ev, whose reason
+// says what the store did.
+func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() error, d delta) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Catch up with the other instances first, so that the checks see
+	// their changes; a store that cannot be read fails the change below.
+	_ = e.syncLocked(ctx)
 	if check != nil {
 		if err := check(); err != nil {
-			return err
+			return e.refuse(ctx, ev, err)
 		}
 	}
-	ok, err := apply(e.ce)
+	deleted, added, err := e.apply(ctx, d.del, d.add)
 	if err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
 		_ = e.log(ctx, ev)
-		return fmt.Errorf("%w: %v", ErrStore, err)
+		return err
 	}
-	if !ok {
-		ev.Reason = "no change"
+	if len(d.del) > 0 && deleted == 0 {
+		if d.missing != nil {
+			return e.refuse(ctx, ev, d.missing)
+		}
+		ev.Outcome, ev.Reason = audit.OutcomeAllow, "no such "+d.what
+		return e.log(ctx, ev)
 	}
-	warn, err := e.publish(ctx)
-	if err != nil {
+	ev.Reason = storeReason(deleted, added, len(d.add))
+	if err := e.reindex(); err != nil {
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, "rebuild: "+err.Error(), audit.SeverityCritical
 		_ = e.log(ctx, ev)
 		return err
-	}
-	if warn != "" {
-		ev.Reason, ev.Severity = warn, audit.SeverityWarning
 	}
 	ev.Outcome = audit.OutcomeAllow
 	return e.log(ctx, ev)
 }
 
-// publish makes changes applied to the store take effect: it rebuilds the
-// index and tells the other instances. It returns the rebuild's error,
-// and a warning for the audit event when the other instances could not
-// be told.
-func (e *Enforcer) publish(ctx context.Context) (warning string, err error) {
-	if err := e.rebuildIndex(false); err != nil {
-		return "", err
+// storeReason says what a change did to the store.
+func storeReason(deleted, added, asked int) string {
+	var parts []string
+	if deleted > 0 {
+		parts = append(parts, "removed "+plural(deleted, "row"))
 	}
-	if e.pg != nil {
-		if err := e.pg.notify(ctx, e.id); err != nil {
-			return "changed, but notify failed: " + err.Error(), nil
+	if added > 0 {
+		parts = append(parts, "added "+plural(added, "row"))
+	}
+	if asked > added {
+		parts = append(parts, plural(asked-added, "row")+" already present")
+	}
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return "1 " + s
+	}
+	return fmt.Sprintf("%d %ss", n, s)
+}
+
+// apply writes del and add to the store (when there is one), then to
+// Casbin. Rows of add that Casbin holds already are skipped. A row of del
+// that is not stored makes apply change nothing and return deleted 0.
+// The caller holds e.mu.
+func (e *Enforcer) apply(ctx context.Context, del, add []Row) (deleted, added int, err error) {
+	var fresh []Row
+	for _, r := range add {
+		if !e.has(r) && !slices.ContainsFunc(fresh, func(f Row) bool { return sameRow(f, r) }) {
+			fresh = append(fresh, r)
 		}
 	}
-	return "", nil
+	if len(del)+len(fresh) == 0 {
+		return 0, 0, nil
+	}
+	var seq int64
+	if e.store != nil {
+		deleted, seq, err = e.store.Change(ctx, del, fresh)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: %v", ErrStore, err)
+		}
+	} else {
+		for _, r := range del {
+			if !e.has(r) {
+				return 0, 0, nil
+			}
+		}
+		deleted = len(del)
+	}
+	if len(del) > 0 && deleted == 0 {
+		return 0, 0, nil
+	}
+	for _, r := range del {
+		if err := e.memApply(r, false); err != nil {
+			return 0, 0, e.desync(err)
+		}
+	}
+	for _, r := range fresh {
+		if err := e.memApply(r, true); err != nil {
+			return 0, 0, e.desync(err)
+		}
+	}
+	if e.store != nil {
+		if seq == e.applied.Load()+1 {
+			e.applied.Store(seq)
+		} else if err := e.syncLocked(ctx); err != nil {
+			// Another instance's change came in between: apply it (and
+			// ours again, which is a no-op), or reload.
+			return deleted, len(fresh), err
+		}
+	}
+	return deleted, len(fresh), nil
 }
+
+// memApply adds r to or deletes it from Casbin and the mirror.
+func (e *Enforcer) memApply(r Row, add bool) error {
+	var err error
+	switch {
+	case r.Ptype == "g" && add:
+		_, err = e.ce.AddNamedGroupingPolicy(r.Ptype, r.Fields)
+	case r.Ptype == "g":
+		_, err = e.ce.RemoveNamedGroupingPolicy(r.Ptype, r.Fields)
+	case add:
+		_, err = e.ce.AddNamedPolicy(r.Ptype, r.Fields)
+	default:
+		_, err = e.ce.RemoveNamedPolicy(r.Ptype, r.Fields)
+	}
+	if err != nil {
+		return err
+	}
+	return e.mirror(r, add)
+}
+
+// mirror records a row added to or deleted from Casbin in e.mir, and
+// marks its tenant for re-indexing.
+func (e *Enforcer) mirror(r Row, add bool) error {
+	if e.mir == nil {
+		return nil // the next reindex rebuilds everything
+	}
+	dom, err := e.mir.apply(r, add)
+	if err != nil {
+		return err
+	}
+	if dom != "" {
+		if e.dirty == nil {
+			e.dirty = map[string]bool{}
+		}
+		e.dirty[dom] = true
+	}
+	return nil
+}
+
+// desync handles a Casbin failure after the store committed: the
+// in-memory policy no longer matches the store, so every decision denies
+// until the next reload.
+func (e *Enforcer) desync(err error) error {
+	e.ix.Store(nil)
+	e.mir, e.dirty = nil, nil
+	return fmt.Errorf("%w: casbin: %v", ErrUnavailable, err)
+}
+
+// has reports whether Casbin holds r.
+func (e *Enforcer) has(r Row) bool {
+	if r.Ptype == "g" {
+		ok, _ := e.ce.HasNamedGroupingPolicy(r.Ptype, r.Fields)
+		return ok
+	}
+	ok, _ := e.ce.HasNamedPolicy(r.Ptype, r.Fields)
+	return ok
+}
+
+func sameRow(a, b Row) bool { return a.Ptype == b.Ptype && slices.Equal(a.Fields, b.Fields) }
 
 func (e *Enforcer) log(ctx context.Context, ev audit.Event) error {
 	if ev.Time.IsZero() {
@@ -464,55 +725,64 @@ func (e *Enforcer) AddRule(ctx context.Context, r Rule) error {
 	ir := r.internal()
 	ev := audit.Event{Action: "rbac.rule.add", Resource: ir.String(), Severity: audit.SeverityNotice}
 	return e.change(ctx, ev, func() error {
-		p, err := e.readPolicy()
-		if err != nil {
-			return err
+		if e.mir == nil {
+			return ErrUnavailable
 		}
-		p.Rules = append(p.Rules, ir)
-		return p.Validate(e.limits)
-	}, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedPolicy("p", ir.Fields())
-	})
+		return e.mir.checkRule(ir, e.limits)
+	}, delta{add: []Row{{Ptype: "p", Fields: ir.Fields()}}})
 }
 
-// RemoveRule removes a permission or prohibition.
+// RemoveRule removes a permission or prohibition: exactly the stored
+// rule equal to r. r is checked as [Enforcer.AddRule] checks a rule, so
+// an empty or wildcard field is refused with a *[PolicyError] and
+// removes nothing.
 func (e *Enforcer) RemoveRule(ctx context.Context, r Rule) error {
 	ir := r.internal()
 	ev := audit.Event{Action: "rbac.rule.remove", Resource: ir.String(), Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedPolicy("p", ir.Fields())
-	})
-}
-
-// AssignRole gives user the standing role in tenant (a g line). For
-// privileged roles prefer the four-eyes flow ([Enforcer.RequestAccess]),
-// whose grants expire.
-func (e *Enforcer) AssignRole(ctx context.Context, user, role, tenant string) error {
-	l := policy.Link{User: user, Role: role, Dom: tenant}
-	ev := audit.Event{Action: "rbac.role.assign", Resource: "g, " + user + ", " + role + ", " + tenant, Severity: audit.SeverityNotice}
 	return e.change(ctx, ev, func() error {
-		p, err := e.readPolicy()
-		if err != nil {
-			return err
+		return policyErr((&policy.Policy{Rules: []policy.Rule{ir}}).Validate(e.limits))
+	}, delta{del: []Row{{Ptype: "p", Fields: ir.Fields()}}, what: "rule"})
+}
+
+// Assignment is one standing role assignment (a g line): User holds
+// Role in Tenant.
+type Assignment struct {
+	User, Role, Tenant string
+}
+
+func (a Assignment) link() policy.Link { return policy.Link{User: a.User, Role: a.Role, Dom: a.Tenant} }
+
+// String returns the assignment as a policy line.
+func (a Assignment) String() string { return "g, " + a.User + ", " + a.Role + ", " + a.Tenant }
+
+// AssignRole gives a.User the standing role a.Role in a.Tenant (a g
+// line). The assignment must pass the same checks as a loaded policy,
+// against the whole resulting policy. For privileged roles prefer the
+// four-eyes flow ([Enforcer.RequestAccess]), whose grants expire.
+func (e *Enforcer) AssignRole(ctx context.Context, a Assignment) error {
+	l := a.link()
+	ev := audit.Event{Action: "rbac.role.assign", Resource: a.String(), Severity: audit.SeverityNotice}
+	return e.change(ctx, ev, func() error {
+		if e.mir == nil {
+			return ErrUnavailable
 		}
-		p.Links = append(p.Links, l)
-		return p.Validate(e.limits)
-	}, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.AddNamedGroupingPolicy("g", l.Fields())
-	})
+		return e.mir.checkLink(l, e.limits)
+	}, delta{add: []Row{{Ptype: "g", Fields: l.Fields()}}})
 }
 
-// UnassignRole removes user's standing role in tenant.
-func (e *Enforcer) UnassignRole(ctx context.Context, user, role, tenant string) error {
-	l := policy.Link{User: user, Role: role, Dom: tenant}
-	ev := audit.Event{Action: "rbac.role.unassign", Resource: "g, " + user + ", " + role + ", " + tenant, Severity: audit.SeverityNotice}
-	return e.change(ctx, ev, nil, func(ce *casbin.Enforcer) (bool, error) {
-		return ce.RemoveNamedGroupingPolicy("g", l.Fields())
-	})
+// UnassignRole removes exactly the standing assignment a. Its fields are
+// checked as [Enforcer.AssignRole] checks them, so an empty or wildcard
+// field is refused with a *[PolicyError] and removes nothing.
+func (e *Enforcer) UnassignRole(ctx context.Context, a Assignment) error {
+	l := a.link()
+	ev := audit.Event{Action: "rbac.role.unassign", Resource: a.String(), Severity: audit.SeverityNotice}
+	return e.change(ctx, ev, func() error {
+		return policyErr((&policy.Policy{Links: []policy.Link{l}}).Validate(e.limits))
+	}, delta{del: []Row{{Ptype: "g", Fields: l.Fields()}}, what: "role assignment"})
 }
 
-// Reload reads the policy again from its store (Postgres) and rebuilds
-// the decision index. Without Postgres it only rebuilds. If the stored
+// Reload reads the whole policy again from its Store and rebuilds the
+// decision index. Without a Store it only rebuilds. If the stored
 // policy is invalid, Reload returns the error and every decision denies
 // until a later reload succeeds.
 func (e *Enforcer) Reload(ctx context.Context) error {
@@ -523,12 +793,12 @@ func (e *Enforcer) Reload(ctx context.Context) error {
 
 func (e *Enforcer) reloadLocked(ctx context.Context) error {
 	ev := audit.Event{Action: "rbac.policy.reload", Severity: audit.SeverityInfo}
-	if e.pg != nil {
-		if err := e.ce.LoadPolicy(); err != nil {
+	if e.store != nil {
+		if err := e.load(ctx); err != nil {
 			e.ix.Store(nil)
 			ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityCritical
 			_ = e.log(ctx, ev)
-			return fmt.Errorf("%w: %v", ErrStore, err)
+			return err
 		}
 	}
 	if err := e.rebuild(); err != nil {
@@ -538,6 +808,42 @@ func (e *Enforcer) reloadLocked(ctx context.Context) error {
 	}
 	ev.Outcome = audit.OutcomeAllow
 	return e.log(ctx, ev)
+}
+
+// load replaces Casbin's policy with the store's rows.
+func (e *Enforcer) load(ctx context.Context) error {
+	rows, seq, err := e.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	e.applied.Store(seq)
+	byType := map[string][][]string{}
+	for _, r := range rows {
+		f, err := rowFields(r)
+		if err != nil {
+			return err
+		}
+		byType[r.Ptype] = append(byType[r.Ptype], f)
+	}
+	ce, err := newCasbin()
+	if err != nil {
+		return err
+	}
+	for _, pt := range []string{"p", "p2", "p3", "g"} {
+		if len(byType[pt]) == 0 {
+			continue
+		}
+		if _, err := ce.GetModel().AddPoliciesWithAffected(pt[:1], pt, byType[pt]); err != nil {
+			return fmt.Errorf("rbac: casbin: %w", err)
+		}
+	}
+	if len(byType["g"]) > 0 {
+		if err := ce.BuildRoleLinks(); err != nil {
+			return fmt.Errorf("rbac: casbin: %w", err)
+		}
+	}
+	e.ce = ce
+	return nil
 }
 
 // maxLogString bounds each caller-supplied string in an audit event.

@@ -55,6 +55,7 @@ g, erin, viewer, acme
 g, ann, auditor, acme
 g, ann, editor, acme
 g, lead, approver, globex
+g, svcbot, svc, acme
 `
 
 type fixture struct {
@@ -147,9 +148,13 @@ func TestLeastPrivilege(t *testing.T) {
 		{"unknown tenant", "alice", "initech", "/data/report", "read", time.Time{}, false, "no policy for tenant", false},
 		{"auditor reads audit", "ann", "acme", "/audit/2026", "read", time.Time{}, true, "allowed by rule", false},
 		{"auditor+editor cannot write audit", "ann", "acme", "/audit/2026", "write", time.Time{}, false, "explicit deny", false},
-		{"plain object exact", "svc", "acme", "invoices", "export", time.Time{}, true, "allowed by rule", false},
-		{"plain object other", "svc", "acme", "invoices2", "export", time.Time{}, false, "no matching allow", false},
-		{"role name as subject needs no link", "editor", "acme", "/data/x", "write", time.Time{}, true, "allowed by rule", false},
+		{"plain object exact", "svcbot", "acme", "invoices", "export", time.Time{}, true, "allowed by rule", false},
+		{"plain object other", "svcbot", "acme", "invoices2", "export", time.Time{}, false, "no matching allow", false},
+		// Users and roles are apart: a user named like a role gets none
+		// of its rules, MFA-marked or not.
+		{"user named like a role", "editor", "acme", "/data/x", "write", time.Time{}, false, "no matching allow", false},
+		{"user named like a role with rules only", "svc", "acme", "invoices", "export", time.Time{}, false, "no matching allow", false},
+		{"user named like a privileged role", "admin", "globex", "/admin/users", "manage", fresh, false, "no matching allow", false},
 		{"approver has no data access", "dave", "acme", "/data/x", "read", fresh, false, "no matching allow", false},
 		{"comma in subject", "alice,editor", "acme", "/data/x", "read", time.Time{}, false, "invalid", false},
 	}
@@ -308,10 +313,10 @@ func TestAddRuleValidates(t *testing.T) {
 			t.Errorf("AddRule(%v) accepted", r)
 		}
 	}
-	if err := f.e.AssignRole(ctx, "alice", "*", "acme"); !errors.Is(err, rbac.ErrWildcard) {
+	if err := f.e.AssignRole(ctx, rbac.Assignment{User: "alice", Role: "*", Tenant: "acme"}); !errors.Is(err, rbac.ErrWildcard) {
 		t.Errorf("AssignRole wildcard = %v", err)
 	}
-	if err := f.e.AssignRole(ctx, "editor", "alice", "acme"); !errors.Is(err, rbac.ErrHierarchy) {
+	if err := f.e.AssignRole(ctx, rbac.Assignment{User: "editor", Role: "alice", Tenant: "acme"}); !errors.Is(err, rbac.ErrHierarchy) {
 		t.Errorf("AssignRole cycle = %v", err)
 	}
 }
@@ -327,13 +332,13 @@ func TestStaleCacheAfterRevoke(t *testing.T) {
 			t.Fatal("setup: alice cannot write")
 		}
 	}
-	if err := f.e.UnassignRole(admin, "alice", "editor", "acme"); err != nil {
+	if err := f.e.UnassignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	if d := f.decide(t, ctx, "/data/x", "write"); d.Allow {
 		t.Fatalf("allow after RemoveGroupingPolicy: %+v", d)
 	}
-	if err := f.e.AssignRole(admin, "alice", "editor", "acme"); err != nil {
+	if err := f.e.AssignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
 	if !f.decide(t, ctx, "/data/x", "write").Allow {
@@ -599,13 +604,13 @@ func TestConcurrentUpdates(t *testing.T) {
 	admin := actx("root", "acme")
 	for i := 0; i < 50; i++ {
 		u := fmt.Sprintf("u%d", i%5)
-		if err := f.e.AssignRole(admin, u, "editor", "acme"); err != nil {
+		if err := f.e.AssignRole(admin, rbac.Assignment{User: u, Role: "editor", Tenant: "acme"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.e.AddRule(admin, rbac.Rule{Subject: "viewer", Tenant: "acme", Object: fmt.Sprintf("/r/%d", i), Action: "read"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.e.UnassignRole(admin, u, "editor", "acme"); err != nil {
+		if err := f.e.UnassignRole(admin, rbac.Assignment{User: u, Role: "editor", Tenant: "acme"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.e.Reload(ctx); err != nil {
@@ -639,5 +644,138 @@ func TestHostileInputIsLogged(t *testing.T) {
 	}
 	if n := len(f.rec.Events()); n != 5 {
 		t.Fatalf("refusal not recorded: %d events", n)
+	}
+}
+
+// TestUsersAndRolesApart checks that a request subject is always a user:
+// a user named like a role gets none of its rules, inherited ones
+// included, and cannot approve or break the glass through the role's g
+// lines, while role inheritance keeps working for real users.
+func TestUsersAndRolesApart(t *testing.T) {
+	f := newFixture(t, `p, viewer, acme, /data/*, read, allow
+p, admin, acme, /admin/*, manage, allow, mfa
+g, admin, viewer, acme
+g, ops, admin, acme
+g, approver, viewer, acme
+g, dave, approver, acme
+g, breakglass, viewer, acme
+g, erin, breakglass, acme
+`, nil)
+	for _, tt := range []struct {
+		sub, obj, act string
+		allow         bool
+	}{
+		{"ops", "/admin/users", "manage", true},
+		{"ops", "/data/x", "read", true}, // inherited through admin
+		{"admin", "/admin/users", "manage", false},
+		{"admin", "/data/x", "read", false},
+		{"viewer", "/data/x", "read", false},
+		{"approver", "/data/x", "read", false},
+	} {
+		d := f.decide(t, f.mfa(actx(tt.sub, "acme")), tt.obj, tt.act)
+		if d.Allow != tt.allow {
+			t.Errorf("%s %s %s: %+v, want allow=%v", tt.sub, tt.act, tt.obj, d, tt.allow)
+		}
+	}
+	q, err := f.e.RequestAccess(f.mfa(actx("bob", "acme")), "admin", "INC-1 unlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.Approve(f.mfa(actx("approver", "acme")), q.ID, 0); !errors.Is(err, rbac.ErrNotApprover) {
+		t.Fatalf("a user named approver approved: %v", err)
+	}
+	if _, err := f.e.BreakGlass(f.mfa(actx("breakglass", "acme")), "admin", "INC-2 down"); !errors.Is(err, rbac.ErrNotEligible) {
+		t.Fatalf("a user named breakglass broke the glass: %v", err)
+	}
+	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.decide(t, f.mfa(actx("bob", "acme")), "/admin/users", "manage"); !d.Allow || d.GrantID == "" {
+		t.Fatalf("granted user: %+v", d)
+	}
+}
+
+// TestPathParameters checks that objects with path parameters or other
+// separators a server may strip or decode are denied by a "/docs/*" rule
+// with a typed error, and refused in rules.
+func TestPathParameters(t *testing.T) {
+	f := newFixture(t, "p, reader, acme, /docs/*, read, allow\ng, alice, reader, acme\n", nil)
+	alice := actx("alice", "acme")
+	if err := f.e.Check(alice, "/docs/x", "read"); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []string{"/docs/..;/admin", "/docs/.;/x", "/docs/x;jsessionid=1", "/docs/x?y=1", "/docs/%2e%2e/admin",
+		"/docs/..%2fadmin", "/docs/x%5cy", "/docs\\..\\admin", "/docs/x\x00", "/docs/x\r\n", "/docs//x", "/docs/./x", "/docs/../admin"} {
+		err := f.e.Check(alice, obj, "read")
+		if !errors.Is(err, rbac.ErrDenied) || !errors.Is(err, rbac.ErrObject) {
+			t.Errorf("Check(%q) = %v, want ErrDenied and ErrObject", obj, err)
+		}
+	}
+	for _, obj := range []string{"/docs/..;/admin", "/docs;/*", "/docs/x;v=1", "..", "/docs/x?y"} {
+		err := f.e.AddRule(alice, rbac.Rule{Subject: "reader", Tenant: "acme", Object: obj, Action: "read"})
+		if !errors.Is(err, rbac.ErrObject) {
+			t.Errorf("AddRule(%q) = %v, want ErrObject", obj, err)
+		}
+	}
+	if _, err := rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte("p, reader, acme, /docs;x/*, read, allow\n")}); !errors.Is(err, rbac.ErrObject) {
+		t.Fatalf("policy with ';' in an object: %v", err)
+	}
+}
+
+// TestCheckErrors checks that Check's errors wrap their sentinels, so
+// handlers can tell a step-up from a plain deny.
+func TestCheckErrors(t *testing.T) {
+	f := newFixture(t, testPolicy, nil)
+	carol := actx("carol", "globex")
+	err := f.e.Check(carol, "/admin/users", "manage")
+	if !errors.Is(err, rbac.ErrMFARequired) || !errors.Is(err, rbac.ErrDenied) {
+		t.Fatalf("Check without MFA = %v, want ErrMFARequired and ErrDenied", err)
+	}
+	if err := f.e.Check(f.mfa(carol), "/admin/users", "manage"); err != nil {
+		t.Fatalf("Check with MFA = %v", err)
+	}
+	err = f.e.Check(actx("bob", "acme"), "/data/x", "write")
+	if !errors.Is(err, rbac.ErrDenied) || errors.Is(err, rbac.ErrMFARequired) || errors.Is(err, rbac.ErrObject) {
+		t.Fatalf("plain deny = %v, want ErrDenied only", err)
+	}
+	if !strings.HasPrefix(err.Error(), "rbac: access denied: no matching allow") {
+		t.Fatalf("deny text %q", err)
+	}
+	// The explicit deny wins over MFA: no step-up would help.
+	err = f.e.Check(f.mfa(actx("alice", "acme")), "/data/secret/x", "write")
+	if !errors.Is(err, rbac.ErrDenied) || errors.Is(err, rbac.ErrMFARequired) {
+		t.Fatalf("explicit deny = %v", err)
+	}
+	bad := &gateLogger{}
+	bad.set(func(audit.Event) bool { return true })
+	e, err := rbac.New(context.Background(), rbac.Config{Logger: bad, Policy: []byte(testPolicy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Check(actx("bob", "acme"), "/data/x", "write"); !errors.Is(err, rbac.ErrDenied) || !errors.Is(err, errAuditDown) {
+		t.Fatalf("Check with a failing audit log = %v, want ErrDenied wrapping the log's error", err)
+	}
+}
+
+// TestPolicyErrorType checks that policy problems are *rbac.PolicyError
+// values carrying the line and the sentinel.
+func TestPolicyErrorType(t *testing.T) {
+	_, err := rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte("p, editor, acme, /data/*, write, allow\np, *, acme, /x, read, allow\n")})
+	var pe *rbac.PolicyError
+	if !errors.As(err, &pe) || pe.Line != 2 || !errors.Is(err, rbac.ErrWildcard) || pe.Err != rbac.ErrWildcard {
+		t.Fatalf("New = %#v", err)
+	}
+	_, err = rbac.New(context.Background(), rbac.Config{Logger: &audit.Recorder{}, Policy: []byte("p, editor\n")})
+	if !errors.As(err, &pe) || pe.Line != 1 || !errors.Is(err, rbac.ErrSyntax) {
+		t.Fatalf("New = %#v", err)
+	}
+	f := newFixture(t, testPolicy, nil)
+	err = f.e.AssignRole(actx("root", "acme"), rbac.Assignment{User: "alice", Role: "Editor", Tenant: "acme"})
+	if !errors.As(err, &pe) || pe.Line != 0 || !errors.Is(err, rbac.ErrCase) {
+		t.Fatalf("AssignRole = %#v", err)
+	}
+	if _, err := rbac.Lint([]byte("p, editor\n")); !errors.As(err, &pe) {
+		t.Fatalf("Lint = %#v", err)
 	}
 }

@@ -23,7 +23,8 @@ func writeFile(t *testing.T, text string) string {
 }
 
 func TestRBACCheck(t *testing.T) {
-	pol := writeFile(t, cliPolicy)
+	// root holds admin: rules apply to users only through roles.
+	pol := writeFile(t, cliPolicy+"g, root, admin, acme\n")
 	bad := writeFile(t, "p, editor, acme, /data/*, write, allow\np, *, acme, /x, read, allow\n")
 	tests := []struct {
 		name string
@@ -36,11 +37,11 @@ func TestRBACCheck(t *testing.T) {
 		{"traversal", []string{"--policy", pol, "alice", "acme", "/data/../admin/x", "write"}, 1, "deny: object is not canonical"},
 		{"other tenant", []string{"--policy", pol, "alice", "globex", "/data/x", "write"}, 1, "deny: no policy for tenant"},
 		{"empty tenant", []string{"--policy", pol, "alice", "", "/data/x", "write"}, 1, "deny: empty tenant"},
-		{"mfa missing", []string{"--policy", pol, "admin", "acme", "/admin/x", "manage"}, 1, "deny: mfa required"},
-		{"mfa fresh", []string{"--policy", pol, "--mfa-age", "1h", "admin", "acme", "/admin/x", "manage"}, 0, "allow: allowed by rule (p, admin, acme, /admin/*, manage, allow, mfa)"},
-		{"mfa stale", []string{"--policy", pol, "--mfa-age", "13h", "admin", "acme", "/admin/x", "manage"}, 1, "deny: mfa required"},
-		{"negative mfa age", []string{"--policy", pol, "--mfa-age", "-1h", "admin", "acme", "/admin/x", "manage"}, 2, ""},
-		{"bad duration", []string{"--policy", pol, "--mfa-age", "soon", "admin", "acme", "/admin/x", "manage"}, 2, ""},
+		{"mfa missing", []string{"--policy", pol, "root", "acme", "/admin/x", "manage"}, 1, "deny: mfa required"},
+		{"mfa fresh", []string{"--policy", pol, "--mfa-age", "1h", "root", "acme", "/admin/x", "manage"}, 0, "allow: allowed by rule (p, admin, acme, /admin/*, manage, allow, mfa)"},
+		{"mfa stale", []string{"--policy", pol, "--mfa-age", "13h", "root", "acme", "/admin/x", "manage"}, 1, "deny: mfa required"},
+		{"negative mfa age", []string{"--policy", pol, "--mfa-age", "-1h", "root", "acme", "/admin/x", "manage"}, 2, ""},
+		{"bad duration", []string{"--policy", pol, "--mfa-age", "soon", "root", "acme", "/admin/x", "manage"}, 2, ""},
 		{"no policy flag", []string{"alice", "acme", "/data/x", "write"}, 2, ""},
 		{"too few args", []string{"--policy", pol, "alice", "acme", "/data/x"}, 2, ""},
 		{"missing file", []string{"--policy", pol + ".nope", "alice", "acme", "/data/x", "write"}, 1, ""},

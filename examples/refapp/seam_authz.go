@@ -12,6 +12,7 @@ import (
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/rbac"
+	"github.com/tomkit/tomkit/rbac/pgstore"
 )
 
 // rbacAuthz is the deny-by-default authorizer: rbac.Enforcer on the
@@ -52,7 +53,12 @@ func openAuthorizer(ctx context.Context, a *app) (*rbacAuthz, error) {
 		if z.pool, err = pgxpool.New(ctx, a.opts.postgres); err != nil {
 			return nil, err
 		}
-		cfg.Postgres = z.pool
+		st, err := pgstore.Open(ctx, z.pool)
+		if err != nil {
+			z.Close()
+			return nil, err
+		}
+		cfg.Store = st
 	}
 	if z.enf, err = rbac.New(ctx, cfg); err != nil {
 		z.Close()

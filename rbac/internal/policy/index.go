@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -52,8 +54,9 @@ type heldGrant struct {
 }
 
 type tenant struct {
-	subjects map[string]*subject
-	holders  map[string]*holder
+	subjects map[string]*subject // roles with rules
+	roles    map[string]bool     // every role name: rule subjects and g roles
+	holders  map[string]*holder  // users: never a role name
 	closure  map[string][]string // name -> roles it inherits (transitively)
 	actions  map[string]struct{}
 	priv     map[string]bool // roles with an MFA-marked allow
@@ -61,25 +64,78 @@ type tenant struct {
 
 // Build indexes p (which must have passed Validate) and grants.
 func Build(p *Policy, grants []Grant) *Index {
-	ix := &Index{tenants: map[string]*tenant{}}
-	get := func(dom string) *tenant {
-		t := ix.tenants[dom]
-		if t == nil {
-			t = &tenant{
-				subjects: map[string]*subject{},
-				holders:  map[string]*holder{},
-				closure:  map[string][]string{},
-				actions:  map[string]struct{}{},
-				priv:     map[string]bool{},
-			}
-			ix.tenants[dom] = t
-		}
-		return t
+	type part struct {
+		rules  []Rule
+		links  []Link
+		grants []Grant
 	}
-	for i := range p.Rules {
-		r := &p.Rules[i]
-		r.Text = r.String()
-		t := get(r.Dom)
+	parts := map[string]*part{}
+	get := func(dom string) *part {
+		pt := parts[dom]
+		if pt == nil {
+			pt = &part{}
+			parts[dom] = pt
+		}
+		return pt
+	}
+	for _, r := range p.Rules {
+		pt := get(r.Dom)
+		pt.rules = append(pt.rules, r)
+	}
+	for _, g := range p.Links {
+		pt := get(g.Dom)
+		pt.links = append(pt.links, g)
+	}
+	for _, g := range grants {
+		pt := get(g.Dom)
+		pt.grants = append(pt.grants, g)
+	}
+	ix := &Index{tenants: make(map[string]*tenant, len(parts))}
+	for dom, pt := range parts {
+		ix.tenants[dom] = buildTenant(pt.rules, pt.links, pt.grants)
+	}
+	return ix
+}
+
+// WithTenant returns a copy of ix in which tenant dom is indexed anew
+// from its rules, links and grants (all of dom, validated); the other
+// tenants are shared. Its cost grows with the size of dom and the number
+// of tenants, not with the size of the policy. ix is not modified.
+func (ix *Index) WithTenant(dom string, rules []Rule, links []Link, grants []Grant) *Index {
+	out := &Index{tenants: make(map[string]*tenant, len(ix.tenants)+1)}
+	for d, t := range ix.tenants {
+		if d != dom {
+			out.tenants[d] = t
+		}
+	}
+	if len(rules)+len(links)+len(grants) > 0 {
+		out.tenants[dom] = buildTenant(rules, links, grants)
+	}
+	return out
+}
+
+// buildTenant indexes the rules, links and grants of one tenant. It
+// copies them: the index keeps pointers into its own slices only.
+func buildTenant(rules []Rule, links []Link, grants []Grant) *tenant {
+	rules = slices.Clone(rules)
+	// Grants and role lists are sorted, so that the rule and grant a
+	// decision names do not depend on the order of the stored rows.
+	grants = slices.Clone(grants)
+	slices.SortFunc(grants, func(a, b Grant) int { return strings.Compare(a.ID, b.ID) })
+	t := &tenant{
+		subjects: map[string]*subject{},
+		roles:    map[string]bool{},
+		holders:  map[string]*holder{},
+		closure:  map[string][]string{},
+		actions:  map[string]struct{}{},
+		priv:     map[string]bool{},
+	}
+	for i := range rules {
+		r := &rules[i]
+		if r.Text == "" {
+			r.Text = r.String()
+		}
+		t.roles[r.Sub] = true
 		t.actions[r.Act] = struct{}{}
 		s := t.subjects[r.Sub]
 		if s == nil {
@@ -107,7 +163,7 @@ func Build(p *Policy, grants []Grant) *Index {
 		e := &es[k]
 		switch {
 		case r.Deny:
-			if e.deny == nil {
+			if e.deny == nil || r.Text < e.deny.Text {
 				e.deny = r
 			}
 		case r.MFA:
@@ -122,40 +178,42 @@ func Build(p *Policy, grants []Grant) *Index {
 		}
 		m[obj] = es
 	}
-	direct := map[string]map[string][]string{}
-	for _, g := range p.Links {
-		get(g.Dom)
-		if direct[g.Dom] == nil {
-			direct[g.Dom] = map[string][]string{}
-		}
-		direct[g.Dom][g.User] = append(direct[g.Dom][g.User], g.Role)
+	direct := map[string][]string{}
+	for _, g := range links {
+		t.roles[g.Role] = true
+		direct[g.User] = append(direct[g.User], g.Role)
 	}
-	for dom, d := range direct {
-		t := ix.tenants[dom]
-		for name := range d {
-			t.closure[name] = closure(d, name)
-		}
+	for _, rs := range direct {
+		slices.Sort(rs)
 	}
-	for dom, t := range ix.tenants {
-		for name := range direct[dom] {
+	for name := range direct {
+		t.closure[name] = closure(direct, name)
+	}
+	// Users and roles are apart: a g line whose first name is a role is
+	// role inheritance, any other gives a user a role, and a user whose
+	// name is a role's holds nothing through g lines.
+	for name := range direct {
+		if !t.roles[name] {
 			t.holders[name] = &holder{static: t.resolve(name)}
 		}
 	}
 	for i := range grants {
 		g := &grants[i]
-		t := get(g.Dom)
 		h := t.holders[g.Sub]
 		if h == nil {
-			h = &holder{static: t.resolve(g.Sub)}
+			h = &holder{}
+			if !t.roles[g.Sub] {
+				h.static = t.resolve(g.Sub)
+			}
 			t.holders[g.Sub] = h
 		}
 		h.grants = append(h.grants, heldGrant{g: g, subjs: t.resolve(g.Role)})
 	}
-	return ix
+	return t
 }
 
-// resolve returns the subjects carrying rules among name and the roles it
-// inherits.
+// resolve returns the subjects carrying rules among the roles name holds
+// or inherits (name's own rules too, when name is a role).
 func (t *tenant) resolve(name string) []*subject {
 	var out []*subject
 	if s := t.subjects[name]; s != nil {
@@ -206,9 +264,11 @@ type Result struct {
 	Grant      *Grant // the grant that supplied the deciding role, if any
 }
 
-// Decide evaluates one request. sub, dom and act must be valid names and
-// obj a canonical object; the caller checks. mfa reports whether the
-// principal's MFA is fresh.
+// Decide evaluates one request of the user sub. sub, dom and act must be
+// valid names and obj a canonical object; the caller checks. mfa reports
+// whether the principal's MFA is fresh. sub is a user, never a role: it
+// gets the rules of the roles its g lines and grants give it, and a user
+// whose name is a role's gets no rule of that role.
 func (ix *Index) Decide(sub, dom, obj, act string, mfa bool, now time.Time) Result {
 	t := ix.tenants[dom]
 	if t == nil {
@@ -231,8 +291,6 @@ func (ix *Index) Decide(sub, dom, obj, act string, mfa bool, now time.Time) Resu
 				st.lookup(s, obj, act, mfa, hg.g)
 			}
 		}
-	} else if s := t.subjects[sub]; s != nil {
-		st.lookup(s, obj, act, mfa, nil)
 	}
 	switch {
 	case st.deny != nil:
@@ -310,11 +368,12 @@ func (ix *Index) Privileged(role, dom string) bool {
 	return false
 }
 
-// HasRole reports whether name holds role in dom through the static "g"
-// lines (grants are not considered).
+// HasRole reports whether the user name holds role in dom through the
+// static "g" lines (grants are not considered). A user whose name is a
+// role's holds nothing.
 func (ix *Index) HasRole(name, role, dom string) bool {
 	t := ix.tenants[dom]
-	if t == nil {
+	if t == nil || t.roles[name] {
 		return false
 	}
 	for _, r := range t.closure[name] {

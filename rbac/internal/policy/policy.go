@@ -59,8 +59,9 @@ type Rule struct {
 	Sub, Dom, Obj, Act string
 	Deny               bool
 	MFA                bool
-	// Text is String(), filled in by Build so that decisions need not
-	// allocate it.
+	// Text is String(), filled in by Build when empty, so that
+	// decisions need not allocate it. A Text that is set must equal
+	// String().
 	Text string
 }
 
@@ -207,10 +208,14 @@ func CheckName(s string) error {
 }
 
 // CheckObject reports whether obj is a canonical object. An object either
-// has no '/' at all (a plain name, compared exactly) or is an absolute,
-// clean path: no empty, "." or ".." segments, no trailing slash (except
-// "/" itself), no '%' or '\'. When pattern is true, obj may end in "/*",
-// which matches every object below that path.
+// has no '/' at all (a plain name other than "." and "..", compared
+// exactly) or is an absolute, clean path: no empty, "." or ".."
+// segments, no trailing slash (except "/" itself). Neither may contain a
+// byte that a common server or proxy treats as a path boundary or
+// decodes: ';' (path parameters, stripped by servlet containers, so that
+// "/docs/..;/admin" becomes "/admin"), '?', '%' (encoded '/', '.', '\'),
+// '\', NUL and other control bytes, and non-ASCII bytes. When pattern is
+// true, obj may end in "/*", which matches every object below that path.
 func CheckObject(obj string, pattern bool) error {
 	if obj == "" {
 		return errors.New("empty")
@@ -233,13 +238,16 @@ func CheckObject(obj string, pattern bool) error {
 				return fmt.Errorf("%w: only a final \"/*\" is supported", ErrWildcard)
 			}
 			return ErrWildcard
-		case c <= ' ' || c >= 0x7f || c == ',' || c == '"' || c == '#' || c == '\\' || c == '%':
+		case c <= ' ' || c >= 0x7f || c == ',' || c == '"' || c == '#' || c == '\\' || c == '%' || c == ';' || c == '?':
 			return fmt.Errorf("byte %q not allowed", c)
 		}
 	}
 	if !strings.Contains(base, "/") {
 		if base != obj {
 			return errors.New("a pattern must be an absolute path")
+		}
+		if obj == "." || obj == ".." {
+			return errors.New("a dot segment is not a name")
 		}
 		return nil
 	}

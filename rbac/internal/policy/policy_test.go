@@ -104,3 +104,57 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckObject checks that every object CheckObject accepts is free of
+// the bytes and segments that a server or proxy treats as path
+// boundaries or normalises.
+func FuzzCheckObject(f *testing.F) {
+	for _, s := range []string{"/docs/x", "/docs/..;/admin", "/docs/.;/x", "/docs/x;jsessionid=1", "/a%2f..", "/a/%2e%2e/b",
+		"/a\\..\\b", "/a\x00/b", "/a//b", "/a/./b", "..", ".", "doc", "/docs/*", "/a?b", "/a/b/"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, obj string, pattern bool) {
+		if policy.CheckObject(obj, pattern) != nil {
+			return
+		}
+		if strings.ContainsAny(obj, ";?%\\\"#,") {
+			t.Fatalf("accepted %q with a separator or encoding byte", obj)
+		}
+		for i := 0; i < len(obj); i++ {
+			if obj[i] <= ' ' || obj[i] >= 0x7f {
+				t.Fatalf("accepted %q with byte %#x", obj, obj[i])
+			}
+		}
+		base := strings.TrimSuffix(obj, "/*")
+		if !pattern || base == obj {
+			base = obj
+		}
+		if strings.Contains(base, "//") || (base != "/" && strings.HasSuffix(base, "/")) {
+			t.Fatalf("accepted %q with an empty segment", obj)
+		}
+		for _, seg := range strings.Split(base, "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("accepted %q with a dot segment", obj)
+			}
+			if strings.Contains(seg, "*") {
+				t.Fatalf("accepted %q with a wildcard", obj)
+			}
+		}
+	})
+}
+
+func TestCheckObjectSeparators(t *testing.T) {
+	for _, obj := range []string{"/docs/..;/admin", "/docs/.;/x", "/docs/x;v=1", "/docs/x?y", "..", ".", "/a%2fb", "/a%2e%2e", "/a%5cb", "/a\\b", "/a\x00b", "/a\tb", "/a//b", "/a/./b", "/a/../b"} {
+		for _, pattern := range []bool{false, true} {
+			if policy.CheckObject(obj, pattern) == nil {
+				t.Errorf("CheckObject(%q, %v) accepted", obj, pattern)
+			}
+		}
+	}
+	for _, obj := range []string{"/docs/x", "doc", "/", "/a.b/c..d", "/a/.well-known"} {
+		if err := policy.CheckObject(obj, false); err != nil {
+			t.Errorf("CheckObject(%q) = %v", obj, err)
+		}
+	}
+}
