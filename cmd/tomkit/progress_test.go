@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/tomkit/tomkit/retention/fsstore"
 	"go/parser"
 	"go/token"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/retention/fsstore"
 )
 
 // TestProgressSilentWhenNotATerminal: progress is shown only on a
