@@ -64,7 +64,7 @@
 // followed by any intact record of the same or a later index is no torn
 // write: it is tampering, and Open refuses the log instead of cutting
 // acknowledged records off. A directory is held by one FileLog at a time
-// ([ErrLocked]) and has one key: Open with a signer whose key did not sign
+// ([ErrLogLocked]) and has one key: Open with a signer whose key did not sign
 // the log is refused ([ErrWrongSigner]). [FileLog.Prune] deletes old segments under a signed prune
 // note, so that the audit log obeys its own retention period and what
 // remains still verifies.

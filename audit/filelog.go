@@ -18,11 +18,11 @@ import (
 
 // Errors returned by [Open] and [FileLog].
 var (
-	// ErrLocked reports a log directory held by another FileLog, in
+	// ErrLogLocked reports a log directory held by another FileLog, in
 	// this or another process.
-	ErrLocked = errors.New("audit: log directory is locked by another process")
-	// ErrClosed reports a Log call after Close.
-	ErrClosed = errors.New("audit: log closed")
+	ErrLogLocked = errors.New("audit: log directory is locked by another process")
+	// ErrLogClosed reports a Log call after Close.
+	ErrLogClosed = errors.New("audit: log closed")
 	// ErrWrongSigner reports a signer whose key is not the log's: a log
 	// has one key, and appending with another would produce a log that
 	// does not verify. The PostgreSQL log (audit/pglog) can change its
@@ -113,7 +113,7 @@ type result struct {
 var _ Logger = (*FileLog)(nil)
 
 // Open opens the log in dir, creating it if needed, and locks it against
-// other writers ([ErrLocked]).
+// other writers ([ErrLogLocked]).
 //
 // Open verifies the whole existing log with the signer's public key first
 // and refuses to extend a tampered one, returning the [*VerifyError], or
@@ -147,7 +147,7 @@ func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 	if err := flockRetry(lock); err != nil {
 		lock.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+			return nil, fmt.Errorf("%w: %s", ErrLogLocked, dir)
 		}
 		return nil, fmt.Errorf("audit: lock: %w", err)
 	}
@@ -329,7 +329,7 @@ func (l *FileLog) Recovered() int64 {
 // fail the audited action. After a write error every later Log fails too.
 func (l *FileLog) Log(ctx context.Context, e Event) error {
 	if !l.opened() {
-		return ErrClosed
+		return ErrLogClosed
 	}
 	b, err := encodeRecord(ctx, e, l.now, l.cfg.Pseudonymizer)
 	if err != nil {
@@ -342,13 +342,13 @@ func (l *FileLog) Log(ctx context.Context, e Event) error {
 // do hands r to the writer and waits for its result.
 func (l *FileLog) do(ctx context.Context, r *request) (result, error) {
 	if !l.opened() {
-		return result{}, ErrClosed
+		return result{}, ErrLogClosed
 	}
 	r.done = make(chan result, 1)
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		return result{}, ErrClosed
+		return result{}, ErrLogClosed
 	}
 	l.reqs <- r
 	l.mu.RUnlock()
@@ -384,16 +384,16 @@ func (l *FileLog) Prune(ctx context.Context, below int64) (int64, error) {
 }
 
 // Close writes a final checkpoint, closes the files and releases the
-// lock. Log calls after Close return [ErrClosed]. Close on a nil
-// *FileLog, or on one that Open did not return, returns ErrClosed too.
+// lock. Log calls after Close return [ErrLogClosed]. Close on a nil
+// *FileLog, or on one that Open did not return, returns ErrLogClosed too.
 func (l *FileLog) Close() error {
 	if !l.opened() {
-		return ErrClosed
+		return ErrLogClosed
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return ErrClosed
+		return ErrLogClosed
 	}
 	l.closed = true
 	r := &request{kind: reqClose, done: make(chan result, 1)}
@@ -520,7 +520,7 @@ func (l *FileLog) handle(batch []*request) bool {
 			// Fail whatever is still queued (nothing can be: Close
 			// holds the lock while sending).
 			for _, q := range batch {
-				q.done <- result{err: ErrClosed}
+				q.done <- result{err: ErrLogClosed}
 			}
 			r.done <- res
 			return true

@@ -87,8 +87,8 @@ func TestFileLogRoundTrip(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Log(ctx, testEvent(0)); !errors.Is(err, audit.ErrClosed) {
-		t.Fatalf("Log after Close: %v, want ErrClosed", err)
+	if err := l.Log(ctx, testEvent(0)); !errors.Is(err, audit.ErrLogClosed) {
+		t.Fatalf("Log after Close: %v, want ErrLogClosed", err)
 	}
 	rep, err := audit.Verify(ctx, dir, k.verifier)
 	if err != nil {
@@ -195,8 +195,8 @@ func TestFileLogLocked(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir, k, audit.FileConfig{})
 	_, err := audit.Open(context.Background(), dir, audit.FileConfig{Signer: k.signer})
-	if !errors.Is(err, audit.ErrLocked) {
-		t.Fatalf("second Open: %v, want ErrLocked", err)
+	if !errors.Is(err, audit.ErrLogLocked) {
+		t.Fatalf("second Open: %v, want ErrLogLocked", err)
 	}
 	l.Close()
 	l2 := openLog(t, dir, k, audit.FileConfig{})

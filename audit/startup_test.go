@@ -24,21 +24,21 @@ func noGoroutinesAbove(t *testing.T, base int) {
 	}
 }
 
-// closedLog checks that l behaves as a closed log: no panic, ErrClosed.
+// closedLog checks that l behaves as a closed log: no panic, ErrLogClosed.
 func closedLog(t *testing.T, what string, l *audit.FileLog) {
 	t.Helper()
 	ctx := context.Background()
-	if err := l.Close(); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Close = %v, want ErrClosed", what, err)
+	if err := l.Close(); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Close = %v, want ErrLogClosed", what, err)
 	}
-	if err := l.Log(ctx, testEvent(1)); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Log = %v, want ErrClosed", what, err)
+	if err := l.Log(ctx, testEvent(1)); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Log = %v, want ErrLogClosed", what, err)
 	}
-	if _, err := l.Checkpoint(ctx); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Checkpoint = %v, want ErrClosed", what, err)
+	if _, err := l.Checkpoint(ctx); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Checkpoint = %v, want ErrLogClosed", what, err)
 	}
-	if _, err := l.Prune(ctx, 1); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Prune = %v, want ErrClosed", what, err)
+	if _, err := l.Prune(ctx, 1); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Prune = %v, want ErrLogClosed", what, err)
 	}
 	if n := l.Recovered(); n != 0 {
 		t.Errorf("%s: Recovered = %d", what, n)
@@ -63,7 +63,7 @@ func TestOpenFailureLeavesNothing(t *testing.T) {
 	}
 	base := runtime.NumGoroutine()
 	l, err := audit.Open(ctx, dir, audit.FileConfig{Signer: k.signer})
-	if !errors.Is(err, audit.ErrLocked) || l != nil {
+	if !errors.Is(err, audit.ErrLogLocked) || l != nil {
 		t.Fatalf("open a locked log: %v, %v", l, err)
 	}
 	closedLog(t, "FileLog of a locked Open", l)

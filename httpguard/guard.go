@@ -493,7 +493,7 @@ func (g *Guard) decide(ctx context.Context, object, action string) error {
 	if err != nil {
 		return fmt.Errorf("authorization: %w", err)
 	}
-	if !d.Allow {
+	if !d.Allowed {
 		if strings.HasPrefix(d.Reason, "mfa required") {
 			return fmt.Errorf("%w: %w: %s", rbac.ErrDenied, rbac.ErrMFARequired, d.Reason)
 		}

@@ -17,17 +17,17 @@ import (
 // Errors of the four-eyes and break-glass flows. Each refusal is also
 // written to the audit log.
 var (
-	ErrSelfApproval  = errors.New("rbac: self-approval refused")
-	ErrNotApprover   = errors.New("rbac: approver does not hold the approver role in the tenant")
-	ErrExpired       = errors.New("rbac: access request expired")
-	ErrNotFound      = errors.New("rbac: no such access request or grant")
-	ErrNotPrivileged = errors.New("rbac: role is not privileged in the tenant")
-	ErrJustification = errors.New("rbac: a reason or justification is required")
-	ErrMFARequired   = errors.New("rbac: fresh mfa required")
-	ErrNotEligible   = errors.New("rbac: principal may not break the glass in the tenant")
-	ErrNoAlert       = errors.New("rbac: break-glass needs an alert hook")
-	ErrAlert         = errors.New("rbac: break-glass alert failed")
-	ErrTTL           = errors.New("rbac: ttl out of range")
+	ErrSelfApproval   = errors.New("rbac: self-approval refused")
+	ErrNotApprover    = errors.New("rbac: approver does not hold the approver role in the tenant")
+	ErrRequestExpired = errors.New("rbac: access request expired")
+	ErrNoSuchRequest  = errors.New("rbac: no such access request or grant")
+	ErrNotPrivileged  = errors.New("rbac: role is not privileged in the tenant")
+	ErrJustification  = errors.New("rbac: a reason or justification is required")
+	ErrMFARequired    = errors.New("rbac: fresh mfa required")
+	ErrNotEligible    = errors.New("rbac: principal may not break the glass in the tenant")
+	ErrNoAlert        = errors.New("rbac: break-glass needs an alert hook")
+	ErrAlert          = errors.New("rbac: break-glass alert failed")
+	ErrTTL            = errors.New("rbac: ttl out of range")
 )
 
 // AccessRequest is a pending request for a privileged role in a tenant.
@@ -224,7 +224,7 @@ func (e *Enforcer) findRequest(id string) (AccessRequest, bool, error) {
 // means Config.GrantTTL, and more than Config.MaxGrantTTL is refused.
 // The request is consumed with the grant in one store transaction: of
 // concurrent approvals, on any instance, one succeeds and the others fail
-// with [ErrNotFound].
+// with [ErrNoSuchRequest].
 func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (Grant, error) {
 	now := e.now()
 	a := audit.ActorFrom(ctx)
@@ -246,15 +246,15 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 		return Grant{}, e.refuse(ctx, ev, err)
 	}
 	if !ok {
-		return Grant{}, e.refuse(ctx, ev, ErrNotFound)
+		return Grant{}, e.refuse(ctx, ev, ErrNoSuchRequest)
 	}
 	ev.Attributes = []audit.Attr{audit.String("requester", q.Actor.Subject), audit.String("role", q.Role)}
 	if !now.Before(q.Expires) {
 		// Drop the expired request, audited, then refuse.
 		if err := e.change(ctx, requestExpired(q, now), nil, delta{del: []Row{{Ptype: "p3", Fields: requestFields(q)}}, what: "access request"}); err != nil {
-			return Grant{}, errors.Join(ErrExpired, err)
+			return Grant{}, errors.Join(ErrRequestExpired, err)
 		}
-		return Grant{}, e.refuse(ctx, ev, ErrExpired)
+		return Grant{}, e.refuse(ctx, ev, ErrRequestExpired)
 	}
 	if a.Tenant != q.Actor.Tenant {
 		return Grant{}, e.refuse(ctx, ev, fmt.Errorf("%w: approver's tenant differs from the request's", ErrDenied))
@@ -285,8 +285,8 @@ func (e *Enforcer) Approve(ctx context.Context, id string, ttl time.Duration) (G
 				return nil
 			}
 		}
-		return ErrNotFound
-	}, delta{del: []Row{{Ptype: "p3", Fields: requestFields(q)}}, add: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
+		return ErrNoSuchRequest
+	}, delta{del: []Row{{Ptype: "p3", Fields: requestFields(q)}}, add: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNoSuchRequest})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -301,9 +301,9 @@ func (e *Enforcer) Revoke(ctx context.Context, id string) error {
 		return err
 	}
 	if !ok {
-		return e.refuse(ctx, ev, ErrNotFound)
+		return e.refuse(ctx, ev, ErrNoSuchRequest)
 	}
-	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNoSuchRequest})
 }
 
 func (e *Enforcer) findGrant(id string) (policy.Grant, bool, error) {
@@ -429,12 +429,12 @@ func (e *Enforcer) CloseReview(ctx context.Context, id, note string) error {
 		return err
 	}
 	if !ok || !strings.HasPrefix(g.Note, notePrefixBreakGlass) {
-		return e.refuse(ctx, ev, ErrNotFound)
+		return e.refuse(ctx, ev, ErrNoSuchRequest)
 	}
 	if now.Before(g.Expires) {
 		return e.refuse(ctx, ev, fmt.Errorf("%w: grant still in force", ErrDenied))
 	}
-	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNotFound})
+	return e.change(ctx, ev, nil, delta{del: []Row{{Ptype: "p2", Fields: grantFields(g)}}, missing: ErrNoSuchRequest})
 }
 
 // requestExpired is the "rbac.access.expire" event of dropping the
@@ -479,7 +479,7 @@ type PruneReport struct {
 func (e *Enforcer) PruneExpired(ctx context.Context) (PruneReport, error) {
 	var rep PruneReport
 	if e.closed.Load() {
-		return rep, ErrClosed
+		return rep, ErrEnforcerClosed
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

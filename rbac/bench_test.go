@@ -118,8 +118,8 @@ func benchSetup(b *testing.B) *benchWorld {
 		for _, q := range w.reqs[:24] {
 			want, _ := w.plain.Enforce(q.sub, q.dom, q.obj, q.act, "")
 			d, _ := w.tomkit.Decide(context.Background(), rbac.Request{Actor: audit.Actor{Subject: q.sub, Tenant: q.dom}, Object: q.obj, Action: q.act})
-			if d.Allow != want {
-				b.Fatalf("tomkit %v, casbin %v for %+v", d.Allow, want, q)
+			if d.Allowed != want {
+				b.Fatalf("tomkit %v, casbin %v for %+v", d.Allowed, want, q)
 			}
 		}
 		world = w
@@ -172,7 +172,7 @@ func BenchmarkDecide(b *testing.B) {
 		b.ReportAllocs()
 		measure(b, w.reqs, 200000, func(q benchReq) bool {
 			d, _ := w.tomkit.Decide(ctx, rbac.Request{Actor: audit.Actor{Subject: q.sub, Tenant: q.dom}, Object: q.obj, Action: q.act})
-			return d.Allow
+			return d.Allowed
 		})
 	})
 	b.Run("casbin-plain", func(b *testing.B) {

@@ -41,7 +41,8 @@ type Request struct {
 
 // Decision is the answer to a Request.
 type Decision struct {
-	Allow bool
+	// Allowed reports whether the request may proceed.
+	Allowed bool
 	// Reason says why, in a few words: "allowed by rule", "explicit
 	// deny", "no matching allow (implicit deny)", "mfa required: ...",
 	// "unknown action", "empty tenant", ...
@@ -84,7 +85,7 @@ func (e *Enforcer) Decide(ctx context.Context, req Request) (Decision, error) {
 	}
 	now := e.now()
 	d := e.decide(a, ctxActor, req.Object, req.Action, mfaAt, now)
-	if d.Allow && !d.Privileged {
+	if d.Allowed && !d.Privileged {
 		return d, nil
 	}
 	ev := audit.Event{
@@ -103,7 +104,7 @@ func (e *Enforcer) Decide(ctx context.Context, req Request) (Decision, error) {
 	if d.GrantID != "" {
 		ev.Attributes = append(ev.Attributes, audit.String("grant", d.GrantID))
 	}
-	if d.Allow {
+	if d.Allowed {
 		ev.Outcome, ev.Severity = audit.OutcomeAllow, audit.SeverityInfo
 	}
 	if err := e.log(ctx, ev); err != nil {
@@ -139,7 +140,7 @@ func (e *Enforcer) decide(a, ctxActor audit.Actor, obj, act string, mfaAt, now t
 		fresh = now.Sub(mfaAt) <= e.cfg.MFAMaxAge
 	}
 	r := ix.Decide(a.Subject, a.Tenant, obj, act, fresh, now)
-	d := Decision{Allow: r.Allow, Reason: r.Reason, Privileged: r.Privileged}
+	d := Decision{Allowed: r.Allow, Reason: r.Reason, Privileged: r.Privileged}
 	if r.Rule != nil {
 		d.Rule = r.Rule.Text
 	}
@@ -163,7 +164,7 @@ func (e *Enforcer) Check(ctx context.Context, object, action string) error {
 	if err != nil {
 		return &denied{reason: strings.TrimPrefix(err.Error(), "rbac: "), cause: err}
 	}
-	if !d.Allow {
+	if !d.Allowed {
 		de := &denied{reason: d.Reason}
 		switch d.Reason {
 		case reasonBadObject:

@@ -239,17 +239,17 @@ func TestDifferential(t *testing.T) {
 			if slices.Contains(roles, sub) || sub == "r1" {
 				roleSubjects++ // a user named like a role: must get none of its rules
 			}
-			if d.Allow && !want {
+			if d.Allowed && !want {
 				t.Fatalf("policy %d: tomkit allows what casbin denies: %s %s %s %s mfa=%q: %+v\n%s", p, sub, dom, obj, act, mfa, d, text)
 			}
-			if d.Allow != want {
-				if nonCanonical(obj) && !d.Allow {
+			if d.Allowed != want {
+				if nonCanonical(obj) && !d.Allowed {
 					stricter++
 					continue
 				}
 				t.Fatalf("policy %d: tomkit %+v, casbin %v: %s %s %s %s mfa=%q\n%s", p, d, want, sub, dom, obj, act, mfa, text)
 			}
-			if d.Allow {
+			if d.Allowed {
 				allows++
 				if !strings.Contains(text, strings.TrimSuffix(strings.TrimPrefix(d.Rule, "p, "), ", mfa")) || !strings.Contains(d.Rule, "allow") {
 					t.Fatalf("allow explained by %q, not an allow rule of the policy", d.Rule)

@@ -112,7 +112,7 @@
 // holding the approver role in that tenant, with fresh MFA, approves it
 // with [Enforcer.Approve]; self-approval is refused. An approval deletes
 // the request and inserts the grant in one store transaction, and fails
-// with [ErrNotFound] if the request was already gone: concurrent
+// with [ErrNoSuchRequest] if the request was already gone: concurrent
 // approvals of one request, on one instance or on several sharing a
 // store, yield at most one grant. The approval creates
 // a [Grant] for Config.GrantTTL (1 hour, at most Config.MaxGrantTTL);

@@ -28,7 +28,7 @@ func Example() {
 	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"})
 	for _, obj := range []string{"/data/report", "/data/../admin/users", "/admin/users"} {
 		d, _ := e.Decide(ctx, rbac.Request{Object: obj, Action: "write"})
-		fmt.Printf("%s: %v (%s)\n", obj, d.Allow, d.Reason)
+		fmt.Printf("%s: %v (%s)\n", obj, d.Allowed, d.Reason)
 	}
 	// Output:
 	// /data/report: true (allowed by rule)

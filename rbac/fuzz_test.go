@@ -44,7 +44,7 @@ func FuzzDecide(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !d.Allow {
+		if !d.Allowed {
 			return
 		}
 		// An allowed object has no byte a server or proxy would read as a

@@ -31,7 +31,7 @@ func (e *Enforcer) Middleware(m MapFunc, next http.Handler) http.Handler {
 			return
 		}
 		d, err := e.Decide(ctx, req)
-		if err != nil || !d.Allow {
+		if err != nil || !d.Allowed {
 			forbid(w)
 			return
 		}

@@ -41,7 +41,7 @@ func TestIncrementalIndex(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						out = append(out, fmt.Sprintf("%s %s %s %s: %v %s %s %s", u, dom, o, a, d.Allow, d.Reason, d.Rule, d.GrantID))
+						out = append(out, fmt.Sprintf("%s %s %s %s: %v %s %s %s", u, dom, o, a, d.Allowed, d.Reason, d.Rule, d.GrantID))
 					}
 				}
 			}

@@ -86,7 +86,7 @@ func TestBuiltinRoles(t *testing.T) {
 		if tt.mfa {
 			ctx = f.mfa(ctx)
 		}
-		if d := f.decide(t, ctx, tt.obj, tt.act); d.Allow != tt.allow {
+		if d := f.decide(t, ctx, tt.obj, tt.act); d.Allowed != tt.allow {
 			t.Errorf("%s %s %s: %+v", tt.sub, tt.act, tt.obj, d)
 		}
 	}

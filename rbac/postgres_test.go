@@ -143,7 +143,7 @@ func TestPostgresInvalidRowFailsClosed(t *testing.T) {
 		t.Fatalf("Reload = %v, want ErrWildcard", err)
 	}
 	d, _ := e.Decide(alice, rbac.Request{Object: "/data/x", Action: "write"})
-	if d.Allow || d.Reason != "policy unavailable" {
+	if d.Allowed || d.Reason != "policy unavailable" {
 		t.Fatalf("decision with an invalid stored policy: %+v", d)
 	}
 	var critical bool
@@ -157,7 +157,7 @@ func TestPostgresInvalidRowFailsClosed(t *testing.T) {
 	if err := e.RemoveRule(actx("root", "acme"), rbac.Rule{Subject: "svc", Tenant: "acme", Object: "invoices", Action: "export"}); !errors.Is(err, rbac.ErrWildcard) {
 		t.Fatalf("RemoveRule with an invalid stored policy = %v, want ErrWildcard", err)
 	}
-	if d, _ := e.Decide(actx("mallory", "acme"), rbac.Request{Object: "/data/x", Action: "write"}); d.Allow || d.Reason != "policy unavailable" {
+	if d, _ := e.Decide(actx("mallory", "acme"), rbac.Request{Object: "/data/x", Action: "write"}); d.Allowed || d.Reason != "policy unavailable" {
 		t.Fatalf("decision after a change on an invalid stored policy: %+v", d)
 	}
 	if _, err := pool.Exec(context.Background(), "DELETE FROM tomkit_rbac_rule WHERE v0 = '*'"); err != nil {
@@ -271,7 +271,7 @@ func TestPostgresRemoveExact(t *testing.T) {
 // approveRace approves each of n access requests at the same moment
 // through each of the enforcers, and checks that each request yields
 // exactly one grant, and that every other approval is refused with
-// ErrNotFound.
+// ErrNoSuchRequest.
 func approveRace(t *testing.T, c *clock, n int, es ...*rbac.Enforcer) {
 	t.Helper()
 	mfa := func(sub string) context.Context { return rbac.WithMFA(actx(sub, "acme"), c.Now()) }
@@ -307,7 +307,7 @@ func approveRace(t *testing.T, c *clock, n int, es ...*rbac.Enforcer) {
 					switch {
 					case err == nil:
 						ok++
-					case errors.Is(err, rbac.ErrNotFound):
+					case errors.Is(err, rbac.ErrNoSuchRequest):
 						notFound++
 					default:
 						t.Errorf("Approve: %v", err)

@@ -143,14 +143,14 @@ func checkPruned(t *testing.T, e *rbac.Enforcer, rec *audit.Recorder, pc pruneCa
 
 // assertGone checks through the API that the expired grant and request
 // are no longer stored: a stored expired request would be refused with
-// ErrExpired, a stored grant revoked. It changes the store if they are.
+// ErrRequestExpired, a stored grant revoked. It changes the store if they are.
 func assertGone(t *testing.T, e *rbac.Enforcer, c *clock, pc pruneCase) {
 	t.Helper()
-	if _, err := e.Approve(rbac.WithMFA(actx("dave", "acme"), c.Now()), pc.expRequest.ID, 0); !errors.Is(err, rbac.ErrNotFound) {
-		t.Errorf("Approve(expired request) after prune = %v, want ErrNotFound", err)
+	if _, err := e.Approve(rbac.WithMFA(actx("dave", "acme"), c.Now()), pc.expRequest.ID, 0); !errors.Is(err, rbac.ErrNoSuchRequest) {
+		t.Errorf("Approve(expired request) after prune = %v, want ErrNoSuchRequest", err)
 	}
-	if err := e.Revoke(actx("dave", "acme"), pc.expGrant.ID); !errors.Is(err, rbac.ErrNotFound) {
-		t.Errorf("Revoke(expired grant) after prune = %v, want ErrNotFound", err)
+	if err := e.Revoke(actx("dave", "acme"), pc.expGrant.ID); !errors.Is(err, rbac.ErrNoSuchRequest) {
+		t.Errorf("Revoke(expired grant) after prune = %v, want ErrNoSuchRequest", err)
 	}
 }
 
@@ -259,7 +259,7 @@ func TestPruneExpiredCancelledAndClosed(t *testing.T) {
 		t.Fatalf("PruneExpired after a cancelled run = %+v, %v", rep, err)
 	}
 	f.e.Close()
-	if _, err := f.e.PruneExpired(context.Background()); !errors.Is(err, rbac.ErrClosed) {
+	if _, err := f.e.PruneExpired(context.Background()); !errors.Is(err, rbac.ErrEnforcerClosed) {
 		t.Fatalf("PruneExpired after Close = %v", err)
 	}
 }
@@ -283,11 +283,11 @@ func TestPruneExpiredConcurrentDecisions(t *testing.T) {
 					return
 				default:
 				}
-				if d, err := f.e.Decide(bob, rbac.Request{Object: "/admin/x", Action: "manage"}); err != nil || !d.Allow || d.GrantID != pc.liveGrant.ID {
+				if d, err := f.e.Decide(bob, rbac.Request{Object: "/admin/x", Action: "manage"}); err != nil || !d.Allowed || d.GrantID != pc.liveGrant.ID {
 					t.Errorf("live grant: %+v, %v", d, err)
 					return
 				}
-				if d, err := f.e.Decide(alice, rbac.Request{Object: "/admin/x", Action: "manage"}); err != nil || d.Allow {
+				if d, err := f.e.Decide(alice, rbac.Request{Object: "/admin/x", Action: "manage"}); err != nil || d.Allowed {
 					t.Errorf("alice without a grant: %+v, %v", d, err)
 					return
 				}

@@ -126,8 +126,8 @@ var (
 	ErrUnavailable = errors.New("rbac: policy unavailable")
 	// ErrStore reports a storage failure.
 	ErrStore = errors.New("rbac: policy store failed")
-	// ErrClosed is returned after Close.
-	ErrClosed = errors.New("rbac: enforcer closed")
+	// ErrEnforcerClosed is returned after Close.
+	ErrEnforcerClosed = errors.New("rbac: enforcer closed")
 )
 
 // PolicyError locates a policy problem. errors.Is matches its sentinel
@@ -379,7 +379,7 @@ func addAll(ce *casbin.Enforcer, p *policy.Policy) error {
 }
 
 // Close stops change propagation. Decisions keep working from the last
-// policy; changes fail with [ErrClosed].
+// policy; changes fail with [ErrEnforcerClosed].
 func (e *Enforcer) Close() error {
 	if e.closed.Swap(true) {
 		return nil
@@ -522,7 +522,7 @@ type delta struct {
 // says what the store did.
 func (e *Enforcer) change(ctx context.Context, ev audit.Event, check func() error, d delta) error {
 	if e.closed.Load() {
-		return ErrClosed
+		return ErrEnforcerClosed
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -167,7 +167,7 @@ func TestLeastPrivilege(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Allow != tt.allow || !strings.Contains(d.Reason, tt.reason) || d.Privileged != tt.privileged {
+			if d.Allowed != tt.allow || !strings.Contains(d.Reason, tt.reason) || d.Privileged != tt.privileged {
 				t.Fatalf("got %+v, want allow=%v reason~%q privileged=%v", d, tt.allow, tt.reason, tt.privileged)
 			}
 		})
@@ -223,7 +223,7 @@ func (failLogger) Log(context.Context, audit.Event) error { return errors.New("d
 func TestAuditFailureDenies(t *testing.T) {
 	f := newFixture(t, testPolicy, func(c *rbac.Config) { c.Logger = failLogger{} })
 	d, err := f.e.Decide(f.mfa(actx("carol", "globex")), rbac.Request{Object: "/admin/x", Action: "manage"})
-	if err == nil || d.Allow {
+	if err == nil || d.Allowed {
 		t.Fatalf("privileged allow without a decision log: %+v, %v", d, err)
 	}
 	if err := f.e.Check(f.mfa(actx("carol", "globex")), "/admin/x", "manage"); !errors.Is(err, rbac.ErrDenied) {
@@ -251,7 +251,7 @@ func TestCheckUsesContext(t *testing.T) {
 	}
 	// A request for another tenant than the ctx's is a mismatch.
 	d, _ := f.e.Decide(actx("alice", "acme"), rbac.Request{Actor: audit.Actor{Subject: "alice", Tenant: "globex"}, Object: "/data/x", Action: "read"})
-	if d.Allow || !strings.Contains(d.Reason, "mismatch") {
+	if d.Allowed || !strings.Contains(d.Reason, "mismatch") {
 		t.Fatalf("tenant mismatch: %+v", d)
 	}
 }
@@ -328,26 +328,26 @@ func TestStaleCacheAfterRevoke(t *testing.T) {
 	ctx := actx("alice", "acme")
 	admin := actx("root", "acme")
 	for i := 0; i < 3; i++ { // warm anything that could cache
-		if !f.decide(t, ctx, "/data/x", "write").Allow {
+		if !f.decide(t, ctx, "/data/x", "write").Allowed {
 			t.Fatal("setup: alice cannot write")
 		}
 	}
 	if err := f.e.UnassignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.decide(t, ctx, "/data/x", "write"); d.Allow {
+	if d := f.decide(t, ctx, "/data/x", "write"); d.Allowed {
 		t.Fatalf("allow after RemoveGroupingPolicy: %+v", d)
 	}
 	if err := f.e.AssignRole(admin, rbac.Assignment{User: "alice", Role: "editor", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	if !f.decide(t, ctx, "/data/x", "write").Allow {
+	if !f.decide(t, ctx, "/data/x", "write").Allowed {
 		t.Fatal("re-assigned alice cannot write")
 	}
 	if err := f.e.AddRule(admin, rbac.Rule{Subject: "editor", Tenant: "acme", Object: "/data/x", Action: "write", Deny: true}); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.decide(t, ctx, "/data/x", "write"); d.Allow || d.Reason != "explicit deny" {
+	if d := f.decide(t, ctx, "/data/x", "write"); d.Allowed || d.Reason != "explicit deny" {
 		t.Fatalf("allow after an added deny: %+v", d)
 	}
 	var changes int
@@ -366,7 +366,7 @@ func TestFourEyes(t *testing.T) {
 	bob := f.mfa(actx("bob", "acme"))
 	dave := f.mfa(actx("dave", "acme"))
 
-	if f.decide(t, bob, "/admin/users", "manage").Allow {
+	if f.decide(t, bob, "/admin/users", "manage").Allowed {
 		t.Fatal("bob is admin before any grant")
 	}
 	if _, err := f.e.RequestAccess(bob, "admin", "  "); !errors.Is(err, rbac.ErrJustification) {
@@ -409,18 +409,18 @@ func TestFourEyes(t *testing.T) {
 	if g.Actor.Subject != "bob" || g.Role != "admin" || g.Note != "dave" || !g.Expires.Equal(f.clock.Now().Add(time.Hour)) {
 		t.Fatalf("grant = %+v", g)
 	}
-	if _, err := f.e.Approve(dave, q.ID, 0); !errors.Is(err, rbac.ErrNotFound) {
+	if _, err := f.e.Approve(dave, q.ID, 0); !errors.Is(err, rbac.ErrNoSuchRequest) {
 		t.Fatalf("second approval = %v", err)
 	}
 	d := f.decide(t, bob, "/admin/users", "manage")
-	if !d.Allow || d.GrantID != g.ID || !d.Privileged {
+	if !d.Allowed || d.GrantID != g.ID || !d.Privileged {
 		t.Fatalf("granted bob: %+v", d)
 	}
 	// The grant does not reach another tenant, nor work without MFA.
-	if f.decide(t, f.mfa(actx("bob", "globex")), "/admin/users", "manage").Allow {
+	if f.decide(t, f.mfa(actx("bob", "globex")), "/admin/users", "manage").Allowed {
 		t.Fatal("grant crossed tenants")
 	}
-	if f.decide(t, actx("bob", "acme"), "/admin/users", "manage").Allow {
+	if f.decide(t, actx("bob", "acme"), "/admin/users", "manage").Allowed {
 		t.Fatal("grant used without mfa")
 	}
 	// Expired grants deny, also after a reload.
@@ -428,7 +428,7 @@ func TestFourEyes(t *testing.T) {
 	if err := f.e.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.decide(t, f.mfa(actx("bob", "acme")), "/admin/users", "manage"); d.Allow {
+	if d := f.decide(t, f.mfa(actx("bob", "acme")), "/admin/users", "manage"); d.Allowed {
 		t.Fatalf("expired grant after reload: %+v", d)
 	}
 	// Every step was audited.
@@ -450,7 +450,7 @@ func TestRequestExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(rbac.DefaultRequestTTL)
-	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); !errors.Is(err, rbac.ErrExpired) {
+	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); !errors.Is(err, rbac.ErrRequestExpired) {
 		t.Fatalf("approve expired request = %v", err)
 	}
 	if p, _ := f.e.Pending("acme"); len(p) != 0 {
@@ -463,7 +463,7 @@ func TestRequestExpires(t *testing.T) {
 	if !expired {
 		t.Fatal("expiry not audited")
 	}
-	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); !errors.Is(err, rbac.ErrNotFound) {
+	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); !errors.Is(err, rbac.ErrNoSuchRequest) {
 		t.Fatalf("expired request not removed: %v", err)
 	}
 }
@@ -482,7 +482,7 @@ func TestRevokeGrant(t *testing.T) {
 	if err := f.e.Revoke(actx("dave", "acme"), g.ID); err != nil {
 		t.Fatal(err)
 	}
-	if f.decide(t, bob, "/admin/users", "manage").Allow {
+	if f.decide(t, bob, "/admin/users", "manage").Allowed {
 		t.Fatal("revoked grant still allows")
 	}
 }
@@ -516,7 +516,7 @@ func TestBreakGlass(t *testing.T) {
 	if !critical {
 		t.Fatal("no critical audit event")
 	}
-	if !f.decide(t, erin, "/admin/db", "manage").Allow {
+	if !f.decide(t, erin, "/admin/db", "manage").Allowed {
 		t.Fatal("break-glass grant does not allow")
 	}
 	if err := f.e.CloseReview(actx("dave", "acme"), g.ID, "reviewed"); !errors.Is(err, rbac.ErrDenied) {
@@ -525,7 +525,7 @@ func TestBreakGlass(t *testing.T) {
 	// After its TTL, break-glass denies, also after a reload.
 	f.clock.Advance(rbac.DefaultBreakGlassTTL)
 	_ = f.e.Reload(context.Background())
-	if d := f.decide(t, f.mfa(actx("erin", "acme")), "/admin/db", "manage"); d.Allow {
+	if d := f.decide(t, f.mfa(actx("erin", "acme")), "/admin/db", "manage"); d.Allowed {
 		t.Fatalf("break-glass after TTL: %+v", d)
 	}
 	rev, err := f.e.BreakGlassReview()
@@ -551,7 +551,7 @@ func TestBreakGlassNeedsAlert(t *testing.T) {
 	if _, err := f.e.BreakGlass(f.mfa(actx("erin", "acme")), "admin", "prod down"); !errors.Is(err, rbac.ErrAlert) {
 		t.Fatalf("BreakGlass with failing Alert = %v", err)
 	}
-	if f.decide(t, f.mfa(actx("erin", "acme")), "/admin/db", "manage").Allow {
+	if f.decide(t, f.mfa(actx("erin", "acme")), "/admin/db", "manage").Allowed {
 		t.Fatal("grant kept although the alert failed")
 	}
 }
@@ -593,7 +593,7 @@ func TestConcurrentUpdates(t *testing.T) {
 				}
 				// alice stays a viewer-equivalent through the editor role
 				// that is never touched, so read must always be allowed.
-				if !d.Allow {
+				if !d.Allowed {
 					t.Errorf("alice lost read: %+v", d)
 					return
 				}
@@ -632,7 +632,7 @@ func TestHostileInputIsLogged(t *testing.T) {
 		{Actor: audit.Actor{Subject: "bob", Tenant: "acme"}, Object: "/data/x", Action: strings.Repeat("\xff", 1<<17)},
 	} {
 		d, err := f.e.Decide(context.Background(), req)
-		if err != nil || d.Allow {
+		if err != nil || d.Allowed {
 			t.Fatalf("Decide = %+v, %v", d, err)
 		}
 	}
@@ -673,7 +673,7 @@ g, erin, breakglass, acme
 		{"approver", "/data/x", "read", false},
 	} {
 		d := f.decide(t, f.mfa(actx(tt.sub, "acme")), tt.obj, tt.act)
-		if d.Allow != tt.allow {
+		if d.Allowed != tt.allow {
 			t.Errorf("%s %s %s: %+v, want allow=%v", tt.sub, tt.act, tt.obj, d, tt.allow)
 		}
 	}
@@ -690,7 +690,7 @@ g, erin, breakglass, acme
 	if _, err := f.e.Approve(f.mfa(actx("dave", "acme")), q.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.decide(t, f.mfa(actx("bob", "acme")), "/admin/users", "manage"); !d.Allow || d.GrantID == "" {
+	if d := f.decide(t, f.mfa(actx("bob", "acme")), "/admin/users", "manage"); !d.Allowed || d.GrantID == "" {
 		t.Fatalf("granted user: %+v", d)
 	}
 }

@@ -419,7 +419,7 @@ func TestPostgresGroupCommitClose(t *testing.T) {
 			for i := 0; ; i++ {
 				n := fmt.Sprintf("g%d-%d", g, i)
 				err := l.Log(context.Background(), groupEvent(n))
-				if errors.Is(err, audit.ErrClosed) {
+				if errors.Is(err, audit.ErrLogClosed) {
 					return
 				}
 				if err != nil {
@@ -441,13 +441,13 @@ func TestPostgresGroupCommitClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if err := l.Log(context.Background(), groupEvent("late")); !errors.Is(err, audit.ErrClosed) {
+	if err := l.Log(context.Background(), groupEvent("late")); !errors.Is(err, audit.ErrLogClosed) {
 		t.Fatalf("Log after Close = %v", err)
 	}
 	got := resources(t, groupConn(t, dsn))
 	// Every acknowledged event is stored, and so is every event Log
 	// accepted before Close: Close drained them, and their callers saw
-	// nil. An event refused with ErrClosed is not stored.
+	// nil. An event refused with ErrLogClosed is not stored.
 	if len(got) != len(acked) {
 		t.Fatalf("%d events stored, %d acknowledged", len(got), len(acked))
 	}

@@ -305,16 +305,16 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	return l, nil
 }
 
-// enter takes the read lock of an open log, or returns audit.ErrClosed
+// enter takes the read lock of an open log, or returns audit.ErrLogClosed
 // for a closed log, a nil *Log or one that Open did not return.
 func (l *Log) enter() error {
 	if l == nil || l.reqs == nil {
-		return audit.ErrClosed
+		return audit.ErrLogClosed
 	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		return audit.ErrClosed
+		return audit.ErrLogClosed
 	}
 	return nil
 }
@@ -336,10 +336,10 @@ func (l *Log) enter() error {
 // ctx.Err() and the event is not written. Once the writer took it into a
 // batch, it is written (or not) with the batch; a Log whose ctx ends then
 // returns an error that wraps ctx.Err() and says the event may still be
-// written. After Close, Log returns [audit.ErrClosed].
+// written. After Close, Log returns [audit.ErrLogClosed].
 func (l *Log) Log(ctx context.Context, e audit.Event) error {
 	if l == nil || l.reqs == nil {
-		return audit.ErrClosed
+		return audit.ErrLogClosed
 	}
 	b, err := encodeRecord(ctx, e, l.now, l.cfg.Pseudonymizer)
 	if err != nil {
@@ -711,16 +711,16 @@ func checkRange(ctx context.Context, tx pgx.Tx, cur logfmt.Prune, min int64, cp 
 
 // Close waits for the events already accepted by Log to be written,
 // and writes a final checkpoint. It leaves the pool open. Log calls
-// after Close return [audit.ErrClosed]. Close on a nil *Log, or on one
-// that Open did not return, returns audit.ErrClosed too.
+// after Close return [audit.ErrLogClosed]. Close on a nil *Log, or on one
+// that Open did not return, returns audit.ErrLogClosed too.
 func (l *Log) Close() error {
 	if l == nil || l.reqs == nil {
-		return audit.ErrClosed
+		return audit.ErrLogClosed
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return audit.ErrClosed
+		return audit.ErrLogClosed
 	}
 	l.closed = true
 	// No Log is sending: they send holding the read lock.

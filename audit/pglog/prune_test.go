@@ -163,7 +163,7 @@ func TestPostgresPrune(t *testing.T) {
 	if err != nil || rep.Pruned != 61 || rep.Size != 68 || rep.Checkpoint.Size != 68 {
 		t.Fatalf("after reopen: %+v %v", rep, err)
 	}
-	if _, err := l.Prune(ctx, 62); !errors.Is(err, audit.ErrClosed) {
+	if _, err := l.Prune(ctx, 62); !errors.Is(err, audit.ErrLogClosed) {
 		t.Fatalf("prune after close: %v", err)
 	}
 }

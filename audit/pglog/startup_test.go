@@ -23,24 +23,24 @@ func noGoroutinesAbove(t *testing.T, base int) {
 	}
 }
 
-// closedLog checks that l behaves as a closed log: no panic, ErrClosed.
+// closedLog checks that l behaves as a closed log: no panic, ErrLogClosed.
 func closedLog(t *testing.T, what string, l *pglog.Log) {
 	t.Helper()
 	ctx := context.Background()
-	if err := l.Close(); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Close = %v, want ErrClosed", what, err)
+	if err := l.Close(); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Close = %v, want ErrLogClosed", what, err)
 	}
-	if err := l.Log(ctx, testEvent(1)); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Log = %v, want ErrClosed", what, err)
+	if err := l.Log(ctx, testEvent(1)); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Log = %v, want ErrLogClosed", what, err)
 	}
-	if _, err := l.Checkpoint(ctx); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Checkpoint = %v, want ErrClosed", what, err)
+	if _, err := l.Checkpoint(ctx); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Checkpoint = %v, want ErrLogClosed", what, err)
 	}
-	if _, err := l.Prune(ctx, 1); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Prune = %v, want ErrClosed", what, err)
+	if _, err := l.Prune(ctx, 1); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Prune = %v, want ErrLogClosed", what, err)
 	}
-	if err := l.Rotate(ctx, newKeys(t, "x.example/log").signer); !errors.Is(err, audit.ErrClosed) {
-		t.Errorf("%s: Rotate = %v, want ErrClosed", what, err)
+	if err := l.Rotate(ctx, newKeys(t, "x.example/log").signer); !errors.Is(err, audit.ErrLogClosed) {
+		t.Errorf("%s: Rotate = %v, want ErrLogClosed", what, err)
 	}
 }
 

@@ -83,7 +83,7 @@ type auditSink struct {
 }
 
 // open opens the log the flags name. Bad usage is reported as by check,
-// a log directory held by another writer with [audit.ErrLocked].
+// a log directory held by another writer with [audit.ErrLogLocked].
 func (s *sinkFlags) open(ctx context.Context, stderr io.Writer) (*auditSink, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (s *sinkFlags) open(ctx context.Context, stderr io.Writer) (*auditSink, err
 		}}, nil
 	}
 	l, err := audit.Open(ctx, s.log, audit.FileConfig{Signer: signer})
-	if errors.Is(err, audit.ErrLocked) {
+	if errors.Is(err, audit.ErrLogLocked) {
 		return nil, fmt.Errorf("%w: a running service (or another tomkit command) is writing to it; stop it first, or have both write to a PostgreSQL audit log (--audit-log postgres://...), which takes many writers at once", err)
 	}
 	if err != nil {

@@ -78,7 +78,7 @@ func rbacCheck(ctx context.Context, e env, args []string) int {
 		return exitFailure
 	}
 	verdict, code := "deny", exitFailure
-	if d.Allow {
+	if d.Allowed {
 		verdict, code = "allow", exitOK
 	}
 	if d.Rule != "" {

@@ -48,8 +48,8 @@ var (
 	// ErrInvalidContext reports an encryption context that cannot be
 	// encoded (see [Context]).
 	ErrInvalidContext = errors.New("envelope: invalid encryption context")
-	// ErrClosed reports a write to, or a second close of, a closed stream.
-	ErrClosed = errors.New("envelope: stream closed")
+	// ErrStreamClosed reports a write to, or a second close of, a closed stream.
+	ErrStreamClosed = errors.New("envelope: stream closed")
 	// ErrCacheLocal was returned by [New] for a DEK cache with a local
 	// KEK.
 	//

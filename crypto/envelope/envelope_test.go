@@ -334,7 +334,7 @@ func TestStreamTruncationAtEveryBoundary(t *testing.T) {
 		}
 	}
 	// Writing to a closed stream fails.
-	if _, err := w.Write([]byte("x")); !errors.Is(err, envelope.ErrClosed) {
+	if _, err := w.Write([]byte("x")); !errors.Is(err, envelope.ErrStreamClosed) {
 		t.Fatalf("write after close: %v", err)
 	}
 }

@@ -98,7 +98,7 @@ func (w *writer) Close() error {
 	if err := w.flush(true); err != nil {
 		return err
 	}
-	w.err = ErrClosed
+	w.err = ErrStreamClosed
 	return nil
 }
 

@@ -123,7 +123,7 @@ func (z *rbacAuthz) decide(ctx context.Context, object, action string) (rbac.Dec
 	if err != nil {
 		return d, err
 	}
-	if !d.Allow {
+	if !d.Allowed {
 		if strings.HasPrefix(d.Reason, "mfa required") {
 			return d, fmt.Errorf("%w: %s", errMFARequired, d.Reason)
 		}
@@ -140,7 +140,7 @@ func rbacErr(err error) (status int, code string) {
 		return 403, codeFourEyes
 	case errors.Is(err, rbac.ErrMFARequired):
 		return 403, codeMFARequired
-	case errors.Is(err, rbac.ErrNotFound), errors.Is(err, rbac.ErrExpired):
+	case errors.Is(err, rbac.ErrNoSuchRequest), errors.Is(err, rbac.ErrRequestExpired):
 		return 404, codeNotFound
 	case errors.Is(err, rbac.ErrJustification), errors.Is(err, rbac.ErrTTL):
 		return 400, codeBadRequest
