@@ -134,6 +134,11 @@ func (s Service) unknownTokenBurst(ctx context.Context, n int) (ids, clients map
 // an alert raised by one of them (a critical event whose action is
 // "alert" or ends in ".alert", with the request's id). It covers TOM 000
 // §6 (alerting on authentication failures).
+//
+// A service that aggregates repeated alerts raises one per kind and
+// window, so run this check before anything else that provokes
+// authentication failures (such as [Service.HTTPAuditPseudonyms]), and
+// not twice within the service's window.
 func (s Service) HTTPAuthFailureAlert(trail AuditTrail) Check {
 	return Check{
 		Name:        "auth-failure-alert",

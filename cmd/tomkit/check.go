@@ -227,20 +227,32 @@ func buildChecks(ctx context.Context, o checkOptions) ([]tomtest.Check, error) {
 			}
 			trail = t
 		}
+		// Order matters against a service that limits its clients and
+		// aggregates its alerts (one per kind and window): the
+		// access-logging check's unauthenticated request comes before
+		// any burst of bad tokens, which may exhaust the checker's
+		// per-address allowance; the alert check's burst comes before
+		// the pseudonym check's, so that its alert is the window's
+		// first; and the rate-limit check, which exhausts the token's
+		// rate, comes last.
+		tokenWhy := "give --token, --tenant, --audit-log and --audit-key"
+		haveToken := trail != nil && o.token != "" && o.tenant != ""
+		if haveToken {
+			checks = append(checks, svc.HTTPAccessLogged(o.token, o.tenant, trail))
+		} else {
+			checks = append(checks, notCovered(svc.HTTPAccessLogged("", "", nil), tokenWhy))
+		}
 		why := "give --audit-log and --audit-key"
-		for _, c := range []tomtest.Check{svc.HTTPAuditPseudonyms(trail), svc.HTTPAuthFailureAlert(trail)} {
+		for _, c := range []tomtest.Check{svc.HTTPAuthFailureAlert(trail), svc.HTTPAuditPseudonyms(trail)} {
 			if trail == nil {
 				c = notCovered(c, why)
 			}
 			checks = append(checks, c)
 		}
-		if trail != nil && o.token != "" && o.tenant != "" {
-			// The rate-limit check exhausts the token's rate, so it
-			// comes after every other check that uses the token.
-			checks = append(checks, svc.HTTPAccessLogged(o.token, o.tenant, trail), svc.HTTPRateLimitAlert(o.token, o.tenant, trail))
+		if haveToken {
+			checks = append(checks, svc.HTTPRateLimitAlert(o.token, o.tenant, trail))
 		} else {
-			why := "give --token, --tenant, --audit-log and --audit-key"
-			checks = append(checks, notCovered(svc.HTTPAccessLogged("", "", nil), why), notCovered(svc.HTTPRateLimitAlert("", "", nil), why))
+			checks = append(checks, notCovered(svc.HTTPRateLimitAlert("", "", nil), tokenWhy))
 		}
 	}
 	if o.auditLog != "" {

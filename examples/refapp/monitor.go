@@ -36,15 +36,18 @@ type monitor struct {
 	authSeen *limiter // per client address: the alert threshold
 
 	mu   sync.Mutex
-	aggs map[string]*aggregate // by alert title
+	aggs map[string]*aggregate // by alert title and stream
 }
 
 // alertWindow is the aggregation window of repeated alerts.
 const alertWindow = time.Minute
 
-// aggregate is the state of one kind of repeated alert.
+// aggregate is the state of one stream of repeated alerts: one kind
+// (title), and for rate limits one principal, so that an anonymous flood
+// does not hide a principal's own violations for a window.
 type aggregate struct {
-	last    time.Time // when the last alert of this kind was raised
+	title   string
+	last    time.Time // when the last alert of this stream was raised
 	pending int       // occurrences since then that raised none
 	detail  string    // the latest occurrence's detail
 	client  string    // the latest occurrence's client address
@@ -134,15 +137,17 @@ func (m *monitor) raise(ctx context.Context, a alert) {
 }
 
 // repeated records one occurrence of an aggregated alert and raises the
-// alert if none of its kind was raised in the last alertWindow.
-func (m *monitor) repeated(ctx context.Context, title, detail, client string) {
+// alert if none of its stream (title and stream) was raised in the last
+// alertWindow.
+func (m *monitor) repeated(ctx context.Context, title, stream, detail, client string) {
 	now := m.now()
 	actor := actorOrAnonymous(ctx)
+	key := title + "\x00" + stream
 	m.mu.Lock()
-	g, ok := m.aggs[title]
+	g, ok := m.aggs[key]
 	if !ok {
-		g = &aggregate{}
-		m.aggs[title] = g
+		g = &aggregate{title: title}
+		m.aggs[key] = g
 	}
 	g.pending++
 	g.detail, g.client, g.actor = detail, client, actor
@@ -150,15 +155,15 @@ func (m *monitor) repeated(ctx context.Context, title, detail, client string) {
 		m.mu.Unlock()
 		return
 	}
-	a := g.take(now, title)
+	a := g.take(now)
 	m.mu.Unlock()
 	a.Request = audit.RequestIDFrom(ctx)
 	m.raise(ctx, a)
 }
 
 // take turns the pending occurrences into one alert. m.mu is held.
-func (g *aggregate) take(now time.Time, title string) alert {
-	a := alert{Time: now, Title: title, Detail: g.detail, Actor: g.actor, Count: g.pending, Client: g.client}
+func (g *aggregate) take(now time.Time) alert {
+	a := alert{Time: now, Title: g.title, Detail: g.detail, Actor: g.actor, Count: g.pending, Client: g.client}
 	if g.pending > 1 {
 		a.Detail = fmt.Sprintf("%d times since %s, last: %s", g.pending, g.last.UTC().Format(time.RFC3339), g.detail)
 	}
@@ -172,9 +177,9 @@ func (m *monitor) flush(ctx context.Context) {
 	now := m.now()
 	var out []alert
 	m.mu.Lock()
-	for title, g := range m.aggs {
+	for _, g := range m.aggs {
 		if g.pending > 0 && now.Sub(g.last) >= alertWindow {
-			out = append(out, g.take(now, title))
+			out = append(out, g.take(now))
 		}
 	}
 	m.mu.Unlock()
@@ -188,7 +193,7 @@ func (m *monitor) flush(ctx context.Context) {
 func (m *monitor) authFailure(ctx context.Context, client string) {
 	m.authFailures.Add(ctx, 1)
 	if !m.authSeen.allow(client) {
-		m.repeated(ctx, "authentication failures", "repeated authentication failures from one client address", client)
+		m.repeated(ctx, "authentication failures", "", "repeated authentication failures from one client address", client)
 	}
 }
 
@@ -197,5 +202,5 @@ func (m *monitor) authFailure(ctx context.Context, client string) {
 // aggregated alert.
 func (m *monitor) rateLimited(ctx context.Context, subject, client string) {
 	m.rateLimits.Add(ctx, 1, metric.WithAttributes(attribute.String("subject", subject)))
-	m.repeated(ctx, "rate limit exceeded", subject+" exceeded the rate limit", client)
+	m.repeated(ctx, "rate limit exceeded", subject, subject+" exceeded the rate limit", client)
 }
