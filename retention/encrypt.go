@@ -71,7 +71,7 @@ type Encrypted struct {
 	ring *kms.Keyring
 	log  audit.Logger
 
-	max  int
+	max int
 
 	mu   sync.RWMutex
 	envs map[audit.Actor]scopeEnv
