@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -246,7 +247,13 @@ func encContext(key string, m Meta) envelope.Context {
 	return envelope.Context{"tomkit.retention.key": key, "tenant": m.Tenant, "class": string(m.Class)}
 }
 
-// Put implements [Partition]: the content is encrypted as it streams.
+// sealLimit is the size up to which an object is encrypted and decrypted
+// in memory, as one message, rather than streamed: one segment of the
+// envelope format. Both give the same format.
+const sealLimit = envelope.DefaultSegmentSize
+
+// Put implements [Partition]: the content is encrypted in memory up to
+// one segment, and as it streams beyond.
 func (ep *encPartition) Put(ctx context.Context, key string, r io.Reader, m Meta) error {
 	e := ep.e
 	scope, err := ep.scopeOf(m)
@@ -257,6 +264,19 @@ func (ep *encPartition) Put(ctx context.Context, key string, r io.Reader, m Meta
 	if err != nil {
 		return fmt.Errorf("retention: put %q: %w", key, err)
 	}
+	head, err := io.ReadAll(&io.LimitedReader{R: r, N: sealLimit})
+	if err != nil {
+		return fmt.Errorf("retention: put %q: %w", key, err)
+	}
+	if len(head) < sealLimit {
+		ct, err := env.Seal(ctx, make([]byte, 0, len(head)+env.Overhead(len(head))), head, encContext(key, m))
+		clear(head)
+		if err != nil {
+			return fmt.Errorf("retention: put %q: %w", key, err)
+		}
+		return ep.p.Put(ctx, key, bytes.NewReader(ct), m)
+	}
+	r = io.MultiReader(bytes.NewReader(head), r)
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
@@ -299,8 +319,21 @@ func (ep *encPartition) Get(ctx context.Context, key string) (io.ReadCloser, Met
 	}
 	env, err := e.envelope(ctx, scope, false)
 	if err == nil {
+		var head []byte
+		head, err = io.ReadAll(&io.LimitedReader{R: rc, N: sealLimit + int64(env.Overhead(sealLimit))})
+		if err == nil && len(head) < sealLimit+env.Overhead(sealLimit) {
+			// The whole object: open it in memory.
+			rc.Close()
+			var pt []byte
+			if pt, err = env.Open(ctx, nil, head, encContext(key, m)); err != nil {
+				return nil, Meta{}, fmt.Errorf("retention: get %q: %w", key, err)
+			}
+			return io.NopCloser(bytes.NewReader(pt)), m, nil
+		}
 		var pr io.Reader
-		pr, err = env.Decrypt(ctx, rc, encContext(key, m))
+		if err == nil {
+			pr, err = env.Decrypt(ctx, io.MultiReader(bytes.NewReader(head), rc), encContext(key, m))
+		}
 		if err == nil {
 			return decReader{pr, rc}, m, nil
 		}
