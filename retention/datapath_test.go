@@ -383,3 +383,97 @@ func TestDataPathSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestDataPathConcurrent writes and reads through a small envelope cache
+// from many goroutines while the keys rotate: every read returns what was
+// written, under -race.
+func TestDataPathConcurrent(t *testing.T) {
+	var rec audit.Recorder
+	d := newDataPath(t, &rec, retention.EncryptConfig{MaxScopes: 3}, retention.Config{})
+	const workers, ops, subjects = 6, 40, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*ops+1)
+	stop := make(chan struct{})
+	var rot sync.WaitGroup
+	rot.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			scope := audit.Actor{Tenant: "acme", Subject: fmt.Sprint("u", i%subjects)}
+			if _, err := d.ring.Rotate(context.Background(), scope); err != nil && !errors.Is(err, kms.ErrUnknownKey) {
+				errs <- err
+				return
+			}
+		}
+	})
+	for w := range workers {
+		wg.Go(func() {
+			for i := range ops {
+				ctx := actorCtx("acme", fmt.Sprint("u", (w+i)%subjects))
+				key, want := fmt.Sprintf("w%d/%d", w, i), fmt.Sprint("v", w, i)
+				if _, err := d.store.Put(ctx, key, strings.NewReader(want), retention.PutOptions{Class: retention.ClassContent}); err != nil {
+					errs <- err
+					return
+				}
+				if got, err := d.read(actorCtx("acme", "reader"), key); err != nil || got != want {
+					errs <- fmt.Errorf("%s: %q, %v", key, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	rot.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := retention.CachedScopes(d.enc); n > 3 {
+		t.Fatalf("%d envelopes kept, bound 3", n)
+	}
+}
+
+// TestDataPathFileKeyring runs concurrent first writes of a tenant
+// against a keyring file: the key is created and audited once.
+func TestDataPathFileKeyring(t *testing.T) {
+	var rec audit.Recorder
+	ctx := context.Background()
+	master, err := kms.ParseMasterKey(kms.GenerateMasterKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, _, err := kms.OpenOrCreate(ctx, t.TempDir()+"/keyring.json", kms.Config{Master: master, Audit: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := retention.NewEncrypted(memBackend(t), retention.EncryptConfig{Keyring: ring, Logger: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := retention.New(enc, retention.Config{Logger: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			_, err := store.Put(actorCtx("filetenant", "svc"), fmt.Sprint("k", i), strings.NewReader("x"), retention.PutOptions{Class: retention.ClassContent})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := keyCreates(&rec, "filetenant"); got != 1 {
+		t.Fatalf("%d crypto.key_create events, want 1", got)
+	}
+}
