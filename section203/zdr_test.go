@@ -124,3 +124,29 @@ func TestZeroRetention(t *testing.T) {
 		t.Fatalf("after turning § 203 mode on: %v", err)
 	}
 }
+
+// TestZeroRetentionRules checks the rule of each case directly: normal
+// operation stores, § 203 mode follows the tenant's rule, and a rule that
+// is off or unknown refuses.
+func TestZeroRetentionRules(t *testing.T) {
+	var rec audit.Recorder
+	modes := mustModes(t, &rec, map[string]section203.Mode{"shop": section203.Off})
+	z := section203.ZeroRetention{Default: retention.ZDRMode(99), Tenants: map[string]retention.ZDRMode{
+		"praxis": retention.ZDRMemory, "lax": retention.ZDROff, "shop": retention.ZDRRefuse}}
+	for _, c := range []struct {
+		tenant string
+		mode   retention.ZDRMode
+		err    error
+	}{
+		{"shop", retention.ZDROff, nil}, // normal operation: its rule does not apply
+		{"praxis", retention.ZDRMemory, nil},
+		{"lax", retention.ZDRRefuse, section203.ErrZeroRetention},
+		{"other", retention.ZDRRefuse, section203.ErrZeroRetention},
+		{"", retention.ZDRRefuse, section203.ErrZeroRetention},
+	} {
+		mode, err := z.ZDR(bound(modes, c.tenant))
+		if mode != c.mode || !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+			t.Errorf("%q: %v, %v; want %v, %v", c.tenant, mode, err, c.mode, c.err)
+		}
+	}
+}
