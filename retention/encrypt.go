@@ -221,7 +221,9 @@ func (e *Encrypted) cached() int {
 // message to its tenant and object with [TenantContext]. A ctx without a
 // tenant is [ErrNoTenant]. Call Envelope for each use rather than keeping
 // the result: it is cached here, and a rotated or shredded key reaches it
-// at the next call.
+// at the next call. Zero data retention ([Config.ZDRFor]) does not reach
+// what is sealed here: keep the content of a tenant under such a rule
+// out of it.
 func (e *Encrypted) Envelope(ctx context.Context) (*envelope.Envelope, error) {
 	tenant := audit.ActorFrom(ctx).Tenant
 	if err := checkActorTenant(tenant); err != nil {
