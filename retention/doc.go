@@ -97,13 +97,34 @@
 // would need persistence. Metadata and the other classes are stored as
 // usual. Backups leave content out whenever the source runs with ZDR.
 //
-// # Encryption and erasure
+// [Config.ZDRFor] decides per call instead, from the ctx, so that tenants
+// of one store differ: section203.ZeroRetention gives each tenant in
+// § 203 mode its rule (refuse, or memory only) and stores the content of
+// the others. A refusal by such a rule matches [ErrZeroRetention] and the
+// rule's own error (section203.ErrZeroRetention). Content refused or kept
+// in memory never reaches the backend, so backups cannot hold it; content
+// a tenant stored before its rule applied stays until it expires or is
+// erased.
 //
-// [NewEncrypted] wraps a backend so that content is encrypted at rest with
-// tomkit's envelope encryption under the key of the object's data subject
-// (or tenant), bound to tenant, class and key. [Encrypted.Erase]
+// # Encryption and erasure: the per-tenant data path
+//
+// A [Store] over [NewEncrypted] is the way to keep tenant data: every
+// object is encrypted at rest with tomkit's envelope encryption under the
+// key of the actor in the ctx that wrote it (its tenant and subject),
+// bound to tenant, class and key, in that tenant's partition. Keys are
+// created on first use (audited once by the keyring), envelopes are kept
+// per scope in a bounded cache that follows rotation and shredding, and
+// nothing is set up per tenant. [Encrypted.Envelope] gives the tenant's
+// envelope for data kept outside the store. [Encrypted.Erase]
 // crypto-shreds a subject or a tenant: the keys are destroyed, and every
-// copy, backups included, becomes unreadable ([ErrErased]).
+// copy, backups included, becomes unreadable ([ErrErased]); a later write
+// of that scope gets a new key.
+//
+// The crypto/envelope and crypto/kms packages underneath are the
+// building blocks: use them directly for a format of your own (files, a
+// stream to another service), and then create each scope's key with
+// kms.Keyring.Create before its first use. The section203 Isolation silo
+// is for a separate backend per tenant.
 //
 // # Backups
 //

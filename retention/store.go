@@ -52,6 +52,16 @@ type Config struct {
 	// ZDR is the zero-data-retention mode. Zero is [ZDROff]; an unknown
 	// value makes [New] fail.
 	ZDR ZDRMode
+	// ZDRFor, when set, decides zero data retention per call from the
+	// ctx, so that each tenant's content follows its own rule: use
+	// section203.ZeroRetention for tenants in § 203 mode. It returns the
+	// mode for the tenant in ctx. A non-nil error means refuse: the write
+	// fails with an error that matches both [ErrZeroRetention] and that
+	// error, which should name the rule. An unknown mode counts as
+	// [ZDRRefuse]. When ZDR is set as well, the stricter of the two
+	// applies (ZDRRefuse, then ZDRMemory, then ZDROff). Nil means ZDR
+	// alone decides.
+	ZDRFor func(ctx context.Context) (ZDRMode, error)
 	// ZDRTTL is how long content lives in memory under [ZDRMemory]. Zero
 	// means [DefaultZDRTTL]; it may not exceed [MaxZDRTTL].
 	ZDRTTL time.Duration
@@ -72,6 +82,7 @@ type Store struct {
 	log    audit.Logger
 	now    func() time.Time
 	zdr    ZDRMode
+	zdrFor func(context.Context) (ZDRMode, error)
 	ttl    time.Duration
 	allow  func(context.Context, audit.Actor) bool
 
@@ -104,7 +115,7 @@ func New(b Backend, cfg Config) (*Store, error) {
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{b: b, policy: cfg.Policy, log: cfg.Logger, now: cfg.Now, zdr: cfg.ZDR, ttl: cfg.ZDRTTL, allow: cfg.AllowOverride}
+	s := &Store{b: b, policy: cfg.Policy, log: cfg.Logger, now: cfg.Now, zdr: cfg.ZDR, zdrFor: cfg.ZDRFor, ttl: cfg.ZDRTTL, allow: cfg.AllowOverride}
 	if s.policy.MaxAge == nil {
 		s.policy = DefaultPolicy()
 	}
@@ -257,22 +268,68 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, o PutOptions) 
 	return s.put(ctx, p, key, r, o, audit.Actor{Tenant: tenant, Subject: a.Subject})
 }
 
+// zdrMode returns the zero-data-retention mode of a call, and the rule
+// that refuses when it refuses for a reason of its own (see
+// [Config.ZDRFor]).
+func (s *Store) zdrMode(ctx context.Context) (ZDRMode, error) {
+	if s.zdrFor == nil {
+		return s.zdr, nil
+	}
+	mode, rule := s.zdrFor(ctx)
+	switch {
+	case rule != nil:
+		return ZDRRefuse, rule
+	case mode != ZDROff && mode != ZDRMemory:
+		mode = ZDRRefuse
+	}
+	if zdrRank(s.zdr) > zdrRank(mode) {
+		mode = s.zdr
+	}
+	return mode, nil
+}
+
+// refusedByRule is a content write refused by the rule that
+// [Config.ZDRFor] returned: it reads as the rule and matches both it and
+// [ErrZeroRetention].
+type refusedByRule struct{ rule error }
+
+func (e refusedByRule) Error() string   { return e.rule.Error() }
+func (e refusedByRule) Unwrap() []error { return []error{ErrZeroRetention, e.rule} }
+
+func zdrRank(m ZDRMode) int {
+	switch m {
+	case ZDROff:
+		return 0
+	case ZDRMemory:
+		return 1
+	}
+	return 2
+}
+
+// keepsMemory reports whether s may hold content in memory.
+func (s *Store) keepsMemory() bool { return s.zdr == ZDRMemory || s.zdrFor != nil }
+
 func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o PutOptions, owner audit.Actor) (Meta, error) {
 	if err := CheckKey(key); err != nil {
 		return Meta{}, err
 	}
 	m, err := s.stamp(o, owner)
-	if err == nil && o.Class == ClassContent && s.zdr != ZDROff {
-		err = ErrZeroRetention
-		if s.zdr == ZDRMemory && !o.LegalHold && o.LockFor == 0 {
-			err = nil
+	zdr := ZDROff
+	if err == nil && o.Class == ClassContent {
+		var rule error
+		zdr, rule = s.zdrMode(ctx)
+		switch {
+		case rule != nil:
+			err = refusedByRule{rule}
+		case zdr == ZDRRefuse || zdr == ZDRMemory && (o.LegalHold || o.LockFor != 0):
+			err = ErrZeroRetention
 		}
 	}
 	if err != nil {
 		return Meta{}, s.deny(ctx, "retention.put", key, err)
 	}
 	mk := memKey{owner.Tenant, key}
-	if o.Class == ClassContent && s.zdr == ZDRMemory {
+	if zdr == ZDRMemory {
 		if ttl := s.ttl; m.RetainUntil.Sub(m.Created) > ttl {
 			m.RetainUntil = m.Created.Add(ttl)
 		}
@@ -291,7 +348,7 @@ func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o
 	if err := p.Put(ctx, key, r, m); err != nil {
 		return Meta{}, fmt.Errorf("retention: put %q: %w", key, err)
 	}
-	if s.zdr == ZDRMemory {
+	if s.keepsMemory() {
 		s.mu.Lock()
 		delete(s.mem, mk) // the newer object wins
 		s.mu.Unlock()
@@ -300,7 +357,7 @@ func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o
 }
 
 func (s *Store) memGet(k memKey, now time.Time) (memObject, bool) {
-	if s.zdr != ZDRMemory {
+	if !s.keepsMemory() {
 		return memObject{}, false // only ZDRMemory keeps content in memory
 	}
 	s.mu.Lock()

@@ -56,6 +56,16 @@
 //		// refused in § 203 mode, and recorded
 //	}
 //
+// # Storing tenant data
+//
+// A retention.Store over retention.NewEncrypted keeps every tenant in its
+// own partition under its own keys. With retention.Config.ZDRFor set to a
+// [ZeroRetention]'s ZDR method, the content of each tenant in § 203 mode
+// follows that tenant's rule: refused with [ErrZeroRetention], or kept in
+// memory only (retention.ZDRMemory), never written to storage or backups.
+// Content of tenants in normal operation, and what is not content, is
+// stored as usual.
+//
 // # Isolation
 //
 // [Guard.Isolation] composes the packages that keep a tenant apart: each
@@ -63,8 +73,10 @@
 // crypto/envelope) and its own storage namespace ([Namespace], a
 // retention.Backend only it uses), with zero data retention for content
 // forced in § 203 mode (retention.ZDRRefuse unless the configuration asks
-// for retention.ZDRMemory). [Guard.Access] refuses knowledge-base and
-// storage access across tenants in every mode.
+// for retention.ZDRMemory). It is the building block for a separate
+// backend per tenant; with one shared backend, use the store above.
+// [Guard.Access] refuses knowledge-base and storage access across tenants
+// in every mode.
 //
 // # Telemetry
 //

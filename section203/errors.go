@@ -36,6 +36,11 @@ var (
 	// ErrAudit reports that the audit Logger failed; the action it was to
 	// record did not happen.
 	ErrAudit = errors.New("section203: audit failed")
+	// ErrZeroRetention reports content of a tenant in § 203 mode that a
+	// [retention.Store] refused to store under [ZeroRetention] with the
+	// rule [retention.ZDRRefuse]. The error the store returns matches it
+	// and [retention.ErrZeroRetention].
+	ErrZeroRetention = errors.New("section203: content not stored: § 203 zero retention (rule: refuse)")
 	// ErrInvalidConfig reports an invalid configuration.
 	ErrInvalidConfig = errors.New("section203: invalid configuration")
 )

@@ -4,10 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
+	"strings"
 	"time"
 
+	"gocloud.dev/blob/memblob"
+
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/blobstore"
 	"github.com/tomkit/tomkit/section203"
 )
 
@@ -154,4 +161,43 @@ func ExampleGuard_ModelClient() {
 	// global-ai refused: true
 	// mistral: <nil>
 	// elsewhere refused: true
+}
+
+// Serving a § 203 tenant from the per-tenant data path: one encrypted
+// store for every tenant, whose content follows each tenant's mode. A
+// § 203 tenant's content is refused, or, for a tenant whose rule is
+// retention.ZDRMemory, kept in memory only; what is not content is stored.
+func ExampleZeroRetention() {
+	var auditLog audit.Recorder
+	ctx := context.Background()
+	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
+	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Audit: &auditLog})
+	enc, _ := retention.NewEncrypted(blobstore.New(memblob.OpenBucket(nil)), retention.EncryptConfig{Keyring: ring, Logger: &auditLog})
+	store, err := retention.New(enc, retention.Config{
+		Logger: &auditLog,
+		// § 203 tenants: content refused, except for "praxis", whose
+		// drafts live in memory for at most ZDRTTL.
+		ZDRFor: section203.ZeroRetention{Tenants: map[string]retention.ZDRMode{"praxis": retention.ZDRMemory}}.ZDR,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	modes, _ := section203.NewModes(section203.ModesConfig{Logger: &auditLog,
+		Tenants: map[string]section203.Mode{"shop": section203.Off, "kanzlei": section203.On, "praxis": section203.On}})
+
+	for _, tenant := range []string{"shop", "kanzlei", "praxis"} {
+		// Per request, after authentication: the actor, then its mode.
+		ctx := modes.Bind(audit.WithActor(ctx, audit.Actor{Subject: "alice", Tenant: tenant}))
+		_, err := store.Put(ctx, "chat/1", strings.NewReader("client question"), retention.PutOptions{Class: retention.ClassContent})
+		fmt.Printf("%s content: %v\n", tenant, err)
+		_, err = store.Put(ctx, "usage/1", strings.NewReader(`{"tokens":812}`), retention.PutOptions{Class: retention.ClassMetadata})
+		fmt.Printf("%s metadata: %v\n", tenant, err)
+	}
+	// Output:
+	// shop content: <nil>
+	// shop metadata: <nil>
+	// kanzlei content: section203: content not stored: § 203 zero retention (rule: refuse)
+	// kanzlei metadata: <nil>
+	// praxis content: <nil>
+	// praxis metadata: <nil>
 }

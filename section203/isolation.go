@@ -13,6 +13,52 @@ import (
 	"github.com/tomkit/tomkit/retention"
 )
 
+// ZeroRetention is the zero-data-retention rule of tenants in § 203 mode,
+// for [retention.Config.ZDRFor]: pass its ZDR method, and a
+// [retention.Store] keeps each tenant's content as its mode says, read
+// from the ctx of each call ([ModeFrom], bound by [Modes.Bind]). Content
+// of a tenant in normal operation is stored as usual; content of a tenant
+// in § 203 mode (or whose mode is unknown, or not bound in ctx) follows
+// its rule:
+//
+//   - [retention.ZDRRefuse]: the write fails with an error matching
+//     [ErrZeroRetention] and [retention.ErrZeroRetention]; nothing is
+//     stored.
+//   - [retention.ZDRMemory]: the content is kept in process memory only,
+//     for at most [retention.Config.ZDRTTL], never in the backend or a
+//     backup. This is how a product serves a § 203 tenant content it
+//     needs for a while (a draft, the context of a conversation).
+//
+// Other classes (metadata, logs) are stored in every mode: keep what a
+// § 203 tenant's product must keep out of [retention.ClassContent]. The
+// zero ZeroRetention refuses the content of every tenant in § 203 mode.
+type ZeroRetention struct {
+	// Default is the rule of a tenant in § 203 mode that Tenants does not
+	// list. [retention.ZDROff], the zero value, and any unknown mode mean
+	// [retention.ZDRRefuse]: § 203 mode never stores content.
+	Default retention.ZDRMode
+	// Tenants gives tenants a rule of their own, as Default does.
+	Tenants map[string]retention.ZDRMode
+}
+
+// ZDR returns the zero-data-retention mode for the tenant in ctx: see
+// [ZeroRetention]. With [retention.ZDRRefuse] it returns
+// [ErrZeroRetention], which the store's error wraps.
+func (z ZeroRetention) ZDR(ctx context.Context) (retention.ZDRMode, error) {
+	tenant := audit.ActorFrom(ctx).Tenant
+	if tenant != "" && modeFor(ctx, tenant) == Off {
+		return retention.ZDROff, nil
+	}
+	rule, ok := z.Tenants[tenant]
+	if !ok {
+		rule = z.Default
+	}
+	if rule == retention.ZDRMemory {
+		return rule, nil
+	}
+	return retention.ZDRRefuse, ErrZeroRetention
+}
+
 // IsolationConfig configures [Guard.Isolation]: where each tenant's key
 // and storage come from.
 type IsolationConfig struct {
@@ -38,6 +84,12 @@ type IsolationConfig struct {
 // composition that makes a § 203 tenant "separated from normal operation
 // with its own, isolated knowledge base" (TOM 004 §1). It is safe for
 // concurrent use.
+//
+// Isolation is the building block for a separate backend per tenant (a
+// directory, bucket or database each). For one backend shared by all
+// tenants, use the path the package documentation shows under "Storing
+// tenant data": a [retention.Store] over [retention.NewEncrypted], whose
+// partitions and keys are per tenant already, with [ZeroRetention].
 type Isolation struct {
 	g   *Guard
 	cfg IsolationConfig

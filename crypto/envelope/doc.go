@@ -12,6 +12,13 @@
 //	w, err := env.Encrypt(ctx, file, ec) // io.WriteCloser
 //	r, err := env.Decrypt(ctx, file, ec) // io.Reader
 //
+// For tenant data, use the per-tenant data path of package retention
+// (a retention.Store over retention.NewEncrypted, or
+// retention.Encrypted.Envelope for data kept elsewhere): it picks the key
+// from the actor in the ctx and creates it on first use. An Envelope made
+// here by hand needs its scope's key created first (kms.Keyring.Create);
+// otherwise the first Seal fails with [ErrUnknownKey].
+//
 // # Threat model
 //
 // An attacker who can read, change, truncate, reorder or swap stored

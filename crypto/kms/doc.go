@@ -24,6 +24,12 @@
 //   - [Keyring.Shred] destroys a scope's keys: its ciphertexts become
 //     unrecoverable and decrypting one fails with [ErrKeyDestroyed].
 //
+// A scope has no key until [Keyring.Create] gives it one. The per-tenant
+// data path of package retention (retention.NewEncrypted) does so on
+// first use; code that uses [Keyring.KEK] directly must call Create
+// first. [Keyring.Primary] tells the current key version of a scope,
+// without I/O.
+//
 // A service and `tomkit keys` may share a keyring file; a service sees
 // changes made elsewhere (a shred, a retirement) after [Keyring.Reload].
 //

@@ -179,6 +179,20 @@ func (r *Keyring) KEK(scope audit.Actor) *LocalKEK {
 	return &LocalKEK{r: r, key: scopeKey{scope.Tenant, scope.Subject}}
 }
 
+// Primary returns the id of the primary key version of scope, the one
+// new DEKs are wrapped under. It fails with [ErrUnknownKey] while the
+// scope has no key: never created, or shredded. It does no I/O and does
+// not allocate on success, so a cache of per-scope objects can call it
+// before every use and drop what it built under a key that was rotated
+// or shredded since.
+func (r *Keyring) Primary(scope audit.Actor) (KeyID, error) {
+	s := r.state.Load().scopes[scopeKey{scope.Tenant, scope.Subject}]
+	if s == nil {
+		return KeyID{}, fmt.Errorf("%w: scope has no key", ErrUnknownKey)
+	}
+	return KeyID{s.ring, s.primary.id}, nil
+}
+
 // KeyInfo describes one key version. It never holds key material.
 type KeyInfo struct {
 	ID      KeyID

@@ -493,3 +493,47 @@ func TestTamperEveryByte(t *testing.T) {
 		}
 	}
 }
+
+// TestPrimary checks that Primary follows creation, rotation and
+// shredding of a scope, and that a scope created again after a shred has
+// a new ring.
+func TestPrimary(t *testing.T) {
+	ctx := context.Background()
+	r, err := kms.Create(ctx, "", master(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := audit.Actor{Tenant: "acme"}
+	if _, err := r.Primary(sc); !errors.Is(err, kms.ErrUnknownKey) {
+		t.Fatalf("primary before create: %v", err)
+	}
+	if err := r.Create(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	first, err := r.Primary(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Rotate(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := r.Primary(sc)
+	if rotated == first || rotated.Ring != first.Ring {
+		t.Fatalf("after rotate: %v, was %v", rotated, first)
+	}
+	if err := r.Shred(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Primary(sc); !errors.Is(err, kms.ErrUnknownKey) {
+		t.Fatalf("primary after shred: %v", err)
+	}
+	if err := r.Create(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := r.Primary(sc); again.Ring == first.Ring {
+		t.Fatal("scope created again after a shred kept its ring")
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = r.Primary(sc) }); n != 0 {
+		t.Fatalf("Primary allocates %v times", n)
+	}
+}
