@@ -20,7 +20,9 @@ const (
 )
 
 // Alert is what Config.Alert receives: how many failures of one kind the
-// guard saw in one window [Start, End).
+// guard saw in one window [Start, End). With Config.AlertFirst, the
+// window's first failure is also raised at once, with Count 1 and Start
+// and End both its time, and is not counted again at the window's end.
 type Alert struct {
 	Kind       string // AlertAuthFailures, AlertRateLimited or AlertAuditUnavailable
 	Count      int64
@@ -37,18 +39,19 @@ type monitor struct {
 	auditErrors  metric.Int64Counter
 	hook         func(context.Context, Alert)
 	window       time.Duration
+	first        bool
 	now          func() time.Time
 
 	mu      sync.Mutex
 	pending map[string]*Alert
 }
 
-func newMonitor(mp metric.MeterProvider, hook func(context.Context, Alert), window time.Duration, now func() time.Time) (*monitor, error) {
+func newMonitor(mp metric.MeterProvider, hook func(context.Context, Alert), window time.Duration, first bool, now func() time.Time) (*monitor, error) {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
 	meter := mp.Meter("github.com/tomkit/tomkit/httpguard")
-	m := &monitor{hook: hook, window: window, now: now, pending: map[string]*Alert{}}
+	m := &monitor{hook: hook, window: window, first: first, now: now, pending: map[string]*Alert{}}
 	var err error
 	if m.authFailures, err = meter.Int64Counter("httpguard.auth.failures", metric.WithDescription("requests that failed authentication")); err != nil {
 		return nil, err
@@ -84,7 +87,6 @@ func (m *monitor) count(kind string) {
 	now := m.now()
 	m.flushDue(now)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	a := m.pending[kind]
 	if a == nil {
 		start := now.Truncate(m.window)
@@ -93,8 +95,14 @@ func (m *monitor) count(kind string) {
 		// A safety net for a service that gets no request after the
 		// window: the real clock raises it then.
 		time.AfterFunc(a.End.Sub(now)+time.Second, func() { m.flushDue(m.now()) })
+		if m.first {
+			m.mu.Unlock()
+			m.hook(context.Background(), Alert{Kind: kind, Count: 1, Start: now, End: now})
+			return
+		}
 	}
 	a.Count++
+	m.mu.Unlock()
 }
 
 // flushDue raises the alerts of every window that ended by now.
@@ -106,7 +114,9 @@ func (m *monitor) flushDue(now time.Time) {
 	m.mu.Lock()
 	for k, a := range m.pending {
 		if !now.Before(a.End) {
-			due = append(due, *a)
+			if a.Count > 0 {
+				due = append(due, *a)
+			}
 			delete(m.pending, k)
 		}
 	}

@@ -25,8 +25,10 @@ const (
 	CodeFourEyes         = "four_eyes_required" // 403: the approver must differ from the requester
 	CodeSection203       = "section203_refused" // 403: refused by the § 203 guard
 	CodeNotFound         = "not_found"          // 404
+	CodeUnknownTenant    = "unknown_tenant"     // 404: no such tenant (see Config.KnownTenant)
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeTooLarge         = "too_large"          // 413
+	CodeHeadersTooLarge  = "headers_too_large"  // 431: see Config.MaxHeaderBytes
 	CodeRateLimited      = "rate_limited"       // 429, with Retry-After
 	CodeInternal         = "internal"           // 500: nothing was released
 	CodeAuditUnavailable = "audit_unavailable"  // 503: the access could not be audited
