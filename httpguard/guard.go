@@ -738,11 +738,15 @@ func (g *Guard) verify(ctx context.Context, tok string) (p Principal, err error)
 	return g.cfg.Authenticator.Authenticate(ctx, tok)
 }
 
-// limited counts a rate-limit violation and returns its error.
+// limited counts a rate-limit violation and returns its error. The
+// event's reason is the stable code, and its "ratelimit" attribute names
+// the limit: "principal" or "address".
 func (g *Guard) limited(ctx context.Context, kind string, retry time.Duration) error {
 	g.mon.rateLimited(ctx, kind)
 	ev := AuditEvent(ctx)
 	ev.Severity = audit.SeverityWarning
+	ev.Reason = CodeRateLimited
+	ev.Attributes = append(ev.Attributes, audit.String("ratelimit", kind))
 	return &rateLimited{kind: kind, retry: retry}
 }
 
