@@ -21,18 +21,20 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/rbac"
 	"github.com/tomkit/tomkit/section203"
-	"github.com/tomkit/tomkit/tlsconfig"
 )
 
 // Defaults for the zero values of Config.
 const (
 	defaultMaxBodyBytes = 1 << 20
-	defaultRate         = 20
-	defaultBurst        = 40
-	defaultFailureRate  = 1
-	defaultFailureBurst = 20
-	defaultMaxTracked   = 10000
-	defaultAlertWindow  = time.Minute
+	// defaultMaxHeaderBytes is tlsconfig.MaxHeaderBytes, the limit of
+	// tlsconfig.HTTPServer.
+	defaultMaxHeaderBytes = 64 << 10
+	defaultRate           = 20
+	defaultBurst          = 40
+	defaultFailureRate    = 1
+	defaultFailureBurst   = 20
+	defaultMaxTracked     = 10000
+	defaultAlertWindow    = time.Minute
 )
 
 // ErrNoAuthenticator is returned by [New] for a Config without an
@@ -249,7 +251,7 @@ func New(cfg Config) (*Guard, error) {
 		cfg.MaxTracked = defaultMaxTracked
 	}
 	if cfg.MaxHeaderBytes == 0 {
-		cfg.MaxHeaderBytes = tlsconfig.MaxHeaderBytes
+		cfg.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
 	if cfg.AlertWindow == 0 {
 		cfg.AlertWindow = defaultAlertWindow
