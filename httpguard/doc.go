@@ -44,9 +44,9 @@
 //	{"error":{"code":"forbidden","message":"access denied"},"request_id":"…"}
 //
 // A handler whose rbac object comes from the body checks it with
-// [Guard.Authorize]. [JSON] writes a success body, [DecodeJSON] reads a request body (400 or
-// 413 on error). A handler adds to its request's audit event through
-// [AuditEvent].
+// [Guard.Authorize]. [JSON] writes a success body, [DecodeJSON] reads a
+// request body as one JSON object, strictly (400 or 413 on error). A
+// handler adds to its request's audit event through [AuditEvent].
 //
 // # Threat model
 //

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/httpguard"
@@ -111,77 +106,6 @@ func (a *app) deleteDocument(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// decodeJSON reads the body as exactly one JSON object into v, strictly:
-// it must be valid UTF-8 (encoding/json would quietly replace bad bytes),
-// carry no unknown and no repeated member (encoding/json keeps the last of
-// two, and matches names regardless of case, so "model" and "Model" are
-// the same member), and nothing may follow the object but white space. A
-// body that two parsers could read differently is refused with 400.
-func decodeJSON(r *http.Request, v any) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	if err := strictJSON(body, v); err != nil {
-		return fmt.Errorf("%w: malformed JSON body: %v", httpguard.ErrBadRequest, err)
-	}
-	return nil
-}
-
-// foldKey maps a member name to a key that is equal for two names exactly
-// when encoding/json matches them to the same field (simple Unicode case
-// folding, as bytes.EqualFold).
-func foldKey(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		m := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			m = min(m, f)
-		}
-		b.WriteRune(m)
-	}
-	return b.String()
-}
-
-var errLenientJSON = errors.New("refapp: ambiguous JSON body")
-
-func strictJSON(body []byte, v any) error {
-	if !utf8.Valid(body) {
-		return errLenientJSON
-	}
-	// The members of the top-level object, each once.
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return errLenientJSON
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		k, _ := t.(string)
-		if fk := foldKey(k); seen[fk] {
-			return errLenientJSON
-		} else {
-			seen[fk] = true
-		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return err
-		}
-	}
-	dec = json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errLenientJSON
-	}
-	return nil
-}
-
 // modelCall simulates a call to a language model. The § 203 guard decides
 // whether the model may be used for this tenant.
 func (a *app) modelCall(g *httpguard.Guard) httpguard.HandlerFunc {
@@ -191,7 +115,7 @@ func (a *app) modelCall(g *httpguard.Guard) httpguard.HandlerFunc {
 			Model  string `json:"model"`
 			Prompt string `json:"prompt"`
 		}
-		if err := decodeJSON(r, &req); err != nil {
+		if err := httpguard.DecodeJSON(r, &req); err != nil {
 			return err
 		}
 		if !validModel.MatchString(req.Model) {
@@ -214,7 +138,7 @@ func (a *app) webSearch(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Query string `json:"query"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
+	if err := httpguard.DecodeJSON(r, &req); err != nil {
 		return err
 	}
 	if err := a.guard.WebSearch(r.Context(), r.PathValue("tenant")); err != nil {
@@ -237,7 +161,7 @@ func (a *app) requestAccess(w http.ResponseWriter, r *http.Request) error {
 		Role   string `json:"role"`
 		Reason string `json:"reason"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
+	if err := httpguard.DecodeJSON(r, &req); err != nil {
 		return err
 	}
 	ev := httpguard.AuditEvent(r.Context())
@@ -288,7 +212,7 @@ func (a *app) openBreakGlass(w http.ResponseWriter, r *http.Request) error {
 		Role   string `json:"role"`
 		Reason string `json:"reason"`
 	}
-	if err := decodeJSON(r, &req); err != nil {
+	if err := httpguard.DecodeJSON(r, &req); err != nil {
 		return err
 	}
 	if req.Role == "" {
