@@ -127,18 +127,21 @@ type Config struct {
 	Errors []Mapping
 	// Alert, if set, is called once per AlertWindow and kind of alert
 	// that saw failures, with their count, when the window has ended: on
-	// the next request, or a second later by a timer. It runs on that
+	// the next request, or a second later by a timer (and at once too,
+	// with AlertAtOnce). It runs on that
 	// request's goroutine, so it should return quickly. Nil means counters
 	// only.
 	Alert func(ctx context.Context, a Alert)
 	// AlertWindow is the aggregation window of Alert. Zero means a
 	// minute.
 	AlertWindow time.Duration
-	// AlertFirst raises the first failure of each kind in a window at
-	// once, as an Alert with Count 1 and Start and End both its time;
-	// the window's later failures follow in one Alert when it ends. False
-	// raises only that aggregated Alert.
-	AlertFirst bool
+	// AlertAtOnce also raises an Alert at once, with the request's ctx
+	// (its request id and actor), on the failure that brings a kind's
+	// count in the window to 1, 2, 4, 8, ...: the first failure pages
+	// without waiting for the window, and a flood of n failures raises
+	// about log2(n) alerts, never one per request. False raises only the
+	// window's Alert when it ends.
+	AlertAtOnce bool
 	// MeterProvider provides the counters (OTel API). Nil means the
 	// global provider.
 	MeterProvider metric.MeterProvider
@@ -166,8 +169,9 @@ type Route struct {
 	Public bool
 	// Unaudited marks a Public route whose successful responses (status
 	// below 400) write no access-log event, such as a load balancer's
-	// health check. Its refusals and errors are still audited. Only a
-	// Public route may be Unaudited.
+	// health check; its errors are still audited. It is not limited per
+	// client address, so its handler must be cheap. Only a Public route
+	// may be Unaudited.
 	Unaudited bool
 }
 
@@ -263,7 +267,7 @@ func New(cfg Config) (*Guard, error) {
 	g.users = newLimiter(cfg.Rate, cfg.Burst, cfg.MaxTracked)
 	g.failures = newLimiter(cfg.FailureRate, cfg.FailureBurst, cfg.MaxTracked)
 	var err error
-	if g.mon, err = newMonitor(cfg.MeterProvider, cfg.Alert, cfg.AlertWindow, cfg.AlertFirst, g.now); err != nil {
+	if g.mon, err = newMonitor(cfg.MeterProvider, cfg.Alert, cfg.AlertWindow, cfg.AlertAtOnce, g.now); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -394,6 +398,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case why == "" && p.Actor.Subject == "":
 		// A Public route, or a redirect of the mux (see authenticate).
+		// The address limit bounds durable writes: an Unaudited route
+		// makes none when it succeeds.
+		if ro != nil && ro.Unaudited {
+			break
+		}
 		if d, ok := g.failures.allow(client, now); !ok {
 			refuse = g.limited(ctx, "address", d)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -140,7 +141,8 @@ func TestKnownTenant(t *testing.T) {
 }
 
 // TestUnauditedRoute: an Unaudited Public route's successes write no
-// event, its refusals do; only a Public route may be Unaudited.
+// event and spend nothing of the address limit, its errors are audited;
+// only a Public route may be Unaudited.
 func TestUnauditedRoute(t *testing.T) {
 	f := newFixture(t, func(c *httpguard.Config) { c.FailureBurst = 2 })
 	f.g.Handle("GET /livez", httpguard.Route{Name: "live", Public: true, Unaudited: true},
@@ -156,9 +158,14 @@ func TestUnauditedRoute(t *testing.T) {
 	if r := f.do("GET", "/broken", nil, ""); r.status != 500 || f.event(r).Action != "notes.broken" {
 		t.Fatalf("unaudited route's error: %d", r.status)
 	}
-	f.do("GET", "/livez", nil, "")
-	if r := f.do("GET", "/livez", nil, ""); r.status != 429 || f.event(r).Action != "notes.live" {
-		t.Fatalf("unaudited route's rate limit: %d", r.status)
+	// It writes nothing, so it spends nothing of the address's budget.
+	for range 5 {
+		if r := f.do("GET", "/livez", nil, ""); r.status != 200 || len(f.log.byRequest(r.id)) != 0 {
+			t.Fatalf("unaudited route, again: %d", r.status)
+		}
+	}
+	if r := f.do("GET", "/v1/nothing", nil, ""); r.status != 401 {
+		t.Fatalf("after the health checks, an unauthenticated request: %d, want 401 (not limited)", r.status)
 	}
 	defer func() {
 		if recover() == nil {
@@ -168,38 +175,69 @@ func TestUnauditedRoute(t *testing.T) {
 	f.g.Handle("GET /secret", httpguard.Route{Name: "secret", HandlerAuthorizes: true, Unaudited: true}, nil)
 }
 
-// TestAlertFirst: the first failure of a window is raised at once, the
-// rest of the window in one alert when it ends.
-func TestAlertFirst(t *testing.T) {
-	f := newFixture(t, func(c *httpguard.Config) { c.AlertFirst = true; c.FailureBurst = 100 })
-	alerts := func() []httpguard.Alert {
-		f.amu.Lock()
-		defer f.amu.Unlock()
-		return append([]httpguard.Alert(nil), f.alert...)
+// TestAlertAtOnce: the 1st, 2nd, 4th, 8th, ... failure of a window
+// raises an alert at once, with its request's ctx and the count since the
+// last; the rest of the window is raised when it ends; the counts add up.
+func TestAlertAtOnce(t *testing.T) {
+	type raised struct {
+		a  httpguard.Alert
+		id string
 	}
-	f.do("GET", "/v1/tenants/acme/notes/n1", bearer("tok-forged"), "")
-	got := alerts()
-	if len(got) != 1 || got[0].Kind != httpguard.AlertAuthFailures || got[0].Count != 1 || !got[0].Start.Equal(f.clock.Now()) || !got[0].End.Equal(got[0].Start) {
-		t.Fatalf("first failure: alerts %+v, want one at once", got)
+	var (
+		mu  sync.Mutex
+		got []raised
+	)
+	f := newFixture(t, func(c *httpguard.Config) {
+		c.AlertAtOnce = true
+		c.FailureBurst = 100
+		c.Alert = func(ctx context.Context, a httpguard.Alert) {
+			mu.Lock()
+			got = append(got, raised{a, audit.RequestIDFrom(ctx)})
+			mu.Unlock()
+		}
+	})
+	alerts := func() []raised { mu.Lock(); defer mu.Unlock(); return append([]raised(nil), got...) }
+	var ids []string
+	for range 5 {
+		ids = append(ids, f.do("GET", "/v1/tenants/acme/notes/n1", bearer("tok-forged"), "").id)
+		f.clock.Add(time.Second)
 	}
-	for range 4 {
-		f.do("GET", "/v1/tenants/acme/notes/n1", bearer("tok-forged"), "")
+	// At once: the 1st (count 1), the 2nd (1), the 4th (2).
+	a := alerts()
+	if len(a) != 3 {
+		t.Fatalf("%d alerts at once after 5 failures, want 3: %+v", len(a), a)
 	}
-	if got := alerts(); len(got) != 1 {
-		t.Fatalf("more failures in the window: %d alerts, want still 1", len(got))
+	for i, w := range []struct {
+		n   int64
+		req int
+	}{{1, 0}, {1, 1}, {2, 3}} {
+		if a[i].a.Kind != httpguard.AlertAuthFailures || a[i].a.Count != w.n || a[i].id != ids[w.req] {
+			t.Errorf("alert %d: %+v request %q, want count %d by request %q", i, a[i].a, a[i].id, w.n, ids[w.req])
+		}
+	}
+	if !a[2].a.Start.Equal(a[1].a.End.Add(time.Second)) || a[2].a.End.Sub(a[2].a.Start) != time.Second {
+		t.Errorf("alert 2 spans %v..%v", a[2].a.Start, a[2].a.End)
 	}
 	f.clock.Add(time.Minute)
 	f.do("GET", "/healthz", nil, "")
-	got = alerts()
-	if len(got) != 2 || got[1].Count != 4 || got[1].End.Sub(got[1].Start) != time.Minute {
-		t.Fatalf("after the window: %+v, want the 4 later failures in one alert", got)
+	a = alerts()
+	if len(a) != 4 || a[3].a.Count != 1 || a[3].id != "" || a[3].a.End.Sub(a[3].a.Start) != time.Minute {
+		t.Fatalf("after the window: %+v, want the 5th failure in one window alert", a)
 	}
-	// A window with only its first failure raises nothing more.
+	var sum int64
+	for _, r := range a {
+		sum += r.a.Count
+	}
+	if sum != 5 {
+		t.Errorf("counts add up to %d, want 5", sum)
+	}
+	// A window whose failures were all raised at once raises nothing at
+	// its end.
 	f.do("GET", "/v1/tenants/acme/notes/n1", bearer("tok-forged"), "")
 	f.clock.Add(time.Minute)
 	f.do("GET", "/healthz", nil, "")
-	if got := alerts(); len(got) != 3 {
-		t.Fatalf("a window of one failure: %d alerts, want 3 in all", len(got))
+	if a := alerts(); len(a) != 5 {
+		t.Fatalf("a window of one failure: %d alerts, want 5 in all", len(a))
 	}
 }
 

@@ -51,9 +51,9 @@ func (a *app) guardConfig() httpguard.Config {
 			{Err: errNotFound, Status: http.StatusNotFound, Code: httpguard.CodeNotFound, Message: "no such document"},
 			{Err: errSection203, Status: http.StatusForbidden, Code: httpguard.CodeSection203, Message: "refused by the § 203 guard"},
 		},
-		Alert:      a.mon.guardAlert,
-		AlertFirst: true,
-		Now:        a.now,
+		Alert:       a.mon.guardAlert,
+		AlertAtOnce: true,
+		Now:         a.now,
 	}
 }
 

@@ -23,10 +23,10 @@ import (
 // An alert is raised for every break-glass. Authentication failures,
 // rate-limit violations and audit outages are counted by httpguard
 // (httpguard.auth.failures, exported as refapp.auth.failures; see
-// telemetry.go) and aggregated by it (Config.AlertFirst): the first of a
-// kind in each minute raises an alert at once, the rest of the minute one
-// more alert with their count. So a flood is at most two alerts per kind
-// per minute, never one per request.
+// telemetry.go), which raises their alerts (Config.AlertAtOnce): at once
+// on the 1st, 2nd, 4th, 8th, ... of a kind in each minute, with the
+// request that raised it, and the rest when the minute ends. So a flood
+// of n requests is about log2(n) alerts, never one per request.
 type monitor struct {
 	alerts metric.Int64Counter
 	hook   func(ctx context.Context, a alert)
@@ -92,17 +92,20 @@ var guardTitles = map[string]string{
 	httpguard.AlertAuditUnavailable: "audit unavailable",
 }
 
-// guardAlert is httpguard's Config.Alert: the guard's aggregated alerts.
+// guardAlert is httpguard's Config.Alert. An alert raised at once comes
+// with the ctx of the request that raised it: its id and actor go into
+// the alert.
 func (m *monitor) guardAlert(ctx context.Context, g httpguard.Alert) {
 	title := guardTitles[g.Kind]
 	if title == "" {
 		title = g.Kind
 	}
-	detail := fmt.Sprintf("%d since %s", g.Count, g.Start.UTC().Format(time.RFC3339))
-	if g.Start.Equal(g.End) {
-		detail = "the first in this window; more are counted until " + g.Start.Truncate(time.Minute).Add(time.Minute).UTC().Format(time.RFC3339)
+	actor := audit.ActorFrom(ctx)
+	if actor == (audit.Actor{}) {
+		actor = audit.Actor{Subject: "anonymous", Tenant: "-"}
 	}
-	m.raise(ctx, alert{Time: m.now(), Title: title, Detail: detail, Actor: audit.Actor{Subject: "refapp-monitor", Tenant: "-"}, Count: g.Count})
+	detail := fmt.Sprintf("%d since %s", g.Count, g.Start.UTC().Format(time.RFC3339))
+	m.raise(ctx, alert{Time: m.now(), Title: title, Detail: detail, Actor: actor, Request: audit.RequestIDFrom(ctx), Count: g.Count})
 }
 
 func (m *monitor) raise(ctx context.Context, a alert) {
