@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -25,8 +24,10 @@ const (
 	CodeFourEyes         = "four_eyes_required" // 403: the approver must differ from the requester
 	CodeSection203       = "section203_refused" // 403: refused by the § 203 guard
 	CodeNotFound         = "not_found"          // 404
+	CodeUnknownTenant    = "unknown_tenant"     // 404: no such tenant (see Config.KnownTenant)
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeTooLarge         = "too_large"          // 413
+	CodeHeadersTooLarge  = "headers_too_large"  // 431: see Config.MaxHeaderBytes
 	CodeRateLimited      = "rate_limited"       // 429, with Retry-After
 	CodeInternal         = "internal"           // 500: nothing was released
 	CodeAuditUnavailable = "audit_unavailable"  // 503: the access could not be audited
@@ -219,25 +220,4 @@ func JSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	_, err = w.Write(append(b, '\n'))
 	return err
-}
-
-// DecodeJSON reads the request body into v, refusing unknown fields and
-// trailing data. A body over Config.MaxBodyBytes returns the
-// *http.MaxBytesError (413); anything else malformed wraps ErrBadRequest
-// (400).
-func DecodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data")
-	}
-	if err == nil {
-		return nil
-	}
-	var mb *http.MaxBytesError
-	if errors.As(err, &mb) {
-		return err
-	}
-	return fmt.Errorf("%w: malformed JSON body: %v", ErrBadRequest, err)
 }

@@ -90,3 +90,53 @@ g, alice, editor, acme
 	// audit: notes.note.delete alice deny
 	// 403 {"error":{"code":"mfa_required","message":"this action requi
 }
+
+// This example serves a health check that is not audited, and tells an
+// unknown tenant (404 unknown_tenant) from another principal's (403).
+func Example_tenantsAndHealth() {
+	enf, _ := rbac.New(context.Background(), rbac.Config{Logger: printLog{}, Policy: []byte(`
+p, editor, acme, /notes/*, read, allow
+g, alice, editor, acme
+`)})
+	tenants := map[string]bool{"acme": true, "globex": true}
+	g, err := httpguard.New(httpguard.Config{
+		Service:       "notes",
+		Logger:        printLog{},
+		Authenticator: idp{"tok-alice": {Actor: audit.Actor{Subject: "alice", Tenant: "acme"}}},
+		Enforcer:      enf,
+		KnownTenant:   func(t string) bool { return tenants[t] },
+	})
+	if err != nil {
+		panic(err)
+	}
+	g.Handle("GET /v1/tenants/{tenant}/notes/{id}", httpguard.Route{Name: "note.read", Action: "read", Object: "/notes/{id}"},
+		func(w http.ResponseWriter, r *http.Request) error {
+			_, err := io.WriteString(w, "note "+r.PathValue("id")+"\n")
+			return err
+		})
+	g.Handle("GET /healthz", httpguard.Route{Name: "health", Public: true, Unaudited: true},
+		func(w http.ResponseWriter, r *http.Request) error {
+			return httpguard.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	for _, path := range []string{"/healthz", "/v1/tenants/globex/notes/n1", "/v1/tenants/initech/notes/n1"} {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer tok-alice")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%d %.50s\n", resp.StatusCode, b)
+	}
+	// Output:
+	// 200 {"status":"ok"}
+	//
+	// audit: notes.note.read alice deny
+	// 403 {"error":{"code":"forbidden","message":"access den
+	// audit: notes.note.read alice deny
+	// 404 {"error":{"code":"unknown_tenant","message":"no su
+}

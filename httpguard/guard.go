@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
@@ -24,12 +26,15 @@ import (
 // Defaults for the zero values of Config.
 const (
 	defaultMaxBodyBytes = 1 << 20
-	defaultRate         = 20
-	defaultBurst        = 40
-	defaultFailureRate  = 1
-	defaultFailureBurst = 20
-	defaultMaxTracked   = 10000
-	defaultAlertWindow  = time.Minute
+	// defaultMaxHeaderBytes is tlsconfig.MaxHeaderBytes, the limit of
+	// tlsconfig.HTTPServer.
+	defaultMaxHeaderBytes = 64 << 10
+	defaultRate           = 20
+	defaultBurst          = 40
+	defaultFailureRate    = 1
+	defaultFailureBurst   = 20
+	defaultMaxTracked     = 10000
+	defaultAlertWindow    = time.Minute
 )
 
 // ErrNoAuthenticator is returned by [New] for a Config without an
@@ -102,19 +107,41 @@ type Config struct {
 	// MaxTracked bounds each limiter table; the least recently seen key
 	// is evicted beyond it. Zero means 10000.
 	MaxTracked int
+	// MaxHeaderBytes bounds the request line and header fields, counted
+	// as net/http counts them: a larger request gets an audited 431
+	// headers_too_large before authentication. Zero means
+	// tlsconfig.MaxHeaderBytes (64 KiB). Set the server's own limit above
+	// it, or net/http answers first, unaudited.
+	MaxHeaderBytes int
+	// KnownTenant, if set, tells an existing tenant from an unknown one.
+	// A principal naming, in a {tenant} path value, a tenant other than
+	// its own then gets 404 unknown_tenant for an unknown tenant (and 403
+	// forbidden for a known one), and an unauthenticated request's event
+	// carries the path's tenant in its actor if it is known. Nil means
+	// every other tenant is 403 forbidden and anonymous events carry the
+	// tenant "-".
+	KnownTenant func(tenant string) bool
 	// Errors maps handler errors to responses, checked in order before
 	// the defaults (see the package documentation); each needs an Err, a
 	// 4xx or 5xx Status and a Code. Nil means defaults only.
 	Errors []Mapping
 	// Alert, if set, is called once per AlertWindow and kind of alert
 	// that saw failures, with their count, when the window has ended: on
-	// the next request, or a second later by a timer. It runs on that
+	// the next request, or a second later by a timer (and at once too,
+	// with AlertAtOnce). It runs on that
 	// request's goroutine, so it should return quickly. Nil means counters
 	// only.
 	Alert func(ctx context.Context, a Alert)
 	// AlertWindow is the aggregation window of Alert. Zero means a
 	// minute.
 	AlertWindow time.Duration
+	// AlertAtOnce also raises an Alert at once, with the request's ctx
+	// (its request id and actor), on the failure that brings a kind's
+	// count in the window to 1, 2, 4, 8, ...: the first failure pages
+	// without waiting for the window, and a flood of n failures raises
+	// about log2(n) alerts, never one per request. False raises only the
+	// window's Alert when it ends.
+	AlertAtOnce bool
 	// MeterProvider provides the counters (OTel API). Nil means the
 	// global provider.
 	MeterProvider metric.MeterProvider
@@ -140,6 +167,12 @@ type Route struct {
 	// check. It is rate-limited per client address and audited with the
 	// actor "anonymous".
 	Public bool
+	// Unaudited marks a Public route whose successful responses (status
+	// below 400) write no access-log event, such as a load balancer's
+	// health check; its errors are still audited. It is not limited per
+	// client address, so its handler must be cheap. Only a Public route
+	// may be Unaudited.
+	Unaudited bool
 }
 
 // HandlerFunc handles a request. Its response is buffered; a returned
@@ -162,6 +195,20 @@ type route struct {
 	Route
 	tmpl      []string // literal, name, literal, name, ...
 	hasTenant bool
+	tenantSeg int // the index of {tenant} among the path's "/" segments, or -1
+	handler   *routeHandler
+}
+
+// routeHandler is a registered route's mux handler; lookup tells it from
+// the mux's own answers (redirects, 404, 405) by identity.
+type routeHandler struct {
+	g  *Guard
+	ro *route
+	h  HandlerFunc
+}
+
+func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rh.g.serveRoute(w, r, rh.ro, rh.h)
 }
 
 // New returns a Guard for cfg.
@@ -172,7 +219,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Authenticator == nil {
 		return nil, ErrNoAuthenticator
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.Rate < 0 || cfg.Burst < 0 || cfg.FailureRate < 0 || cfg.FailureBurst < 0 || cfg.MaxTracked < 0 || cfg.AlertWindow < 0 {
+	if cfg.MaxBodyBytes < 0 || cfg.MaxHeaderBytes < 0 || cfg.Rate < 0 || cfg.Burst < 0 || cfg.FailureRate < 0 || cfg.FailureBurst < 0 || cfg.MaxTracked < 0 || cfg.AlertWindow < 0 {
 		return nil, fmt.Errorf("%w: negative limit", ErrConfig)
 	}
 	for _, m := range cfg.Errors {
@@ -207,6 +254,9 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.MaxTracked == 0 {
 		cfg.MaxTracked = defaultMaxTracked
 	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
 	if cfg.AlertWindow == 0 {
 		cfg.AlertWindow = defaultAlertWindow
 	}
@@ -217,7 +267,7 @@ func New(cfg Config) (*Guard, error) {
 	g.users = newLimiter(cfg.Rate, cfg.Burst, cfg.MaxTracked)
 	g.failures = newLimiter(cfg.FailureRate, cfg.FailureBurst, cfg.MaxTracked)
 	var err error
-	if g.mon, err = newMonitor(cfg.MeterProvider, cfg.Alert, cfg.AlertWindow, g.now); err != nil {
+	if g.mon, err = newMonitor(cfg.MeterProvider, cfg.Alert, cfg.AlertWindow, cfg.AlertAtOnce, g.now); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -239,7 +289,15 @@ func (g *Guard) Handle(pattern string, rt Route, h HandlerFunc) {
 	for _, m := range wildcard.FindAllStringSubmatch(pattern, -1) {
 		names[m[1]] = true
 	}
-	ro := &route{Route: rt, hasTenant: names["tenant"]}
+	ro := &route{Route: rt, hasTenant: names["tenant"], tenantSeg: -1}
+	if i := strings.IndexByte(pattern, '/'); ro.hasTenant && i >= 0 {
+		// Neither a method nor a host holds a '/': the path starts here.
+		for n, seg := range strings.Split(pattern[i:], "/") {
+			if seg == "{tenant}" {
+				ro.tenantSeg = n
+			}
+		}
+	}
 	if rt.Object != "" {
 		rest := rt.Object
 		for {
@@ -260,9 +318,8 @@ func (g *Guard) Handle(pattern string, rt Route, h HandlerFunc) {
 			rest = rest[i+j+1:]
 		}
 	}
-	g.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.serveRoute(w, r, ro, h)
-	}))
+	ro.handler = &routeHandler{g: g, ro: ro, h: h}
+	g.mux.Handle(pattern, ro.handler)
 	g.routes[pattern] = ro
 }
 
@@ -272,6 +329,8 @@ func (g *Guard) check(pattern string, rt *Route) error {
 		return errors.New("route has no Name")
 	case (rt.Action == "") != (rt.Object == ""):
 		return errors.New("route needs both Action and Object, or neither")
+	case rt.Unaudited && !rt.Public:
+		return errors.New("only a Public route may be Unaudited")
 	case rt.Public && rt.Object != "":
 		return errors.New("a Public route cannot be authorized: it has no principal")
 	case rt.Object != "" && rt.HandlerAuthorizes:
@@ -322,18 +381,41 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	actor := audit.Actor{Subject: "anonymous", Tenant: "-"}
 
-	var refuse error
-	if ro != nil && ro.Public {
+	var (
+		refuse   error
+		p        Principal
+		why      string
+		tooLarge = headerBytes(r) > g.cfg.MaxHeaderBytes
+	)
+	if !tooLarge {
+		p, why = g.authenticate(ctx, r, ro)
+	}
+	switch {
+	case tooLarge:
+		refuse = &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: CodeHeadersTooLarge, Message: "request header fields over " + strconv.Itoa(g.cfg.MaxHeaderBytes) + " bytes"}
 		if d, ok := g.failures.allow(client, now); !ok {
 			refuse = g.limited(ctx, "address", d)
 		}
-	} else if p, why := g.authenticate(ctx, r); why != "" {
+	case why == "" && p.Actor.Subject == "":
+		// A Public route, or a redirect of the mux (see authenticate).
+		// The address limit bounds durable writes: an Unaudited route
+		// makes none when it succeeds.
+		if ro != nil && ro.Unaudited {
+			break
+		}
+		if d, ok := g.failures.allow(client, now); !ok {
+			refuse = g.limited(ctx, "address", d)
+		}
+	case why != "":
 		g.mon.authFailure(ctx, why)
 		refuse = &unauthenticated{why}
 		if d, ok := g.failures.allow(client, now); !ok {
 			refuse = g.limited(ctx, "address", d)
 		}
-	} else {
+		if t := g.pathTenant(r, ro); t != "" {
+			actor.Tenant = t
+		}
+	default:
 		actor = p.Actor
 		ctx = audit.WithActor(ctx, p.Actor)
 		if !p.MFAVerifiedAt.IsZero() {
@@ -361,6 +443,10 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	if ro != nil && ro.Unaudited && st.routed && refuse == nil && status < 400 {
+		g.release(w, buf, id, status)
+		return
+	}
 	ev := st.ev
 	ev.Action = g.cfg.Service + "." + name
 	ev.Actor = actor
@@ -377,12 +463,18 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ev.Outcome = audit.OutcomeAllow
 		}
 	}
-	attrs := make([]audit.Attr, 0, len(ev.Attributes)+3)
+	if ev.Reason == "" && status >= 300 && status < 400 {
+		if loc := buf.header.Get("Location"); loc != "" {
+			ev.Reason = "redirect to " + loc
+		}
+	}
+	attrs := make([]audit.Attr, 0, len(ev.Attributes)+4)
 	attrs = append(attrs, ev.Attributes...)
 	ev.Attributes = append(attrs,
 		audit.String("http.method", r.Method),
 		audit.String("http.status", strconv.Itoa(status)),
 		audit.Personal("client.address", client))
+	clip(&ev, g.cfg.Service)
 	if err := g.cfg.Logger.Log(ctx, ev); err != nil {
 		g.mon.auditFailure(ctx)
 		var e apiError
@@ -392,6 +484,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, &e)
 		return
 	}
+	g.release(w, buf, id, status)
+}
+
+// release writes the buffered response.
+func (g *Guard) release(w http.ResponseWriter, buf *buffer, id string, status int) {
 	h := w.Header()
 	for k, v := range buf.header {
 		h[k] = v
@@ -459,6 +556,9 @@ func (g *Guard) authorize(r *http.Request, ro *route) error {
 	a := audit.ActorFrom(ctx)
 	if ro.hasTenant {
 		if t := r.PathValue("tenant"); t != a.Tenant {
+			if g.cfg.KnownTenant != nil && !g.cfg.KnownTenant(t) {
+				return &Error{Status: http.StatusNotFound, Code: CodeUnknownTenant, Message: "no such tenant", Err: fmt.Errorf("%w: unknown tenant %s", ErrNotFound, t)}
+			}
 			return fmt.Errorf("%w: cross-tenant: a principal of %s asked for %s", ErrForbidden, a.Tenant, t)
 		}
 	}
@@ -509,7 +609,21 @@ func (g *Guard) decide(ctx context.Context, object, action string) error {
 
 // authenticate reads exactly one Authorization header with a bearer token
 // and verifies it. why is empty on success, and says what failed otherwise.
-func (g *Guard) authenticate(ctx context.Context, r *http.Request) (p Principal, why string) {
+// A Public route needs no principal, nor does a request the mux answers
+// with a redirect (its path is not canonical): why and p's subject are
+// both empty for these.
+func (g *Guard) authenticate(ctx context.Context, r *http.Request, ro *route) (p Principal, why string) {
+	if ro != nil && ro.Public {
+		return p, ""
+	}
+	p, why = g.verifyHeader(ctx, r)
+	if why != "" && g.redirects(r, ro) {
+		return Principal{}, ""
+	}
+	return p, why
+}
+
+func (g *Guard) verifyHeader(ctx context.Context, r *http.Request) (p Principal, why string) {
 	hs := r.Header.Values("Authorization")
 	switch {
 	case len(hs) == 0:
@@ -539,6 +653,92 @@ func (g *Guard) lookup(r *http.Request) (ro *route) {
 	return g.routes[pattern]
 }
 
+// redirects reports whether the mux answers r with a redirect rather than
+// with a route's handler: a path-cleaning redirect, which releases nothing
+// but a canonical Location, and so needs no principal.
+func (g *Guard) redirects(r *http.Request, ro *route) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	h, _ := g.mux.Handler(r)
+	if ro != nil && h == http.Handler(ro.handler) {
+		return false
+	}
+	if _, isRoute := h.(*routeHandler); isRoute {
+		return false
+	}
+	// The mux's own handlers (redirect, 404, 405) only write a response.
+	probe := &buffer{header: http.Header{}}
+	h.ServeHTTP(probe, r.WithContext(context.WithoutCancel(r.Context())))
+	return probe.status >= 300 && probe.status < 400
+}
+
+// pathTenant returns the {tenant} path value of ro, if Config.KnownTenant
+// knows it, for an unauthenticated request's event; "" otherwise. The mux
+// has not run, so the value is read from the path.
+func (g *Guard) pathTenant(r *http.Request, ro *route) string {
+	if ro == nil || ro.tenantSeg < 0 || g.cfg.KnownTenant == nil {
+		return ""
+	}
+	segs := strings.Split(r.URL.EscapedPath(), "/")
+	if ro.tenantSeg >= len(segs) {
+		return ""
+	}
+	t, err := url.PathUnescape(segs[ro.tenantSeg])
+	if err != nil || t == "" || !g.cfg.KnownTenant(t) {
+		return ""
+	}
+	return t
+}
+
+// headerBytes is the size of the request line and header fields, counted
+// as net/http counts them against http.Server.MaxHeaderBytes.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// maxEventText bounds each text field of an access-log event, so that no
+// request can make its event exceed audit.MaxEventSize and so turn itself
+// into an audit outage (a 503).
+const maxEventText = 512
+
+// clip cuts each text field of ev over maxEventText at a character
+// boundary and names it, with its length, in the attribute
+// "<service>.truncated".
+func clip(ev *audit.Event, service string) {
+	var cut []string
+	f := func(name string, s *string) {
+		if len(*s) <= maxEventText {
+			return
+		}
+		cut = append(cut, name+"="+strconv.Itoa(len(*s)))
+		n := maxEventText
+		for n > 0 && !utf8.RuneStart((*s)[n]) {
+			n--
+		}
+		*s = (*s)[:n]
+	}
+	f("actor.subject", &ev.Actor.Subject)
+	f("actor.tenant", &ev.Actor.Tenant)
+	f("resource", &ev.Resource)
+	f("reason", &ev.Reason)
+	for i := range ev.Attributes {
+		f("attributes."+ev.Attributes[i].Key, &ev.Attributes[i].Value)
+		f("attributes."+strconv.Itoa(i)+".key", &ev.Attributes[i].Key)
+	}
+	if len(cut) > 0 {
+		ev.Attributes = append(ev.Attributes, audit.String(service+".truncated", strings.Join(cut, ",")))
+	}
+}
+
 // verify calls the Authenticator; a panic in it is a failure.
 func (g *Guard) verify(ctx context.Context, tok string) (p Principal, err error) {
 	defer func() {
@@ -549,11 +749,15 @@ func (g *Guard) verify(ctx context.Context, tok string) (p Principal, err error)
 	return g.cfg.Authenticator.Authenticate(ctx, tok)
 }
 
-// limited counts a rate-limit violation and returns its error.
+// limited counts a rate-limit violation and returns its error. The
+// event's reason is the stable code, and its "ratelimit" attribute names
+// the limit: "principal" or "address".
 func (g *Guard) limited(ctx context.Context, kind string, retry time.Duration) error {
 	g.mon.rateLimited(ctx, kind)
 	ev := AuditEvent(ctx)
 	ev.Severity = audit.SeverityWarning
+	ev.Reason = CodeRateLimited
+	ev.Attributes = append(ev.Attributes, audit.String("ratelimit", kind))
 	return &rateLimited{kind: kind, retry: retry}
 }
 

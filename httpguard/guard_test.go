@@ -449,6 +449,8 @@ func TestRateLimitPerPrincipal(t *testing.T) {
 	}
 	if e := f.event(r); e.Actor.Subject != "alice" || e.Severity != audit.SeverityWarning || e.Outcome != audit.OutcomeDeny {
 		t.Fatalf("429 event %+v", e)
+	} else if lim, _ := attr(e, "ratelimit"); e.Reason != "rate_limited" || lim.Value != "principal" {
+		t.Fatalf("429 event reason %q, ratelimit %q", e.Reason, lim.Value)
 	}
 	if r := f.do("GET", path, bearer("tok-bob"), ""); r.status != 200 {
 		t.Fatalf("bob is limited by alice's bucket: %d", r.status)

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/tomkit/tomkit/audit"
 )
 
@@ -51,10 +49,8 @@ type auditSink interface {
 }
 
 var (
-	errNotFound    = errors.New("refapp: document not found")
-	errDenied      = errors.New("refapp: access denied")
-	errMFARequired = errors.New("refapp: multi-factor authentication required")
-	errSection203  = errors.New("refapp: refused in § 203 mode")
+	errNotFound   = errors.New("refapp: document not found")
+	errSection203 = errors.New("refapp: refused in § 203 mode")
 )
 
 type app struct {
@@ -68,8 +64,6 @@ type app struct {
 	audit   auditSink
 	tls     *tls.Config
 	mon     *monitor
-	limits  *limiter // per principal
-	anon    *limiter // per client address, for unauthenticated requests
 	errLog  *log.Logger
 	now     func() time.Time
 
@@ -125,8 +119,6 @@ func newApp(ctx context.Context, o options, d dataDir, stderr io.Writer) (*app, 
 	if a.tls, err = serverTLS(ctx, a); err != nil {
 		return fail("tls", err)
 	}
-	a.limits = newLimiter(rate.Limit(o.rate), o.burst, a.now)
-	a.anon = newLimiter(anonRate, anonBurst, a.now)
 	return a, nil
 }
 
@@ -153,7 +145,12 @@ func (a *app) serve(ctx context.Context, created bool, stdout io.Writer) error {
 		return err
 	}
 	base := "https://" + hostPort(ln.Addr())
-	srv := httpsServer(a.routes(), a.tls)
+	h, err := a.routes()
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	srv := httpsServer(h, a.tls)
 	srv.ErrorLog = a.errLog
 	servers := []*http.Server{srv}
 	var wg sync.WaitGroup
@@ -169,26 +166,18 @@ func (a *app) serve(ctx context.Context, created bool, stdout io.Writer) error {
 			return err
 		}
 		redirectURL = "http://" + hostPort(hln.Addr())
-		rs := &http.Server{Handler: a.plainRoutes(ln.Addr()), ReadHeaderTimeout: 5 * time.Second, ErrorLog: a.errLog}
+		ph, err := a.plainRoutes(ln.Addr())
+		if err != nil {
+			_ = hln.Close()
+			_ = srv.Close()
+			return err
+		}
+		rs := &http.Server{Handler: ph, ReadHeaderTimeout: 5 * time.Second, ErrorLog: a.errLog}
 		servers = append(servers, rs)
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- rs.Serve(hln) }()
 	}
 	a.banner(stdout, base, redirectURL, created)
-	flushDone := make(chan struct{})
-	defer close(flushDone)
-	go func() {
-		t := time.NewTicker(alertWindow)
-		defer t.Stop()
-		for {
-			select {
-			case <-flushDone:
-				return
-			case <-t.C:
-				a.mon.flush(context.Background())
-			}
-		}
-	}()
 
 	select {
 	case <-ctx.Done():

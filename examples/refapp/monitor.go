@@ -13,50 +13,27 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/httpguard"
 )
 
-// monitor keeps TOM 000 §6's monitoring promise: authentication failures
-// and rate-limit violations are counted (OTel metrics) and raise alerts
-// through a hook.
+// monitor keeps TOM 000 §6's monitoring promise: alerts go to the
+// operator's console (an "ALERT" line) and into the audit log (a
+// critical "refapp.alert" event), and are counted (refapp.alerts).
 //
-// An alert is raised for every break-glass. Authentication failures from
-// one client address beyond 5 in a burst (1 per second sustained), and
-// rate-limit violations, are aggregated: the first in each alertWindow
-// raises an alert at once, later ones in the window are counted, and the
-// count goes out with the next alert of the kind, or with flush once the
-// window is over. So a flood is one alert per kind per window, carrying
-// how many it stands for, never one alert per request.
+// An alert is raised for every break-glass. Authentication failures,
+// rate-limit violations and audit outages are counted by httpguard
+// (httpguard.auth.failures, exported as refapp.auth.failures; see
+// telemetry.go), which raises their alerts (Config.AlertAtOnce): at once
+// on the 1st, 2nd, 4th, 8th, ... of a kind in each minute, with the
+// request that raised it, and the rest when the minute ends. So a flood
+// of n requests is about log2(n) alerts, never one per request.
 type monitor struct {
-	authFailures metric.Int64Counter
-	rateLimits   metric.Int64Counter
-	alerts       metric.Int64Counter
-	hook         func(ctx context.Context, a alert)
-	now          func() time.Time
-
-	authSeen *limiter // per client address: the alert threshold
-
-	mu   sync.Mutex
-	aggs map[string]*aggregate // by alert title and stream
+	alerts metric.Int64Counter
+	hook   func(ctx context.Context, a alert)
+	now    func() time.Time
 }
 
-// alertWindow is the aggregation window of repeated alerts.
-const alertWindow = time.Minute
-
-// aggregate is the state of one stream of repeated alerts: one kind
-// (title), and for rate limits one principal, so that an anonymous flood
-// does not hide a principal's own violations for a window.
-type aggregate struct {
-	title   string
-	last    time.Time // when the last alert of this stream was raised
-	pending int       // occurrences since then that raised none
-	detail  string    // the latest occurrence's detail
-	client  string    // the latest occurrence's client address
-	actor   audit.Actor
-}
-
-// alert is what the hook receives. Detail never holds personal data: that
-// goes in Attrs as audit.Personal attributes, which the audit log writes
-// as pseudonyms (TOM 004 §1).
+// alert is what the hook receives. Detail never holds personal data.
 type alert struct {
 	Time    time.Time
 	Title   string
@@ -65,10 +42,7 @@ type alert struct {
 	Request string
 	// Count is how many occurrences the alert stands for: 1 for a
 	// single event, more for an aggregated one.
-	Count int
-	// Client is the client address, if the alert concerns one. It is
-	// personal data: the audit event carries it pseudonymized.
-	Client string
+	Count int64
 }
 
 // newMonitor returns a monitor whose hook writes an "ALERT" line to w and
@@ -78,33 +52,17 @@ func newMonitor(log audit.Logger, w io.Writer, now func() time.Time) (*monitor, 
 	if now == nil {
 		now = time.Now
 	}
-	m := &monitor{now: now, authSeen: newLimiter(1, 5, now), aggs: map[string]*aggregate{}}
-	meter := otel.Meter("github.com/tomkit/tomkit/examples/refapp")
+	m := &monitor{now: now}
 	var err error
-	if m.authFailures, err = meter.Int64Counter("refapp.auth.failures", metric.WithDescription("authentication failures")); err != nil {
-		return nil, err
-	}
-	if m.rateLimits, err = meter.Int64Counter("refapp.ratelimit.violations", metric.WithDescription("requests refused by the rate limiter")); err != nil {
-		return nil, err
-	}
-	if m.alerts, err = meter.Int64Counter("refapp.alerts", metric.WithDescription("alerts raised")); err != nil {
+	m.alerts, err = otel.Meter("github.com/tomkit/tomkit/examples/refapp").Int64Counter("refapp.alerts", metric.WithDescription("alerts raised"))
+	if err != nil {
 		return nil, err
 	}
 	var wmu sync.Mutex
 	m.hook = func(ctx context.Context, a alert) {
 		wmu.Lock()
-		client := ""
-		if a.Client != "" {
-			// The operator's console gets the address, to act on it;
-			// the audit event gets its pseudonym.
-			client = " client=" + a.Client
-		}
-		fmt.Fprintf(w, "ALERT %s %q count=%d subject=%s tenant=%s%s request=%s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Title, a.Count, a.Actor.Subject, a.Actor.Tenant, client, a.Request, a.Detail)
+		fmt.Fprintf(w, "ALERT %s %q count=%d subject=%s tenant=%s request=%s: %s\n", a.Time.UTC().Format(time.RFC3339), a.Title, a.Count, a.Actor.Subject, a.Actor.Tenant, a.Request, a.Detail)
 		wmu.Unlock()
-		attrs := []audit.Attr{audit.String("detail", a.Detail), audit.String("count", strconv.Itoa(a.Count))}
-		if a.Client != "" {
-			attrs = append(attrs, audit.Personal("client.address", a.Client))
-		}
 		_ = log.Log(ctx, audit.Event{
 			Time:       a.Time,
 			Actor:      a.Actor,
@@ -112,95 +70,45 @@ func newMonitor(log audit.Logger, w io.Writer, now func() time.Time) (*monitor, 
 			Outcome:    audit.OutcomeAllow,
 			Severity:   audit.SeverityCritical,
 			Reason:     a.Title,
-			Attributes: attrs,
+			Attributes: []audit.Attr{audit.String("detail", a.Detail), audit.String("count", strconv.FormatInt(a.Count, 10))},
 		})
 	}
 	return m, nil
 }
 
-func actorOrAnonymous(ctx context.Context) audit.Actor {
+// alert raises one alert at once (break-glass).
+func (m *monitor) alert(ctx context.Context, title, detail string) {
 	a := audit.ActorFrom(ctx)
 	if a == (audit.Actor{}) {
 		a = audit.Actor{Subject: "anonymous", Tenant: "-"}
 	}
-	return a
+	m.raise(ctx, alert{Time: m.now(), Title: title, Detail: detail, Actor: a, Request: audit.RequestIDFrom(ctx), Count: 1})
 }
 
-// alert raises one alert at once (break-glass).
-func (m *monitor) alert(ctx context.Context, title, detail string) {
-	m.raise(ctx, alert{Time: m.now(), Title: title, Detail: detail, Actor: actorOrAnonymous(ctx), Request: audit.RequestIDFrom(ctx), Count: 1})
+// guardTitles names httpguard's kinds of alert.
+var guardTitles = map[string]string{
+	httpguard.AlertAuthFailures:     "authentication failures",
+	httpguard.AlertRateLimited:      "rate limit exceeded",
+	httpguard.AlertAuditUnavailable: "audit unavailable",
+}
+
+// guardAlert is httpguard's Config.Alert. An alert raised at once comes
+// with the ctx of the request that raised it: its id and actor go into
+// the alert.
+func (m *monitor) guardAlert(ctx context.Context, g httpguard.Alert) {
+	title := guardTitles[g.Kind]
+	if title == "" {
+		title = g.Kind
+	}
+	actor := audit.ActorFrom(ctx)
+	if actor == (audit.Actor{}) {
+		actor = audit.Actor{Subject: "anonymous", Tenant: "-"}
+	}
+	detail := fmt.Sprintf("%d since %s", g.Count, g.Start.UTC().Format(time.RFC3339))
+	m.raise(ctx, alert{Time: m.now(), Title: title, Detail: detail, Actor: actor, Request: audit.RequestIDFrom(ctx), Count: g.Count})
 }
 
 func (m *monitor) raise(ctx context.Context, a alert) {
 	m.alerts.Add(ctx, 1, metric.WithAttributes(attribute.String("title", a.Title)))
 	m.hook(ctx, a)
-}
-
-// repeated records one occurrence of an aggregated alert and raises the
-// alert if none of its stream (title and stream) was raised in the last
-// alertWindow.
-func (m *monitor) repeated(ctx context.Context, title, stream, detail, client string) {
-	now := m.now()
-	actor := actorOrAnonymous(ctx)
-	key := title + "\x00" + stream
-	m.mu.Lock()
-	g, ok := m.aggs[key]
-	if !ok {
-		g = &aggregate{title: title}
-		m.aggs[key] = g
-	}
-	g.pending++
-	g.detail, g.client, g.actor = detail, client, actor
-	if ok && now.Sub(g.last) < alertWindow {
-		m.mu.Unlock()
-		return
-	}
-	a := g.take(now)
-	m.mu.Unlock()
-	a.Request = audit.RequestIDFrom(ctx)
-	m.raise(ctx, a)
-}
-
-// take turns the pending occurrences into one alert. m.mu is held.
-func (g *aggregate) take(now time.Time) alert {
-	a := alert{Time: now, Title: g.title, Detail: g.detail, Actor: g.actor, Count: g.pending, Client: g.client}
-	if g.pending > 1 {
-		a.Detail = fmt.Sprintf("%d times since %s, last: %s", g.pending, g.last.UTC().Format(time.RFC3339), g.detail)
-	}
-	g.last, g.pending = now, 0
-	return a
-}
-
-// flush raises, for each kind whose window is over, one alert with the
-// occurrences not yet reported. The service calls it every alertWindow.
-func (m *monitor) flush(ctx context.Context) {
-	now := m.now()
-	var out []alert
-	m.mu.Lock()
-	for _, g := range m.aggs {
-		if g.pending > 0 && now.Sub(g.last) >= alertWindow {
-			out = append(out, g.take(now))
-		}
-	}
-	m.mu.Unlock()
-	for _, a := range out {
-		m.raise(ctx, a)
-	}
-}
-
-// authFailure counts an authentication failure from client and, beyond
-// the per-address threshold, raises the aggregated alert.
-func (m *monitor) authFailure(ctx context.Context, client string) {
-	m.authFailures.Add(ctx, 1)
-	if !m.authSeen.allow(client) {
-		m.repeated(ctx, "authentication failures", "", "repeated authentication failures from one client address", client)
-	}
-}
-
-// rateLimited counts a request refused by a rate limiter (subject is the
-// principal, or "anonymous" for the per-address limit) and raises the
-// aggregated alert.
-func (m *monitor) rateLimited(ctx context.Context, subject, client string) {
-	m.rateLimits.Add(ctx, 1, metric.WithAttributes(attribute.String("subject", subject)))
-	m.repeated(ctx, "rate limit exceeded", subject, subject+" exceeded the rate limit", client)
 }

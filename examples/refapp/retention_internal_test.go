@@ -38,7 +38,11 @@ func TestRetentionWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(a.routes())
+	h, err := a.routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = a.tls
 	srv.StartTLS()
 	defer srv.Close()

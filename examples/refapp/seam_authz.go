@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -104,50 +102,6 @@ func (z *rbacAuthz) Close() error {
 		z.pool.Close()
 	}
 	return err
-}
-
-// withMFA marks ctx with the principal's MFA: a principal flagged MFA is
-// treated as verified at the time of the request.
-func withMFA(ctx context.Context, p principal, now time.Time) context.Context {
-	if p.MFA {
-		return rbac.WithMFA(ctx, now)
-	}
-	return ctx
-}
-
-// decide asks rbac whether the actor in ctx may perform action on object.
-// It returns the decision, errMFARequired or errDenied (wrapping rbac's
-// reason), or an error when the decision could not be made or logged.
-func (z *rbacAuthz) decide(ctx context.Context, object, action string) (rbac.Decision, error) {
-	d, err := z.enf.Decide(ctx, rbac.Request{Object: object, Action: action})
-	if err != nil {
-		return d, err
-	}
-	if !d.Allowed {
-		if strings.HasPrefix(d.Reason, "mfa required") {
-			return d, fmt.Errorf("%w: %s", errMFARequired, d.Reason)
-		}
-		return d, fmt.Errorf("%w: %s", errDenied, d.Reason)
-	}
-	return d, nil
-}
-
-// rbacErr maps the errors of rbac's four-eyes and break-glass flows to
-// the HTTP contract.
-func rbacErr(err error) (status int, code string) {
-	switch {
-	case errors.Is(err, rbac.ErrSelfApproval):
-		return 403, codeFourEyes
-	case errors.Is(err, rbac.ErrMFARequired):
-		return 403, codeMFARequired
-	case errors.Is(err, rbac.ErrNoSuchRequest), errors.Is(err, rbac.ErrRequestExpired):
-		return 404, codeNotFound
-	case errors.Is(err, rbac.ErrJustification), errors.Is(err, rbac.ErrTTL):
-		return 400, codeBadRequest
-	case errors.Is(err, rbac.ErrNotApprover), errors.Is(err, rbac.ErrNotEligible), errors.Is(err, rbac.ErrNotPrivileged), errors.Is(err, rbac.ErrDenied):
-		return 403, codeForbidden
-	}
-	return 500, codeInternal
 }
 
 const integrationAuthz = "rbac (casbin, deny-by-default, MFA for privileged permissions, four-eyes, break-glass)"

@@ -32,7 +32,8 @@ func secureHeaders(h http.Handler) http.Handler {
 
 // httpsServer is the HTTPS server, with tlsconfig's timeouts. Its header
 // limit is raised to serverMaxHeaderBytes because the service enforces
-// tlsconfig's limit itself, with an audited 431 (http.go): net/http
+// tlsconfig's limit itself, with an audited 431 (httpguard's default
+// Config.MaxHeaderBytes, the same 64 KiB): net/http
 // answers 431 on its own, before any handler runs and so without an audit
 // event, only for headers over serverMaxHeaderBytes.
 func httpsServer(h http.Handler, tc *tls.Config) *http.Server {

@@ -17,6 +17,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -82,6 +83,13 @@ func setupTelemetry(ctx context.Context, mode string, stdout io.Writer) (*teleme
 			return nil, err
 		}
 		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(time.Minute))))
+	}
+	// httpguard's counters keep the names refapp's own had
+	// (refapp_auth_failures_total, refapp_ratelimit_violations_total).
+	for _, n := range []string{"auth.failures", "ratelimit.violations", "audit.failures"} {
+		mopts = append(mopts, sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "httpguard." + n, Scope: instrumentation.Scope{Name: "github.com/tomkit/tomkit/httpguard"}},
+			sdkmetric.Stream{Name: "refapp." + n})))
 	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
 	otel.SetMeterProvider(mp)
