@@ -37,6 +37,10 @@ type fakeService struct {
 	ps  *audit.Pseudonymizer
 	// Flaws.
 	leakInAlert, clearAddress, noAlert, noLog, wrongOutcome, noRateLimit bool
+	// limitAnon answers unauthenticated requests 10 to 12 with 429, as
+	// a service that limits clients per address does (not a flaw).
+	limitAnon bool
+	anon      int
 
 	mu       sync.Mutex
 	failures int
@@ -67,6 +71,13 @@ func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	ev := audit.Event{Action: "fake.request", Resource: r.URL.Path, Attributes: []audit.Attr{audit.Personal("client.address", host)}}
 	if r.Header.Get("Authorization") != "Bearer good" {
+		if f.anon++; f.limitAnon && f.anon >= 10 && f.anon <= 12 {
+			ev.Actor, ev.Outcome = audit.Actor{Subject: "anonymous", Tenant: "-"}, audit.OutcomeDeny
+			f.log(ctx, ev)
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
 		f.failures++
 		if f.failures > 5 && !f.noAlert {
 			detail := "repeated authentication failures"
@@ -137,6 +148,7 @@ func TestAuditTrailChecks(t *testing.T) {
 		{"no audit log", func(f *fakeService) { f.noLog = true }, want{fail, fail, fail, fail}, "no record"},
 		{"access logged as denied", func(f *fakeService) { f.wrongOutcome = true }, want{pass, pass, fail, pass}, "outcome allow"},
 		{"no rate limit", func(f *fakeService) { f.noRateLimit = true }, want{pass, pass, pass, nc}, ""},
+		{"limits unauthenticated clients", func(f *fakeService) { f.limitAnon = true }, want{pass, pass, pass, pass}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

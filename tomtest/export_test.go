@@ -2,10 +2,11 @@ package tomtest
 
 import "time"
 
-// SetTrailTimings shortens how long the audit-trail checks wait, for
-// tests; the returned function restores the defaults.
+// SetTrailTimings shortens how long the audit-trail checks wait (a
+// Retry-After second becomes poll), for tests; the returned function
+// restores the defaults.
 func SetTrailTimings(wait, grace, poll time.Duration) (restore func()) {
-	w, g, p := trailWait, alertGrace, trailPoll
-	trailWait, alertGrace, trailPoll = wait, grace, poll
-	return func() { trailWait, alertGrace, trailPoll = w, g, p }
+	w, g, p, u := trailWait, alertGrace, trailPoll, retryUnit
+	trailWait, alertGrace, trailPoll, retryUnit = wait, grace, poll, poll
+	return func() { trailWait, alertGrace, trailPoll, retryUnit = w, g, p, u }
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"strings"
 )
 
@@ -35,6 +36,8 @@ type apiReply struct {
 	// client the address the request left from.
 	requestID string
 	client    string
+	// retryAfter is the Retry-After header, in seconds; 0 if absent.
+	retryAfter int
 }
 
 func (s Service) do(ctx context.Context, method, path, token string, body []byte) (apiReply, error) {
@@ -74,6 +77,9 @@ func (s Service) doWith(ctx context.Context, c *http.Client, method, path, token
 		return apiReply{}, err
 	}
 	out := apiReply{status: resp.StatusCode, body: b, requestID: resp.Header.Get("X-Request-Id"), client: client}
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		out.retryAfter = n
+	}
 	var e struct {
 		Error struct {
 			Code string `json:"code"`
