@@ -215,7 +215,10 @@ func (a *app) banner(w io.Writer, base, redirect string, created bool) {
 	} else {
 		fmt.Fprintf(w, "refapp: using data directory %s\n", a.data.root)
 	}
-	fmt.Fprintf(w, "refapp: integrations: %s\n", strings.Join(integrations(), ", "))
+	if a.opts.postgres != "" {
+		fmt.Fprintln(w, "refapp: audit log, policy, grants and documents in PostgreSQL; keyring, keys, certificates and demo principals in the data directory")
+	}
+	fmt.Fprintf(w, "refapp: integrations: %s\n", strings.Join(a.integrations(), ", "))
 	fmt.Fprintln(w, "\nDemo principals and tokens (development only):")
 	names := make([]string, 0, len(toks))
 	for n := range toks {

@@ -14,6 +14,10 @@ import (
 func TestPostgres(t *testing.T) {
 	dsn := testpg.Schema(t)
 	r := startRefapp(t, "", "-traces", "off", "-postgres", dsn)
+	// The banner says where things live in this mode.
+	if out := r.Stdout(); !strings.Contains(out, "audit/pglog") || !strings.Contains(out, "documents in PostgreSQL") || strings.Contains(out, "tamper-evident file log") {
+		t.Errorf("banner in -postgres mode:\n%s", out)
+	}
 	p, err := r.do(r.client(), "POST", "/v1/tenants/acme/documents", "alice", "in postgres")
 	if err != nil || p.Status != 201 {
 		t.Fatalf("create: %v %d %s", err, p.Status, p.Body)
