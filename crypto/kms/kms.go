@@ -26,6 +26,19 @@ type KEK interface {
 	Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error)
 }
 
+// A Revocable KEK can tell, without wrapping or unwrapping, whether one
+// of its keys may still be used. Envelope's DEK cache asks it before
+// every use of a cached DEK, so that a shred, a retirement or a keyring
+// that fell behind ([ErrStale]) stops cached keys at once, not after the
+// cache's MaxAge. [LocalKEK] implements it.
+type Revocable interface {
+	KEK
+	// Usable returns nil when key id may wrap and unwrap, else the error
+	// Unwrap would return ([ErrKeyDestroyed], [ErrKeyRetired],
+	// [ErrUnknownKey], [ErrStale]). It must be cheap: no I/O.
+	Usable(id KeyID) error
+}
+
 // KeyID names one version of a KEK. It is written, in the clear, into the
 // header of every ciphertext so that the right key can be found again.
 //
@@ -88,4 +101,10 @@ var (
 	// ErrInvalidVersion reports a minimum decryption version that is zero
 	// or above the primary version.
 	ErrInvalidVersion = errors.New("kms: invalid key version")
+	// ErrStale reports a keyring shared by several instances (in
+	// PostgreSQL) that cannot confirm it holds the latest keys: it lost
+	// its notification connection, or could not renew its lease. Key use
+	// is refused until it has caught up, so that no instance uses a key
+	// that was shredded or retired elsewhere. Retry later.
+	ErrStale = errors.New("kms: keyring not confirmed current; key use refused")
 )

@@ -21,7 +21,7 @@ type LocalKEK struct {
 	key scopeKey
 }
 
-var _ KEK = (*LocalKEK)(nil)
+var _ Revocable = (*LocalKEK)(nil)
 
 // wrappedLen is the length of a locally wrapped 32-byte DEK: the Tink
 // AES-GCM RAW ciphertext format, nonce || ciphertext || tag.
@@ -38,6 +38,9 @@ const (
 func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte, error) {
 	var s *scopeState
 	for {
+		if err := k.r.allow(); err != nil {
+			return KeyID{}, nil, err
+		}
 		st := k.r.state.Load()
 		s = st.scopes[k.key]
 		if s == nil {
@@ -80,6 +83,31 @@ func (k *LocalKEK) Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad
 }
 
 func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
+	kv, err := k.usable(id)
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) < nonceLen+tagLen {
+		return nil, fmt.Errorf("%w: wrapped key too short", ErrUnwrap)
+	}
+	out, err := kv.aead.Open(dst, wrapped[:nonceLen], wrapped[nonceLen:], ad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s", ErrUnwrap, id)
+	}
+	return out, nil
+}
+
+// Usable implements [Revocable]: it reports whether key id of this scope
+// may still be used, with the error Unwrap would return if not.
+func (k *LocalKEK) Usable(id KeyID) error {
+	_, err := k.usable(id)
+	return err
+}
+
+func (k *LocalKEK) usable(id KeyID) (*keyVersion, error) {
+	if err := k.r.allow(); err != nil {
+		return nil, err
+	}
 	st := k.r.state.Load()
 	if _, ok := st.destroyed[id.Ring]; ok {
 		return nil, fmt.Errorf("%w: key %s was shredded", ErrKeyDestroyed, id)
@@ -95,14 +123,15 @@ func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, err
 	if kv.version < s.minVersion {
 		return nil, fmt.Errorf("%w: key %s is version %d, minimum is %d", ErrKeyRetired, id, kv.version, s.minVersion)
 	}
-	if len(wrapped) < nonceLen+tagLen {
-		return nil, fmt.Errorf("%w: wrapped key too short", ErrUnwrap)
+	return kv, nil
+}
+
+// allow refuses key use with ErrStale when the keyring's gate is closed.
+func (r *Keyring) allow() error {
+	if r.gate != nil && !r.gate.Allows(r.cfg.now()) {
+		return ErrStale
 	}
-	out, err := kv.aead.Open(dst, wrapped[:nonceLen], wrapped[nonceLen:], ad)
-	if err != nil {
-		return nil, fmt.Errorf("%w: key %s", ErrUnwrap, id)
-	}
-	return out, nil
+	return nil
 }
 
 // wrapBlock is a range of reserved wraps [next, end) that Wrap takes from
