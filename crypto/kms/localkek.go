@@ -43,6 +43,9 @@ func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte
 		}
 		st := k.r.state.Load()
 		s = st.scopes[k.key]
+		if s == nil && k.key.tenant != "" && k.r.catchUp(ctx) {
+			continue
+		}
 		if s == nil {
 			if k.key.tenant == "" {
 				return KeyID{}, nil, fmt.Errorf("%w: empty tenant", ErrInvalidScope)
@@ -72,6 +75,9 @@ func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte
 // Unwrap implements [KEK]. Failures are audited as "crypto.unwrap".
 func (k *LocalKEK) Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
 	out, err := k.unwrap(dst, id, wrapped, ad)
+	if errors.Is(err, ErrUnknownKey) && k.r.catchUp(ctx) {
+		out, err = k.unwrap(dst, id, wrapped, ad)
+	}
 	if err != nil {
 		reason := err.Error()
 		if lerr := k.r.log(ctx, "crypto.unwrap", audit.OutcomeDeny, reason, nil, audit.String("key_id", id.String())); lerr != nil {
@@ -124,6 +130,19 @@ func (k *LocalKEK) usable(id KeyID) (*keyVersion, error) {
 		return nil, fmt.Errorf("%w: key %s is version %d, minimum is %d", ErrKeyRetired, id, kv.version, s.minVersion)
 	}
 	return kv, nil
+}
+
+// catchUp reloads a keyring shared by several instances, for a key that
+// another instance may have created a moment ago, and reports whether it
+// found changes. A file keyring is reloaded by the caller (Reload).
+func (r *Keyring) catchUp(ctx context.Context) bool {
+	if r.gate == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed, err := r.refresh(ctx, r.store)
+	return err == nil && changed
 }
 
 // allow refuses key use with ErrStale when the keyring's gate is closed.
