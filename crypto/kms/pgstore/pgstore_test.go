@@ -1,8 +1,11 @@
 package pgstore_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/envelope"
 	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
 	"github.com/tomkit/tomkit/crypto/kms/pgstore"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
@@ -326,4 +330,59 @@ func waitFor(t testing.TB, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestTamperedRowRefused changes the stored document one byte at a time,
+// as someone with access to the database but not to the master key
+// could: every change that alters the document is refused at Open.
+func TestTamperedRowRefused(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	a := c.open()
+	for _, s := range []audit.Actor{scope, {Tenant: "t2", Subject: "s"}, {Tenant: "t3"}} {
+		if err := a.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Shred(ctx, audit.Actor{Tenant: "t3"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.KEK(scope).Wrap(ctx, nil, make([]byte, 32), nil); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	admin := c.pool()
+	var doc []byte
+	if err := admin.QueryRow(ctx, "SELECT doc FROM tomkit_kms_keyrings").Scan(&doc); err != nil {
+		t.Fatal(err)
+	}
+	var orig keyfile.File
+	if err := json.Unmarshal(doc, &orig); err != nil {
+		t.Fatal(err)
+	}
+	step := 1
+	if testing.Short() {
+		step = 13
+	}
+	tried := 0
+	for i := 0; i < len(doc); i += step {
+		bad := bytes.Clone(doc)
+		bad[i] ^= 0x01
+		var f keyfile.File
+		if json.Unmarshal(bad, &f) == nil && reflect.DeepEqual(f, orig) {
+			continue // the same document (JSON whitespace, base64 padding bits)
+		}
+		if _, err := admin.Exec(ctx, "UPDATE tomkit_kms_keyrings SET doc = $1", bad); err != nil {
+			t.Fatal(err)
+		}
+		r, err := pgstore.Open(ctx, admin, c.cfg)
+		if !errors.Is(err, kms.ErrWrongMasterKey) {
+			if r != nil {
+				r.Close()
+			}
+			t.Fatalf("byte %d (%q) changed: Open = %v; want ErrWrongMasterKey", i, doc[i], err)
+		}
+		tried++
+	}
+	t.Logf("%d changed documents refused", tried)
 }
