@@ -43,7 +43,7 @@ func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte
 		}
 		st := k.r.state.Load()
 		s = st.scopes[k.key]
-		if s == nil && k.key.tenant != "" && k.r.catchUp(ctx) {
+		if s == nil && k.key.tenant != "" && k.r.catchUp(ctx, st) {
 			continue
 		}
 		if s == nil {
@@ -74,8 +74,9 @@ func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte
 
 // Unwrap implements [KEK]. Failures are audited as "crypto.unwrap".
 func (k *LocalKEK) Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
+	st := k.r.state.Load()
 	out, err := k.unwrap(dst, id, wrapped, ad)
-	if errors.Is(err, ErrUnknownKey) && k.r.catchUp(ctx) {
+	if errors.Is(err, ErrUnknownKey) && k.r.catchUp(ctx, st) {
 		out, err = k.unwrap(dst, id, wrapped, ad)
 	}
 	if err != nil {
@@ -133,16 +134,19 @@ func (k *LocalKEK) usable(id KeyID) (*keyVersion, error) {
 }
 
 // catchUp reloads a keyring shared by several instances, for a key that
-// another instance may have created a moment ago, and reports whether it
-// found changes. A file keyring is reloaded by the caller (Reload).
-func (r *Keyring) catchUp(ctx context.Context) bool {
+// another instance may have created a moment ago, and reports whether the
+// state changed since seen. A file keyring is reloaded by the caller
+// (Reload).
+func (r *Keyring) catchUp(ctx context.Context, seen *ringState) bool {
 	if r.gate == nil {
 		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	changed, err := r.refresh(ctx, r.store)
-	return err == nil && changed
+	if _, err := r.refresh(ctx, r.store); err != nil {
+		return false
+	}
+	return r.state.Load() != seen
 }
 
 // allow refuses key use with ErrStale when the keyring's gate is closed.

@@ -440,6 +440,9 @@ func (s *store) follow(ctx context.Context, first *bool, ready chan<- error) err
 			if v, err := strconv.ParseUint(seq, 10, 64); err == nil && v <= s.applied.Load() {
 				continue
 			}
+			if err := s.reload(ctx); err != nil {
+				return err
+			}
 			if err := s.catchUp(ctx, conn); err != nil {
 				return err
 			}
