@@ -20,3 +20,6 @@ func ListenerPID(r *kms.Keyring) uint32 {
 
 // SetReconnectHook sets the function run before each reconnection.
 func SetReconnectHook(f func()) { reconnectHook = f }
+
+// ParsePayload is parsePayload.
+var ParsePayload = parsePayload

@@ -430,14 +430,13 @@ func (s *store) follow(ctx context.Context, first *bool, ready chan<- error) err
 			}
 			return err
 		}
-		kind, rest, _ := strings.Cut(n.Payload, " ")
+		kind, name, seq, ok := parsePayload(n.Payload)
+		if !ok || name != s.name {
+			continue
+		}
 		switch kind {
-		case "v":
-			seq, name, _ := strings.Cut(rest, " ")
-			if name != s.name {
-				continue
-			}
-			if v, err := strconv.ParseUint(seq, 10, 64); err == nil && v <= s.applied.Load() {
+		case 'v':
+			if seq <= s.applied.Load() {
 				continue
 			}
 			if err := s.reload(ctx); err != nil {
@@ -446,12 +445,31 @@ func (s *store) follow(ctx context.Context, first *bool, ready chan<- error) err
 			if err := s.catchUp(ctx, conn); err != nil {
 				return err
 			}
-		case "a":
-			if rest == s.name {
-				s.signalAck()
-			}
+		case 'a':
+			s.signalAck()
 		}
 	}
+}
+
+// parsePayload parses a notification: "v SEQ NAME" (keyring NAME is at
+// version SEQ) or "a NAME" (an instance acknowledged a version of NAME).
+func parsePayload(p string) (kind byte, name string, seq uint64, ok bool) {
+	k, rest, _ := strings.Cut(p, " ")
+	switch k {
+	case "v":
+		n, name, found := strings.Cut(rest, " ")
+		v, err := strconv.ParseUint(n, 10, 64)
+		if !found || err != nil || v == 0 || name == "" || strconv.FormatUint(v, 10) != n {
+			return 0, "", 0, false
+		}
+		return 'v', name, v, true
+	case "a":
+		if rest == "" {
+			return 0, "", 0, false
+		}
+		return 'a', rest, 0, true
+	}
+	return 0, "", 0, false
 }
 
 // catchUp renews the lease at the version the keyring has applied, which
