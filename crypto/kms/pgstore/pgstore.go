@@ -295,12 +295,16 @@ func (c *change) Write(ctx context.Context, have backend.Version, doc []byte) (b
 func (c *change) End() { _ = c.tx.Rollback(context.Background()) }
 
 // Settle waits until no other instance holds a running lease at a
-// version below v.
+// version below v. It deletes the leases that ran out first (see renew).
 func (s *store) Settle(ctx context.Context, v backend.Version) error {
 	for {
 		s.mu.Lock()
 		acked := s.acked
 		s.mu.Unlock()
+		if _, err := s.pool.Exec(ctx, "DELETE FROM tomkit_kms_leases WHERE keyring = $1 AND instance <> $2 AND expires <= clock_timestamp()",
+			s.name, s.id); err != nil {
+			return fmt.Errorf("pgstore: wait for instances: %w", err)
+		}
 		var n int
 		var secs float64
 		err := s.pool.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM min(expires) - clock_timestamp()), 0)::float8
@@ -416,17 +420,22 @@ func (s *store) follow(ctx context.Context, first *bool, ready chan<- error) err
 		*first = false
 		ready <- nil
 	}
+	// The lease is renewed every third of its length, whether or not
+	// notifications keep arriving.
+	next := time.Now().Add(s.lease / 3)
 	for {
-		wctx, cancel := context.WithTimeout(ctx, s.lease/3)
+		if !time.Now().Before(next) {
+			next = time.Now().Add(s.lease / 3)
+			if err := s.catchUp(ctx, conn); err != nil {
+				return err
+			}
+		}
+		wctx, cancel := context.WithDeadline(ctx, next)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil && wctx.Err() != nil && !conn.IsClosed() {
-				// Heartbeat.
-				if err := s.catchUp(ctx, conn); err != nil {
-					return err
-				}
-				continue
+				continue // time to renew
 			}
 			return err
 		}
@@ -438,9 +447,6 @@ func (s *store) follow(ctx context.Context, first *bool, ready chan<- error) err
 		case 'v':
 			if seq <= s.applied.Load() {
 				continue
-			}
-			if err := s.reload(ctx); err != nil {
-				return err
 			}
 			if err := s.catchUp(ctx, conn); err != nil {
 				return err
@@ -472,23 +478,19 @@ func parsePayload(p string) (kind byte, name string, seq uint64, ok bool) {
 	return 0, "", 0, false
 }
 
-// catchUp renews the lease at the version the keyring has applied, which
-// succeeds only if it is the latest; otherwise it reloads the keyring
-// first. A renewal at a new version is announced, for Settle. It fails
-// only when the keyring cannot be read or applied.
+// catchUp renews the lease and, when the keyring is ahead of what this
+// instance applied, reloads it and renews again, which acknowledges the
+// new version (announced, for Settle). It fails only when the keyring
+// cannot be read or applied.
 func (s *store) catchUp(ctx context.Context, conn *pgx.Conn) error {
 	for range 5 {
 		have := s.applied.Load()
 		t0 := s.now()
-		tag, err := conn.Exec(ctx, `WITH k AS (SELECT version FROM tomkit_kms_keyrings WHERE name = $1 FOR SHARE)
-			INSERT INTO tomkit_kms_leases AS l (keyring, instance, applied, expires)
-			SELECT $1, $2, k.version, clock_timestamp() + $4 * interval '1 microsecond' FROM k WHERE k.version = $3
-			ON CONFLICT (keyring, instance) DO UPDATE SET applied = EXCLUDED.applied, expires = EXCLUDED.expires`,
-			s.name, s.id, int64(have), s.lease.Microseconds())
+		cur, ok, err := s.renew(ctx, conn, have)
 		if err != nil {
 			return fmt.Errorf("renew lease: %w", err)
 		}
-		if tag.RowsAffected() == 1 {
+		if ok {
 			// The lease runs out here an eighth before it does in the
 			// database, which counted from a later moment.
 			s.gate.Open(t0.Add(s.lease - s.lease/8))
@@ -498,14 +500,51 @@ func (s *store) catchUp(ctx context.Context, conn *pgx.Conn) error {
 					return fmt.Errorf("acknowledge: %w", err)
 				}
 			}
-			return nil
+			if cur <= have {
+				return nil
+			}
 		}
 		if err := s.reload(ctx); err != nil {
 			return err
 		}
 	}
-	// The keyring changes faster than this loop applies it: the lease
-	// keeps running until it ends, and the next notification or
-	// heartbeat tries again.
+	// The keyring changes faster than this loop applies it: a running
+	// lease keeps running, and the next notification or heartbeat tries
+	// again.
 	return nil
+}
+
+// renew extends this instance's lease and records have as the version it
+// applied. A lease that has run out is renewed (or a first one taken)
+// only at the keyring's current version, under a share lock on its row,
+// so that an instance whose lease Settle saw run out cannot come back at
+// an older version. cur is the keyring's current version.
+//
+// Settle deletes the leases that ran out before it counts the others: a
+// renewal that found its lease running and has not committed yet holds
+// the row, so the delete waits for it and the count sees its new expiry.
+func (s *store) renew(ctx context.Context, conn *pgx.Conn, have uint64) (cur uint64, ok bool, err error) {
+	// A running lease: extended without touching the keyring's row, which
+	// changes keep locked.
+	var v int64
+	err = conn.QueryRow(ctx, `UPDATE tomkit_kms_leases SET applied = $3, expires = clock_timestamp() + $4 * interval '1 microsecond'
+		WHERE keyring = $1 AND instance = $2 AND expires > clock_timestamp()
+		RETURNING (SELECT version FROM tomkit_kms_keyrings WHERE name = $1)`,
+		s.name, s.id, int64(have), s.lease.Microseconds()).Scan(&v)
+	if err == nil {
+		return uint64(v), true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, err
+	}
+	// A lease that ran out, or none: only at the current version.
+	tag, err := conn.Exec(ctx, `INSERT INTO tomkit_kms_leases AS l (keyring, instance, applied, expires)
+		SELECT name, $2, version, clock_timestamp() + $4 * interval '1 microsecond'
+		FROM tomkit_kms_keyrings WHERE name = $1 AND version = $3 FOR SHARE
+		ON CONFLICT (keyring, instance) DO UPDATE SET applied = EXCLUDED.applied, expires = EXCLUDED.expires`,
+		s.name, s.id, int64(have), s.lease.Microseconds())
+	if err != nil {
+		return 0, false, err
+	}
+	return have, tag.RowsAffected() == 1, nil
 }

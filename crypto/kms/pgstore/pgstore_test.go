@@ -386,3 +386,40 @@ func TestTamperedRowRefused(t *testing.T) {
 	}
 	t.Logf("%d changed documents refused", tried)
 }
+
+// TestLeaseRenewed uses keys for several leases' time, with other
+// instances changing the keyring all along: the lease is renewed and no
+// use is refused.
+func TestLeaseRenewed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for four leases")
+	}
+	ctx := context.Background()
+	const lease = 600 * time.Millisecond
+	c := newCluster(t, pgstore.WithLease(lease))
+	// The default blocks of 65536 wraps: at full speed a change every few
+	// tens of milliseconds from each instance.
+	a, b := c.open(), c.open()
+	for _, r := range []*kms.Keyring{a, b} {
+		if err := r.Create(ctx, scope); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	end := time.Now().Add(4 * lease)
+	for _, r := range []*kms.Keyring{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kek := r.KEK(scope)
+			dek := make([]byte, 32)
+			for n := 0; time.Now().Before(end); n++ {
+				if _, _, err := kek.Wrap(ctx, nil, dek, nil); err != nil {
+					t.Errorf("wrap %d: %v", n, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
