@@ -423,3 +423,38 @@ func TestLeaseRenewed(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLeaseRunsOut advances one instance's clock past its lease, as if it
+// could not renew it: it refuses key use, and only its own lease matters.
+func TestLeaseRunsOut(t *testing.T) {
+	ctx := context.Background()
+	const lease = time.Minute // no renewal during the test
+	c := newCluster(t, pgstore.WithLease(lease))
+	a := c.open()
+	var mu sync.Mutex
+	now := time.Now()
+	c.cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	b := c.open()
+	for _, r := range []*kms.Keyring{a, b} {
+		if err := r.Create(ctx, scope); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dek := make([]byte, 32)
+	id, w, err := b.KEK(scope).Wrap(ctx, nil, dek, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(lease)
+	mu.Unlock()
+	if _, _, err := b.KEK(scope).Wrap(ctx, nil, dek, nil); !errors.Is(err, kms.ErrStale) {
+		t.Fatalf("wrap after the lease ran out: %v; want ErrStale", err)
+	}
+	if _, err := b.KEK(scope).Unwrap(ctx, nil, id, w, nil); !errors.Is(err, kms.ErrStale) {
+		t.Fatalf("unwrap after the lease ran out: %v; want ErrStale", err)
+	}
+	if _, err := a.KEK(scope).Unwrap(ctx, nil, id, w, nil); err != nil {
+		t.Fatalf("another instance: %v", err)
+	}
+}
