@@ -112,8 +112,9 @@ func (c *dekCache) getSeal(s *scratch, size int64, rev kms.Revocable) (sealHit, 
 	if e == nil {
 		return sealHit{}, false
 	}
-	if c.now().Sub(e.created) >= c.cfg.MaxAge || e.messages >= c.cfg.MaxMessages || e.bytes+size > c.cfg.MaxBytes || size > c.cfg.MaxBytes ||
-		rev != nil && rev.Usable(e.id) != nil {
+	now := c.now()
+	if now.Sub(e.created) >= c.cfg.MaxAge || e.messages >= c.cfg.MaxMessages || e.bytes+size > c.cfg.MaxBytes || size > c.cfg.MaxBytes ||
+		rev != nil && rev.Usable(e.id, now) != nil {
 		clear(e.dek[:])
 		delete(c.seal, string(s.canon))
 		return sealHit{}, false
@@ -155,9 +156,9 @@ func openKey(s *scratch, id kms.KeyID, wrapped, hdr []byte) []byte {
 }
 
 // getOpen puts a cached unwrapped DEK in s.dek and returns its payload
-// AEAD (suite 2; nil for suite 1) and commitment. With usable false (the
-// key may no longer be used) it drops the entry.
-func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte, usable bool) (cipher.AEAD, [32]byte, bool) {
+// AEAD (suite 2; nil for suite 1) and commitment, when its key is still
+// usable (rev, when not nil, says so); else it drops the entry.
+func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte, rev kms.Revocable) (cipher.AEAD, [32]byte, bool) {
 	k := openKey(s, id, wrapped, hdr)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -165,7 +166,8 @@ func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte, usable
 	if e == nil {
 		return nil, [32]byte{}, false
 	}
-	if !usable || c.now().Sub(e.created) >= c.cfg.MaxAge {
+	now := c.now()
+	if now.Sub(e.created) >= c.cfg.MaxAge || rev != nil && rev.Usable(id, now) != nil {
 		clear(e.dek[:])
 		delete(c.open, string(k))
 		return nil, [32]byte{}, false

@@ -455,8 +455,7 @@ func (e *Envelope) unlock(ctx context.Context, s *scratch, h *format.Header, hdr
 	if e.cache != nil {
 		// A cached DEK of a key that was shredded or retired since, or
 		// of a keyring that fell behind, is dropped: Unwrap then says why.
-		usable := e.rev == nil || e.rev.Usable(id) == nil
-		aead, commit, ok := e.cache.getOpen(s, id, h.Wrapped, hdr, usable)
+		aead, commit, ok := e.cache.getOpen(s, id, h.Wrapped, hdr, e.rev)
 		if ok && suite2 {
 			if subtle.ConstantTimeCompare(commit[:], h.Commitment[:]) != 1 {
 				return nil, fmt.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"time"
 )
 
 // A KEK is a key-encryption key for one scope: it wraps and unwraps the
@@ -33,10 +34,13 @@ type KEK interface {
 // cache's MaxAge. [LocalKEK] implements it.
 type Revocable interface {
 	KEK
-	// Usable returns nil when key id may wrap and unwrap, else the error
-	// Unwrap would return ([ErrKeyDestroyed], [ErrKeyRetired],
-	// [ErrUnknownKey], [ErrStale]). It must be cheap: no I/O.
-	Usable(id KeyID) error
+	// Usable returns nil when key id may wrap and unwrap at now, else
+	// the error Unwrap would return ([ErrKeyDestroyed], [ErrKeyRetired],
+	// [ErrUnknownKey], [ErrStale]). now is the caller's reading of
+	// time.Now, which spares the KEK a clock read on the hot path; a
+	// [Keyring] with its own [Config.Now] reads that instead. It must be
+	// cheap: no I/O.
+	Usable(id KeyID, now time.Time) error
 }
 
 // KeyID names one version of a KEK. It is written, in the clear, into the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/tomkit/tomkit/audit"
 )
@@ -38,7 +39,7 @@ const (
 func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte, error) {
 	var s *scopeState
 	for {
-		if err := k.r.allow(); err != nil {
+		if err := k.r.allow(k.r.cfg.now()); err != nil {
 			return KeyID{}, nil, err
 		}
 		st := k.r.state.Load()
@@ -90,7 +91,7 @@ func (k *LocalKEK) Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad
 }
 
 func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
-	kv, err := k.usable(id)
+	kv, err := k.usable(id, k.r.cfg.now())
 	if err != nil {
 		return nil, err
 	}
@@ -106,13 +107,16 @@ func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, err
 
 // Usable implements [Revocable]: it reports whether key id of this scope
 // may still be used, with the error Unwrap would return if not.
-func (k *LocalKEK) Usable(id KeyID) error {
-	_, err := k.usable(id)
+func (k *LocalKEK) Usable(id KeyID, now time.Time) error {
+	if k.r.cfg.Now != nil {
+		now = k.r.cfg.Now()
+	}
+	_, err := k.usable(id, now)
 	return err
 }
 
-func (k *LocalKEK) usable(id KeyID) (*keyVersion, error) {
-	if err := k.r.allow(); err != nil {
+func (k *LocalKEK) usable(id KeyID, now time.Time) (*keyVersion, error) {
+	if err := k.r.allow(now); err != nil {
 		return nil, err
 	}
 	st := k.r.state.Load()
@@ -150,8 +154,8 @@ func (r *Keyring) catchUp(ctx context.Context, seen *ringState) bool {
 }
 
 // allow refuses key use with ErrStale when the keyring's gate is closed.
-func (r *Keyring) allow() error {
-	if r.gate != nil && !r.gate.Allows(r.cfg.now()) {
+func (r *Keyring) allow(now time.Time) error {
+	if r.gate != nil && !r.gate.Allows(now) {
 		return ErrStale
 	}
 	return nil

@@ -157,7 +157,7 @@ func BenchmarkShredPropagation(b *testing.B) {
 				defer func() { done <- struct{}{} }()
 				for !stop.Load() {
 					t := time.Now().UnixNano()
-					if kek.Usable(id) != nil {
+					if kek.Usable(id, time.Now()) != nil {
 						refused[j].Store(t)
 						return
 					}
