@@ -179,8 +179,10 @@ func openStore(ctx context.Context, s backend.Store, cfg Config, mode openMode) 
 		case errors.Is(err, backend.ErrExist) && mode == openOrCreate:
 		case errors.Is(err, backend.ErrExist):
 			return nil, false, fmt.Errorf("%w: %s", ErrExist, s.Name())
-		default:
+		case strings.HasPrefix(err.Error(), "kms: "):
 			return nil, false, err
+		default:
+			return nil, false, fmt.Errorf("kms: create: %w", err)
 		}
 	}
 	b, v, err := s.Read(ctx, backend.Version{})
@@ -367,6 +369,9 @@ func (r *Keyring) changeLocked(ctx context.Context, build func(old *ringState) (
 	if r.store != nil {
 		var err error
 		if tx, err = r.store.Begin(ctx); err != nil {
+			if !strings.HasPrefix(err.Error(), "kms: ") {
+				err = fmt.Errorf("kms: %w", err)
+			}
 			return false, r.ver, err
 		}
 		defer tx.End()

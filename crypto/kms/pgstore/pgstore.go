@@ -183,6 +183,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // store is one instance's view of one keyring row.
+// Errors of its methods carry no prefix: package kms adds its own.
 type store struct {
 	pool  *pgxpool.Pool
 	name  string
@@ -232,7 +233,7 @@ func (s *store) read(ctx context.Context, q querier, have backend.Version, lock 
 		return nil, have, backend.ErrNotExist
 	}
 	if err != nil {
-		return nil, have, fmt.Errorf("pgstore: read keyring: %w", err)
+		return nil, have, fmt.Errorf("read keyring: %w", err)
 	}
 	v := backend.Version{Seq: uint64(seq)}
 	switch {
@@ -247,7 +248,7 @@ func (s *store) read(ctx context.Context, q querier, have backend.Version, lock 
 func (s *store) Create(ctx context.Context, doc []byte) (backend.Version, error) {
 	tag, err := s.pool.Exec(ctx, "INSERT INTO tomkit_kms_keyrings (name, version, doc) VALUES ($1, 1, $2) ON CONFLICT (name) DO NOTHING", s.name, doc)
 	if err != nil {
-		return backend.Version{}, fmt.Errorf("pgstore: create keyring: %w", err)
+		return backend.Version{}, fmt.Errorf("create keyring: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return backend.Version{}, backend.ErrExist
@@ -258,7 +259,7 @@ func (s *store) Create(ctx context.Context, doc []byte) (backend.Version, error)
 func (s *store) Begin(ctx context.Context) (backend.Tx, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: %w", err)
+		return nil, fmt.Errorf("begin change: %w", err)
 	}
 	return &change{s: s, tx: tx}, nil
 }
@@ -281,13 +282,13 @@ func (c *change) Write(ctx context.Context, have backend.Version, doc []byte) (b
 		return have, backend.ErrConflict
 	}
 	if err != nil {
-		return have, fmt.Errorf("pgstore: write keyring: %w", err)
+		return have, fmt.Errorf("write keyring: %w", err)
 	}
 	if _, err := c.tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, "v "+strconv.FormatInt(seq, 10)+" "+c.s.name); err != nil {
-		return have, fmt.Errorf("pgstore: notify: %w", err)
+		return have, fmt.Errorf("notify: %w", err)
 	}
 	if err := c.tx.Commit(ctx); err != nil {
-		return have, fmt.Errorf("pgstore: commit keyring: %w", err)
+		return have, fmt.Errorf("commit keyring: %w", err)
 	}
 	return backend.Version{Seq: uint64(seq)}, nil
 }
@@ -303,7 +304,7 @@ func (s *store) Settle(ctx context.Context, v backend.Version) error {
 		s.mu.Unlock()
 		if _, err := s.pool.Exec(ctx, "DELETE FROM tomkit_kms_leases WHERE keyring = $1 AND instance <> $2 AND expires <= clock_timestamp()",
 			s.name, s.id); err != nil {
-			return fmt.Errorf("pgstore: wait for instances: %w", err)
+			return fmt.Errorf("wait for instances: %w", err)
 		}
 		var n int
 		var secs float64
@@ -311,7 +312,7 @@ func (s *store) Settle(ctx context.Context, v backend.Version) error {
 			FROM tomkit_kms_leases WHERE keyring = $1 AND instance <> $2 AND applied < $3 AND expires > clock_timestamp()`,
 			s.name, s.id, int64(v.Seq)).Scan(&n, &secs)
 		if err != nil {
-			return fmt.Errorf("pgstore: wait for instances: %w", err)
+			return fmt.Errorf("wait for instances: %w", err)
 		}
 		if n == 0 {
 			return nil

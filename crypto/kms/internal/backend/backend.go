@@ -11,15 +11,16 @@ import (
 	"time"
 )
 
-// Errors of a store. Package kms reports them as its own.
+// Errors of a store. Package kms reports them as its own, so they carry
+// no package prefix.
 var (
 	// ErrConflict reports a write whose base version is no longer the
 	// stored one.
-	ErrConflict = errors.New("backend: keyring changed by another writer")
+	ErrConflict = errors.New("keyring changed by another writer")
 	// ErrExist reports a Create of a keyring that exists.
-	ErrExist = errors.New("backend: keyring exists")
+	ErrExist = errors.New("keyring exists")
 	// ErrNotExist reports a Read of a keyring that does not exist.
-	ErrNotExist = errors.New("backend: no keyring")
+	ErrNotExist = errors.New("no such keyring")
 )
 
 // Version identifies one stored document. A file store sets Sum (the
