@@ -20,6 +20,8 @@ var _ backend.Store = fileStore{}
 
 func (f fileStore) Name() string { return f.path }
 
+func (fileStore) Binding() string { return "" }
+
 // Read reads the file under its lock, removing temporary files left by
 // a crashed writer (they may hold keys shredded since).
 func (f fileStore) Read(ctx context.Context, have backend.Version) ([]byte, backend.Version, error) {

@@ -162,7 +162,7 @@ func openStore(ctx context.Context, s backend.Store, cfg Config, mode openMode) 
 	}
 	if mode != openOnly {
 		st := emptyState()
-		b, err := r.encode(st)
+		b, err := r.encode(st, 1)
 		if err != nil {
 			return nil, false, err
 		}
@@ -195,7 +195,7 @@ func openStore(ctx context.Context, s backend.Store, cfg Config, mode openMode) 
 		}
 		return nil, false, err
 	}
-	st, err := r.decode(b)
+	st, err := r.decode(b, v)
 	if err != nil {
 		_ = r.log(ctx, "crypto.keyring_open", audit.OutcomeError, err.Error(), nil)
 		return nil, false, err
@@ -420,7 +420,7 @@ func (r *Keyring) refresh(ctx context.Context, from backend.Reader) (bool, error
 	if b == nil {
 		return false, nil
 	}
-	st, err := r.decode(b)
+	st, err := r.decode(b, v)
 	if err != nil {
 		return false, err
 	}
@@ -436,7 +436,7 @@ func (r *Keyring) refresh(ctx context.Context, from backend.Reader) (bool, error
 
 // save writes st in the change tx. The caller holds r.mu.
 func (r *Keyring) save(ctx context.Context, tx backend.Tx, st *ringState) error {
-	b, err := r.encode(st)
+	b, err := r.encode(st, r.ver.Seq+1)
 	if err != nil {
 		return err
 	}

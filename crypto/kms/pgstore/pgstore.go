@@ -8,7 +8,11 @@
 // authenticated under it. Someone with access to the database but not to
 // the master key can neither read keys nor change the document (lower a
 // minimum version, add or remove a destroyed scope) without [Open] and
-// every running instance refusing it with [kms.ErrWrongMasterKey].
+// every running instance refusing it with [kms.ErrWrongMasterKey]. The
+// document is bound to the keyring's name and version number, so an older
+// one stored again (to bring back a shredded key) is refused too; only a
+// restore of the whole row, as from a backup, goes unnoticed by instances
+// started after it ([ErrRollback] for those running).
 //
 // # Changes and their propagation
 //
@@ -212,6 +216,8 @@ type store struct {
 var _ backend.Store = (*store)(nil)
 
 func (s *store) Name() string { return "postgres:" + s.name }
+
+func (s *store) Binding() string { return s.name }
 
 func (s *store) Gate() *backend.Gate { return &s.gate }
 
@@ -501,9 +507,11 @@ func (s *store) catchUp(ctx context.Context, conn *pgx.Conn) error {
 					return fmt.Errorf("acknowledge: %w", err)
 				}
 			}
-			if cur <= have {
+			if cur == have {
 				return nil
 			}
+			// Ahead: apply it. Behind: the row went back, which the
+			// reload refuses (ErrRollback).
 		}
 		if err := s.reload(ctx); err != nil {
 			return err

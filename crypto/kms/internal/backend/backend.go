@@ -43,6 +43,10 @@ type Store interface {
 	Reader
 	// Name names the keyring in audit events.
 	Name() string
+	// Binding is the name written into the document, with each
+	// version's Seq, so that a document cannot be moved to another
+	// keyring or replayed under a later version; empty for none (a file).
+	Binding() string
 	// Create stores the first document, or fails with ErrExist.
 	Create(ctx context.Context, doc []byte) (Version, error)
 	// Begin starts a change: it takes the store's exclusive lock, which
