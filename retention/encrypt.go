@@ -400,6 +400,11 @@ func (e *Encrypted) Erase(ctx context.Context, scope audit.Actor) error {
 	}
 	scopes := []audit.Actor{scope}
 	if scope.Subject == "" {
+		// Subjects' keys created elsewhere (another process on the file,
+		// another instance in PostgreSQL) are listed too.
+		if err := e.ring.Reload(ctx); err != nil {
+			return fmt.Errorf("retention: erase: %w", err)
+		}
 		scopes = nil
 		for _, si := range e.ring.List() {
 			if si.Destroyed.IsZero() && si.Scope.Tenant == scope.Tenant {

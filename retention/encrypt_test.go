@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -330,5 +331,45 @@ func TestEncryptedUsesBatchPurger(t *testing.T) {
 	defer rc.Close()
 	if b, err := io.ReadAll(rc); err != nil || string(b) != "x" {
 		t.Fatalf("live object: %q %v", b, err)
+	}
+}
+
+// TestEraseSubjectsCreatedElsewhere erases a tenant whose subject key
+// another process (or instance) sharing the keyring created: it is
+// shredded too.
+func TestEraseSubjectsCreatedElsewhere(t *testing.T) {
+	var rec audit.Recorder
+	ctx := context.Background()
+	master, err := kms.ParseMasterKey(kms.GenerateMasterKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := kms.Config{Master: master, Audit: &rec}
+	path := filepath.Join(t.TempDir(), "keyring.json")
+	ringA, err := kms.Create(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringB, err := kms.Open(ctx, path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ringA.Create(ctx, audit.Actor{Tenant: "acme", Subject: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ringB.Create(ctx, audit.Actor{Tenant: "acme", Subject: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := newEncrypted(t, ringA, &rec)
+	if err := e.Erase(opCtx, audit.Actor{Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ringA.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, si := range ringA.List() {
+		if si.Destroyed.IsZero() && si.Scope.Tenant == "acme" {
+			t.Errorf("scope %+v still live after the tenant's erasure", si.Scope)
+		}
 	}
 }

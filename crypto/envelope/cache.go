@@ -18,7 +18,10 @@ import (
 // only grows, and the DEK is dropped before it could pass MaxMessages
 // (at most 2^32, far below the 2^56 numbers the format has room for). A
 // cached DEK lives in one process only. The limits bound how much data
-// one compromised DEK exposes and how long a revoked KEK keeps working. A
+// one compromised DEK exposes and how long a revoked KEK keeps working; a
+// KEK that implements [kms.Revocable] (the local keyring's) is asked
+// before every use of a cached DEK, so that a shred or a retirement stops
+// its cached DEKs at once, on every instance that shares the keyring. A
 // cached DEK serves only messages with the same encryption context, and
 // cached unwrapped DEKs serve Open only for the same wrapped key, header
 // parameters and context.
@@ -100,15 +103,18 @@ func newDEKCache(c Cache, now func() time.Time) *dekCache {
 }
 
 // getSeal returns a cached DEK for s.canon and its next message number
-// when the DEK is within all limits, and counts the message against it.
-func (c *dekCache) getSeal(s *scratch, size int64) (sealHit, bool) {
+// when the DEK is within all limits and its key still usable (rev, when
+// not nil, says so), and counts the message against it.
+func (c *dekCache) getSeal(s *scratch, size int64, rev kms.Revocable) (sealHit, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.seal[string(s.canon)]
 	if e == nil {
 		return sealHit{}, false
 	}
-	if c.now().Sub(e.created) >= c.cfg.MaxAge || e.messages >= c.cfg.MaxMessages || e.bytes+size > c.cfg.MaxBytes || size > c.cfg.MaxBytes {
+	now := c.now()
+	if now.Sub(e.created) >= c.cfg.MaxAge || e.messages >= c.cfg.MaxMessages || e.bytes+size > c.cfg.MaxBytes || size > c.cfg.MaxBytes ||
+		rev != nil && rev.Usable(e.id, now) != nil {
 		clear(e.dek[:])
 		delete(c.seal, string(s.canon))
 		return sealHit{}, false
@@ -150,8 +156,9 @@ func openKey(s *scratch, id kms.KeyID, wrapped, hdr []byte) []byte {
 }
 
 // getOpen puts a cached unwrapped DEK in s.dek and returns its payload
-// AEAD (suite 2; nil for suite 1) and commitment.
-func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte) (cipher.AEAD, [32]byte, bool) {
+// AEAD (suite 2; nil for suite 1) and commitment, when its key is still
+// usable (rev, when not nil, says so); else it drops the entry.
+func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte, rev kms.Revocable) (cipher.AEAD, [32]byte, bool) {
 	k := openKey(s, id, wrapped, hdr)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -159,7 +166,8 @@ func (c *dekCache) getOpen(s *scratch, id kms.KeyID, wrapped, hdr []byte) (ciphe
 	if e == nil {
 		return nil, [32]byte{}, false
 	}
-	if c.now().Sub(e.created) >= c.cfg.MaxAge {
+	now := c.now()
+	if now.Sub(e.created) >= c.cfg.MaxAge || rev != nil && rev.Usable(id, now) != nil {
 		clear(e.dek[:])
 		delete(c.open, string(k))
 		return nil, [32]byte{}, false

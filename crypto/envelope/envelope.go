@@ -95,6 +95,7 @@ type Config struct {
 // per message, wrapped by a [kms.KEK]. It is safe for concurrent use.
 type Envelope struct {
 	kek   kms.KEK
+	rev   kms.Revocable // kek, when it can revoke keys; nil otherwise
 	cfg   Config
 	seg   int
 	cache *dekCache
@@ -109,6 +110,7 @@ func New(kek kms.KEK, cfg Config) (*Envelope, error) {
 		return nil, fmt.Errorf("envelope: %w: nil KEK", kms.ErrUnknownKey)
 	}
 	e := &Envelope{kek: kek, cfg: cfg, seg: cfg.SegmentSize}
+	e.rev, _ = kek.(kms.Revocable)
 	if e.seg == 0 {
 		e.seg = DefaultSegmentSize
 	}
@@ -243,7 +245,7 @@ func headerPrefix(h *format.Header) [10]byte {
 // KEK. It returns the payload AEAD; s.wrapped then holds the wrapped DEK.
 func (e *Envelope) sealKey(ctx context.Context, s *scratch, size int64, h *format.Header) (cipher.AEAD, error) {
 	if e.cache != nil {
-		if hit, ok := e.cache.getSeal(s, size); ok {
+		if hit, ok := e.cache.getSeal(s, size, e.rev); ok {
 			s.wrapped = append(s.wrapped[:0], hit.wrapped...)
 			h.Ring, h.Key, h.Wrapped, h.Commitment = hit.id.Ring, hit.id.Key, s.wrapped, hit.commit
 			putMessage(h, hit.msg)
@@ -451,7 +453,9 @@ func (e *Envelope) unlock(ctx context.Context, s *scratch, h *format.Header, hdr
 	suite2 := h.Suite == format.SuiteAES256GCMDEK
 	hit := false
 	if e.cache != nil {
-		aead, commit, ok := e.cache.getOpen(s, id, h.Wrapped, hdr)
+		// A cached DEK of a key that was shredded or retired since, or
+		// of a keyring that fell behind, is dropped: Unwrap then says why.
+		aead, commit, ok := e.cache.getOpen(s, id, h.Wrapped, hdr, e.rev)
 		if ok && suite2 {
 			if subtle.ConstantTimeCompare(commit[:], h.Commitment[:]) != 1 {
 				return nil, fmt.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)

@@ -752,3 +752,54 @@ func TestCacheMessageNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheRevoked checks that a shred or a retirement stops the DEKs the
+// cache holds at once, for sealing and for opening, not after MaxAge.
+func TestCacheRevoked(t *testing.T) {
+	ctx := context.Background()
+	for _, revoke := range []string{"shred", "retire"} {
+		t.Run(revoke, func(t *testing.T) {
+			f := newFixture(t, 0)
+			e, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct, err := e.Seal(ctx, nil, []byte("before"), ec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Open(ctx, nil, ct, ec); err != nil { // cached for opening
+				t.Fatal(err)
+			}
+			want := kms.ErrKeyDestroyed
+			if revoke == "shred" {
+				err = f.ring.Shred(ctx, f.scope)
+			} else {
+				want = kms.ErrKeyRetired
+				if _, err = f.ring.Rotate(ctx, f.scope); err == nil {
+					err = f.ring.SetMinVersion(ctx, f.scope, 2)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Open(ctx, nil, ct, ec); !errors.Is(err, want) {
+				t.Fatalf("Open of a cached DEK after %s: %v; want %v", revoke, err, want)
+			}
+			ct2, err := e.Seal(ctx, nil, []byte("after"), ec)
+			if revoke == "shred" {
+				if !errors.Is(err, kms.ErrUnknownKey) && !errors.Is(err, kms.ErrKeyDestroyed) {
+					t.Fatalf("Seal after shred: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Opens only if sealed under the new version, not the cached DEK.
+			if _, err := f.env.Open(ctx, nil, ct2, ec); err != nil {
+				t.Fatalf("Open of a message sealed after retirement: %v", err)
+			}
+		})
+	}
+}

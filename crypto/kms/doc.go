@@ -33,6 +33,17 @@
 // A service and `tomkit keys` may share a keyring file; a service sees
 // changes made elsewhere (a shred, a retirement) after [Keyring.Reload].
 //
+// # Several instances
+//
+// The keyring file is the default for one instance. Replicas share a
+// keyring in PostgreSQL through package
+// [github.com/tomkit/tomkit/crypto/kms/pgstore], which returns the same
+// [Keyring]: once [Keyring.Shred] or [Keyring.SetMinVersion] has returned
+// on one instance, no instance seals under or opens with the keys it took
+// out of use, and an instance that cannot confirm it holds the latest
+// keys refuses every key use with [ErrStale]. A [Revocable] KEK lets
+// envelope's DEK cache stop cached keys at the same moment.
+//
 // # Key wrap limit
 //
 // A local KEK wraps each DEK with AES-256-GCM under a random 96-bit nonce,

@@ -9,11 +9,17 @@ import (
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/kms/internal/backend"
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
 )
 
-func (r *Keyring) encode(st *ringState) ([]byte, error) {
+// encode encodes st as the document of version seq (see
+// backend.Store.Binding).
+func (r *Keyring) encode(st *ringState, seq uint64) ([]byte, error) {
 	f := keyfile.File{Scopes: []keyfile.Scope{}}
+	if r.store != nil && r.store.Binding() != "" {
+		f.Name, f.Seq = r.store.Binding(), seq
+	}
 	// Encrypt in a fixed order, so that a seeded random source gives a
 	// reproducible file (the known-answer vectors depend on it).
 	scopes := make([]*scopeState, 0, len(st.scopes))
@@ -54,10 +60,15 @@ func (r *Keyring) encode(st *ringState) ([]byte, error) {
 // decode parses and checks a keyring file. A file in the legacy format
 // (keyfile.V1) loads with every keyset marked for re-encryption, so the
 // next change writes the whole file in the current format.
-func (r *Keyring) decode(b []byte) (*ringState, error) {
+func (r *Keyring) decode(b []byte, v backend.Version) (*ringState, error) {
 	f, err := keyfile.Parse(b, r.cfg.Master)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWrongMasterKey, err)
+	}
+	if bind := ""; r.store != nil {
+		if bind = r.store.Binding(); f.Name != bind || bind != "" && f.Seq != v.Seq || bind == "" && f.Seq != 0 {
+			return nil, fmt.Errorf("%w: document of keyring %q version %d stored as %q version %d", ErrWrongMasterKey, f.Name, f.Seq, bind, v.Seq)
+		}
 	}
 	st := &ringState{scopes: map[scopeKey]*scopeState{}, rings: map[[8]byte]*scopeState{}, destroyed: map[[8]byte]time.Time{},
 		legacy: f.Format == keyfile.V1}

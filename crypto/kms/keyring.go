@@ -3,12 +3,11 @@ package kms
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/crypto/kms/internal/backend"
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
 )
 
@@ -75,16 +75,26 @@ func (c *Config) now() time.Time {
 // processes may share one file (a service, and `tomkit keys` run by an
 // operator): each change is made under a lock on FILE.lock, on top of
 // what the others wrote, so nothing is overwritten. A process sees the
-// others' changes at its next change or [Keyring.Reload].
+// others' changes at its next change or [Keyring.Reload]. Replicas of a
+// service share a keyring in PostgreSQL instead (package
+// [github.com/tomkit/tomkit/crypto/kms/pgstore]), where every change
+// reaches every instance before a shred or retirement returns.
 type Keyring struct {
-	cfg   Config
-	path  string
-	mu    sync.Mutex // serializes changes and file writes
+	cfg Config
+	// store keeps the keyring; nil for an in-memory keyring.
+	store backend.Store
+	// gate, when not nil, must allow every key use (see backend.Gate).
+	gate  *backend.Gate
+	mu    sync.Mutex // serializes changes and reloads
 	state atomic.Pointer[ringState]
-	// sum is the SHA-256 of the file as this Keyring last read or wrote
-	// it; a write finding anything else fails with ErrConflict. Guarded
-	// by mu.
-	sum [32]byte
+	// ver is the version of the stored keyring as this Keyring last read
+	// or wrote it; a write finding anything else fails with ErrConflict.
+	// Guarded by mu.
+	ver backend.Version
+}
+
+func emptyState() *ringState {
+	return &ringState{scopes: map[scopeKey]*scopeState{}, rings: map[[8]byte]*scopeState{}, destroyed: map[[8]byte]time.Time{}}
 }
 
 // Create creates a new, empty keyring. With a non-empty path it creates
@@ -92,29 +102,19 @@ type Keyring struct {
 // [ErrExist]; with an empty path the keyring lives in memory only and its
 // keys are lost when the process exits (useful for tests).
 func Create(ctx context.Context, path string, cfg Config) (*Keyring, error) {
-	r, err := newKeyring(path, cfg)
-	if err != nil {
-		return nil, err
-	}
-	r.state.Store(&ringState{scopes: map[scopeKey]*scopeState{}, rings: map[[8]byte]*scopeState{}, destroyed: map[[8]byte]time.Time{}})
-	if path != "" {
-		if _, err := os.Lstat(path); err == nil {
-			return nil, fmt.Errorf("%w: %s", ErrExist, path)
-		}
-		lock, err := r.lockFile()
+	if path == "" {
+		r, err := newKeyring(nil, cfg)
 		if err != nil {
 			return nil, err
 		}
-		err = r.save(r.state.Load(), true)
-		lock.Close()
-		if err != nil {
+		r.state.Store(emptyState())
+		if err := r.log(ctx, "crypto.keyring_create", audit.OutcomeAllow, "", nil); err != nil {
 			return nil, err
 		}
+		return r, nil
 	}
-	if err := r.log(ctx, "crypto.keyring_create", audit.OutcomeAllow, "", nil); err != nil {
-		return nil, err
-	}
-	return r, nil
+	r, _, err := openStore(ctx, fileStore{path}, cfg, createOnly)
+	return r, err
 }
 
 // Open loads the keyring in the keyset file at path. A file that group or
@@ -122,33 +122,87 @@ func Create(ctx context.Context, path string, cfg Config) (*Keyring, error) {
 // does not decrypt under cfg.Master, or whose metadata was changed, with
 // [ErrWrongMasterKey]. Loading the keys is audited as "crypto.keyring_open".
 func Open(ctx context.Context, path string, cfg Config) (*Keyring, error) {
-	r, err := newKeyring(path, cfg)
-	if err != nil {
-		return nil, err
+	if cfg.Master == nil {
+		return nil, ErrNoMasterKey
+	}
+	if cfg.Audit == nil {
+		return nil, audit.ErrNoLogger
 	}
 	if path == "" {
 		return nil, errors.New("kms: open: empty path")
 	}
-	if err := checkPerm(path); err != nil {
-		return nil, err
+	r, _, err := openStore(ctx, fileStore{path}, cfg, openOnly)
+	return r, err
+}
+
+type openMode int
+
+const (
+	openOnly openMode = iota
+	createOnly
+	openOrCreate
+)
+
+func init() {
+	backend.OpenKeyring = func(ctx context.Context, s backend.Store, cfg any, create bool) (any, bool, error) {
+		mode := openOnly
+		if create {
+			mode = openOrCreate
+		}
+		return openStore(ctx, s, cfg.(Config), mode)
 	}
-	lock, err := r.lockFile()
+}
+
+// openStore opens the keyring kept by s, or creates it (see openMode).
+// created reports whether it is new.
+func openStore(ctx context.Context, s backend.Store, cfg Config, mode openMode) (r *Keyring, created bool, err error) {
+	r, err = newKeyring(s, cfg)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	keyfile.RemoveStale(r.path)
-	b, err := os.ReadFile(path)
-	lock.Close()
+	if mode != openOnly {
+		st := emptyState()
+		b, err := r.encode(st, 1)
+		if err != nil {
+			return nil, false, err
+		}
+		v, err := s.Create(ctx, b)
+		switch {
+		case err == nil:
+			r.ver = v
+			r.state.Store(st)
+			s.Applied(v)
+			if err := r.log(ctx, "crypto.keyring_create", audit.OutcomeAllow, "", nil); err != nil {
+				return nil, false, err
+			}
+			return r, true, nil
+		case errors.Is(err, backend.ErrExist) && mode == openOrCreate:
+		case errors.Is(err, backend.ErrExist):
+			return nil, false, fmt.Errorf("%w: %s", ErrExist, s.Name())
+		case strings.HasPrefix(err.Error(), "kms: "):
+			return nil, false, err
+		default:
+			return nil, false, fmt.Errorf("kms: create: %w", err)
+		}
+	}
+	b, v, err := s.Read(ctx, backend.Version{})
 	if err != nil {
-		return nil, fmt.Errorf("kms: open: %w", err)
+		if errors.Is(err, backend.ErrNotExist) {
+			return nil, false, fmt.Errorf("kms: open: %s: %w", s.Name(), err)
+		}
+		if !strings.HasPrefix(err.Error(), "kms: ") {
+			err = fmt.Errorf("kms: open: %w", err)
+		}
+		return nil, false, err
 	}
-	st, err := r.decode(b)
+	st, err := r.decode(b, v)
 	if err != nil {
 		_ = r.log(ctx, "crypto.keyring_open", audit.OutcomeError, err.Error(), nil)
-		return nil, err
+		return nil, false, err
 	}
-	r.sum = sha256.Sum256(b)
+	r.ver = v
 	r.state.Store(st)
+	s.Applied(v)
 	var attrs []audit.Attr
 	if st.legacy {
 		// Rewritten in the current format, and authenticated, at the
@@ -156,19 +210,34 @@ func Open(ctx context.Context, path string, cfg Config) (*Keyring, error) {
 		attrs = append(attrs, audit.String("format", keyfile.V1))
 	}
 	if err := r.log(ctx, "crypto.keyring_open", audit.OutcomeAllow, "", nil, attrs...); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return r, nil
+	return r, false, nil
 }
 
-func newKeyring(path string, cfg Config) (*Keyring, error) {
+func newKeyring(s backend.Store, cfg Config) (*Keyring, error) {
 	if cfg.Master == nil {
 		return nil, ErrNoMasterKey
 	}
 	if cfg.Audit == nil {
 		return nil, audit.ErrNoLogger
 	}
-	return &Keyring{cfg: cfg, path: path}, nil
+	r := &Keyring{cfg: cfg, store: s}
+	if s != nil {
+		r.gate = s.Gate()
+	}
+	return r, nil
+}
+
+// Close releases what the keyring holds besides memory: for a keyring in
+// PostgreSQL, its connection and its lease; its keys are refused
+// afterwards with [ErrStale]. For a file or in-memory keyring it does
+// nothing.
+func (r *Keyring) Close() error {
+	if r.store == nil {
+		return nil
+	}
+	return r.store.Close()
 }
 
 // KEK returns the KEK of scope. It reflects later rotations; it fails
@@ -249,19 +318,15 @@ func (r *Keyring) List() []ScopeInfo {
 // using the keys it loaded otherwise, so a long-running service should
 // call Reload periodically or on a signal for a shred or retirement made
 // elsewhere to take effect in it. A reload that finds changes is audited
-// as "crypto.keyring_reload". For an in-memory keyring it does nothing.
+// as "crypto.keyring_reload". For an in-memory keyring it does nothing; a
+// keyring in PostgreSQL reloads by itself.
 func (r *Keyring) Reload(ctx context.Context) error {
-	if r.path == "" {
+	if r.store == nil {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	lock, err := r.lockFile()
-	if err != nil {
-		return err
-	}
-	changed, err := r.refresh()
-	lock.Close()
+	changed, err := r.refresh(ctx, r.store)
 	if err != nil {
 		_ = r.log(ctx, "crypto.keyring_reload", audit.OutcomeError, err.Error(), nil)
 		return err
@@ -283,6 +348,10 @@ type edit struct {
 	reason string
 	scope  *scopeState
 	attrs  []audit.Attr
+	// revoke is set for a change that takes keys out of use (a shred, a
+	// retirement): it returns only once every instance sharing the
+	// keyring has applied it.
+	revoke bool
 	// done, if set, runs after the write and before the audit event.
 	done func()
 	// failed, if set, says what a failed write means.
@@ -290,81 +359,82 @@ type edit struct {
 }
 
 // change makes one change under the keyring's locks: it takes r.mu and
-// the file lock, loads what other processes wrote to the file meanwhile
-// (so that the change builds on it), lets build compute the change from
-// the current state, writes the new state, and audits it. Every change
-// to a keyring goes through it.
+// the store's lock, loads what other processes wrote meanwhile (so that
+// the change builds on it), lets build compute the change from the
+// current state, writes the new state, and audits it. Every change to a
+// keyring goes through it.
 func (r *Keyring) change(ctx context.Context, build func(old *ringState) (edit, error)) error {
-	unlock, err := r.begin()
-	if err != nil {
+	revoke, v, err := r.changeLocked(ctx, build)
+	if err != nil || !revoke || r.store == nil {
 		return err
 	}
-	defer unlock()
+	// Outside r.mu, so that this instance keeps applying the changes of
+	// others while it waits for them to apply its own.
+	if err := r.store.Settle(ctx, v); err != nil {
+		return fmt.Errorf("kms: the change is saved, but not every instance has applied it yet: %w", err)
+	}
+	return nil
+}
+
+func (r *Keyring) changeLocked(ctx context.Context, build func(old *ringState) (edit, error)) (bool, backend.Version, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var tx backend.Tx
+	if r.store != nil {
+		var err error
+		if tx, err = r.store.Begin(ctx); err != nil {
+			if !strings.HasPrefix(err.Error(), "kms: ") {
+				err = fmt.Errorf("kms: %w", err)
+			}
+			return false, r.ver, err
+		}
+		defer tx.End()
+		if _, err := r.refresh(ctx, tx); err != nil {
+			return false, r.ver, err
+		}
+	}
 	e, err := build(r.state.Load())
 	if err != nil || e.st == nil {
-		return err
+		return false, r.ver, err
 	}
-	if err := r.commit(e.st); err != nil {
-		if e.failed != nil {
-			return e.failed(err)
+	if tx != nil {
+		if err := r.save(ctx, tx, e.st); err != nil {
+			if e.failed != nil {
+				return false, r.ver, e.failed(err)
+			}
+			return false, r.ver, err
 		}
-		return err
+		tx.End()
+	}
+	r.state.Store(e.st)
+	if r.store != nil {
+		r.store.Applied(r.ver)
 	}
 	if e.done != nil {
 		e.done()
 	}
-	if e.action == "" {
-		return nil
+	if e.action != "" {
+		if err := r.log(ctx, e.action, audit.OutcomeAllow, e.reason, e.scope, e.attrs...); err != nil {
+			return false, r.ver, err
+		}
 	}
-	return r.log(ctx, e.action, audit.OutcomeAllow, e.reason, e.scope, e.attrs...)
+	return e.revoke, r.ver, nil
 }
 
-// begin starts a change: it takes r.mu and the file lock, and loads what
-// other processes changed in the file meanwhile, so that the change
-// builds on them. The returned function releases both locks.
-func (r *Keyring) begin() (func(), error) {
-	r.mu.Lock()
-	if r.path == "" {
-		return r.mu.Unlock, nil
-	}
-	lock, err := r.lockFile()
+// refresh loads the stored keyring if it differs from what r last read
+// or wrote. The caller holds r.mu.
+func (r *Keyring) refresh(ctx context.Context, from backend.Reader) (bool, error) {
+	b, v, err := from.Read(ctx, r.ver)
 	if err != nil {
-		r.mu.Unlock()
-		return nil, err
-	}
-	keyfile.RemoveStale(r.path)
-	if _, err := r.refresh(); err != nil {
-		lock.Close()
-		r.mu.Unlock()
-		return nil, err
-	}
-	return func() { lock.Close(); r.mu.Unlock() }, nil
-}
-
-// lockFile takes the exclusive lock of the keyring file.
-func (r *Keyring) lockFile() (*os.File, error) {
-	lock, err := keyfile.Lock(r.path)
-	if err != nil {
-		return nil, fmt.Errorf("kms: %w", err)
-	}
-	return lock, nil
-}
-
-// refresh loads the file if it differs from what r last read or wrote.
-// The caller holds r.mu and the file lock.
-func (r *Keyring) refresh() (bool, error) {
-	if err := checkPerm(r.path); err != nil {
+		if !strings.HasPrefix(err.Error(), "kms: ") {
+			err = fmt.Errorf("kms: %w", err)
+		}
 		return false, err
 	}
-	b, err := os.ReadFile(r.path)
-	if err != nil {
-		return false, fmt.Errorf("kms: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	if sum == r.sum {
+	if b == nil {
 		return false, nil
 	}
-	st, err := r.decode(b)
+	st, err := r.decode(b, v)
 	if err != nil {
 		return false, err
 	}
@@ -373,56 +443,36 @@ func (r *Keyring) refresh() (bool, error) {
 		s.inherit(old.rings[ring])
 	}
 	r.state.Store(st)
-	r.sum = sum
+	r.ver = v
+	r.store.Applied(v)
 	return true, nil
 }
 
-// commit persists st and makes it current. The caller holds r.mu and,
-// for a file, its lock (see begin).
-func (r *Keyring) commit(st *ringState) error {
-	if r.path != "" {
-		if err := r.save(st, false); err != nil {
-			return err
-		}
-	}
-	r.state.Store(st)
-	return nil
-}
-
-// save writes the keyring file atomically (see keyfile.Write). The
-// caller holds the file lock, except when creating the file (create),
-// which never replaces one. As a last guard, save refuses with
-// ErrConflict to replace a file that differs from what this Keyring last
-// read or wrote.
-func (r *Keyring) save(st *ringState, create bool) error {
-	b, err := r.encode(st)
+// save writes st in the change tx. The caller holds r.mu.
+func (r *Keyring) save(ctx context.Context, tx backend.Tx, st *ringState) error {
+	b, err := r.encode(st, r.ver.Seq+1)
 	if err != nil {
 		return err
 	}
-	if !create {
-		cur, err := os.ReadFile(r.path)
-		if err != nil {
-			return fmt.Errorf("kms: save: %w", err)
+	v, err := tx.Write(ctx, r.ver, b)
+	if err != nil {
+		if errors.Is(err, backend.ErrConflict) {
+			return fmt.Errorf("%w: %s", ErrConflict, r.store.Name())
 		}
-		if sha256.Sum256(cur) != r.sum {
-			return fmt.Errorf("%w: %s", ErrConflict, r.path)
+		if !strings.HasPrefix(err.Error(), "kms: ") {
+			err = fmt.Errorf("kms: save: %w", err)
 		}
+		return err
 	}
-	if err := keyfile.Write(r.path, b, create); err != nil {
-		if errors.Is(err, keyfile.ErrExist) {
-			return fmt.Errorf("%w: %s", ErrExist, r.path)
-		}
-		return fmt.Errorf("kms: save: %w", err)
-	}
-	r.sum = sha256.Sum256(b)
+	r.ver = v
 	return nil
 }
 
 // log emits one audit event about scope s (nil for the keyring itself).
 func (r *Keyring) log(ctx context.Context, action string, outcome audit.Outcome, reason string, s *scopeState, attrs ...audit.Attr) error {
 	e := audit.Event{Time: r.cfg.now(), Action: action, Outcome: outcome, Reason: reason, Resource: "keyring"}
-	if r.path != "" {
-		e.Attributes = append(e.Attributes, audit.String("keyring", r.path))
+	if r.store != nil {
+		e.Attributes = append(e.Attributes, audit.String("keyring", r.store.Name()))
 	}
 	if s != nil {
 		e.Resource = "keyring/" + hex.EncodeToString(s.ring[:])

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"time"
 )
 
 // A KEK is a key-encryption key for one scope: it wraps and unwraps the
@@ -24,6 +25,22 @@ type KEK interface {
 	// Unwrap decrypts wrapped, which Wrap produced under key id with the
 	// same ad, and appends the DEK to dst.
 	Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error)
+}
+
+// A Revocable KEK can tell, without wrapping or unwrapping, whether one
+// of its keys may still be used. Envelope's DEK cache asks it before
+// every use of a cached DEK, so that a shred, a retirement or a keyring
+// that fell behind ([ErrStale]) stops cached keys at once, not after the
+// cache's MaxAge. [LocalKEK] implements it.
+type Revocable interface {
+	KEK
+	// Usable returns nil when key id may wrap and unwrap at now, else
+	// the error Unwrap would return ([ErrKeyDestroyed], [ErrKeyRetired],
+	// [ErrUnknownKey], [ErrStale]). now is the caller's reading of
+	// time.Now, which spares the KEK a clock read on the hot path; a
+	// [Keyring] with its own [Config.Now] reads that instead. It must be
+	// cheap: no I/O.
+	Usable(id KeyID, now time.Time) error
 }
 
 // KeyID names one version of a KEK. It is written, in the clear, into the
@@ -88,4 +105,10 @@ var (
 	// ErrInvalidVersion reports a minimum decryption version that is zero
 	// or above the primary version.
 	ErrInvalidVersion = errors.New("kms: invalid key version")
+	// ErrStale reports a keyring shared by several instances (in
+	// PostgreSQL) that cannot confirm it holds the latest keys: it lost
+	// its notification connection, or could not renew its lease. Key use
+	// is refused until it has caught up, so that no instance uses a key
+	// that was shredded or retired elsewhere. Retry later.
+	ErrStale = errors.New("kms: keyring not confirmed current; key use refused")
 )

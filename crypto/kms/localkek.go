@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/tomkit/tomkit/audit"
 )
@@ -21,7 +22,7 @@ type LocalKEK struct {
 	key scopeKey
 }
 
-var _ KEK = (*LocalKEK)(nil)
+var _ Revocable = (*LocalKEK)(nil)
 
 // wrappedLen is the length of a locally wrapped 32-byte DEK: the Tink
 // AES-GCM RAW ciphertext format, nonce || ciphertext || tag.
@@ -38,8 +39,14 @@ const (
 func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte, error) {
 	var s *scopeState
 	for {
+		if err := k.r.allow(k.r.cfg.now()); err != nil {
+			return KeyID{}, nil, err
+		}
 		st := k.r.state.Load()
 		s = st.scopes[k.key]
+		if s == nil && k.key.tenant != "" && k.r.catchUp(ctx, st) {
+			continue
+		}
 		if s == nil {
 			if k.key.tenant == "" {
 				return KeyID{}, nil, fmt.Errorf("%w: empty tenant", ErrInvalidScope)
@@ -68,7 +75,11 @@ func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte
 
 // Unwrap implements [KEK]. Failures are audited as "crypto.unwrap".
 func (k *LocalKEK) Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
+	st := k.r.state.Load()
 	out, err := k.unwrap(dst, id, wrapped, ad)
+	if errors.Is(err, ErrUnknownKey) && k.r.catchUp(ctx, st) {
+		out, err = k.unwrap(dst, id, wrapped, ad)
+	}
 	if err != nil {
 		reason := err.Error()
 		if lerr := k.r.log(ctx, "crypto.unwrap", audit.OutcomeDeny, reason, nil, audit.String("key_id", id.String())); lerr != nil {
@@ -80,6 +91,34 @@ func (k *LocalKEK) Unwrap(ctx context.Context, dst []byte, id KeyID, wrapped, ad
 }
 
 func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, error) {
+	kv, err := k.usable(id, k.r.cfg.now())
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) < nonceLen+tagLen {
+		return nil, fmt.Errorf("%w: wrapped key too short", ErrUnwrap)
+	}
+	out, err := kv.aead.Open(dst, wrapped[:nonceLen], wrapped[nonceLen:], ad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s", ErrUnwrap, id)
+	}
+	return out, nil
+}
+
+// Usable implements [Revocable]: it reports whether key id of this scope
+// may still be used, with the error Unwrap would return if not.
+func (k *LocalKEK) Usable(id KeyID, now time.Time) error {
+	if k.r.cfg.Now != nil {
+		now = k.r.cfg.Now()
+	}
+	_, err := k.usable(id, now)
+	return err
+}
+
+func (k *LocalKEK) usable(id KeyID, now time.Time) (*keyVersion, error) {
+	if err := k.r.allow(now); err != nil {
+		return nil, err
+	}
 	st := k.r.state.Load()
 	if _, ok := st.destroyed[id.Ring]; ok {
 		return nil, fmt.Errorf("%w: key %s was shredded", ErrKeyDestroyed, id)
@@ -95,14 +134,31 @@ func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, err
 	if kv.version < s.minVersion {
 		return nil, fmt.Errorf("%w: key %s is version %d, minimum is %d", ErrKeyRetired, id, kv.version, s.minVersion)
 	}
-	if len(wrapped) < nonceLen+tagLen {
-		return nil, fmt.Errorf("%w: wrapped key too short", ErrUnwrap)
+	return kv, nil
+}
+
+// catchUp reloads a keyring shared by several instances, for a key that
+// another instance may have created a moment ago, and reports whether the
+// state changed since seen. A file keyring is reloaded by the caller
+// (Reload).
+func (r *Keyring) catchUp(ctx context.Context, seen *ringState) bool {
+	if r.gate == nil {
+		return false
 	}
-	out, err := kv.aead.Open(dst, wrapped[:nonceLen], wrapped[nonceLen:], ad)
-	if err != nil {
-		return nil, fmt.Errorf("%w: key %s", ErrUnwrap, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.refresh(ctx, r.store); err != nil {
+		return false
 	}
-	return out, nil
+	return r.state.Load() != seen
+}
+
+// allow refuses key use with ErrStale when the keyring's gate is closed.
+func (r *Keyring) allow(now time.Time) error {
+	if r.gate != nil && !r.gate.Allows(now) {
+		return ErrStale
+	}
+	return nil
 }
 
 // wrapBlock is a range of reserved wraps [next, end) that Wrap takes from

@@ -130,7 +130,7 @@ func (r *Keyring) SetMinVersion(ctx context.Context, scope audit.Actor, v uint32
 			return edit{}, err
 		}
 		ns.inherit(s)
-		return edit{st: old.with(k, ns), action: "crypto.key_min_version", scope: ns, attrs: []audit.Attr{audit.String("min_version", fmt.Sprint(v))}}, nil
+		return edit{st: old.with(k, ns), action: "crypto.key_min_version", scope: ns, revoke: true, attrs: []audit.Attr{audit.String("min_version", fmt.Sprint(v))}}, nil
 	})
 }
 
@@ -155,6 +155,6 @@ func (r *Keyring) Shred(ctx context.Context, scope audit.Actor) error {
 		delete(ns.scopes, k)
 		delete(ns.rings, s.ring)
 		ns.destroyed[s.ring] = r.cfg.now().UTC()
-		return edit{st: ns, action: "crypto.key_shred", scope: s}, nil
+		return edit{st: ns, action: "crypto.key_shred", scope: s, revoke: true}, nil
 	})
 }

@@ -38,6 +38,12 @@ type File struct {
 	Destroyed []Tombstone `json:"destroyed,omitempty"`
 	// Wraps (V2) counts the DEK wraps reserved under each key version.
 	Wraps []Wraps `json:"wraps,omitempty"`
+	// Name and Seq (V2, in a database only) bind the document to its
+	// keyring's name and to its version number there, so that a
+	// document cannot be moved to another keyring or replayed under a
+	// later version. A file has neither.
+	Name string `json:"name,omitempty"`
+	Seq  uint64 `json:"seq,omitempty"`
 	// Auth (V2) is the master key's encryption of nothing, with every
 	// other field of the file as associated data: a MAC that only the
 	// master key can make.
