@@ -46,7 +46,7 @@ var (
 )
 
 // awaitRecords reads trail from index from until every request id in ids
-// has a record and done (if not nil) holds, or, once every id has a
+// has a record of its own (not only an alert it raised) and done (if not nil) holds, or, once every id has a
 // record, until alertGrace has passed. It fails when the records do not
 // appear within trailWait: the log is not the service's, or the service
 // does not log its requests.
@@ -58,9 +58,11 @@ func awaitRecords(ctx context.Context, trail AuditTrail, from int64, ids map[str
 		if err != nil {
 			return nil, failf("reading the audit trail: %v", err)
 		}
+		// A request's own record counts, not an alert it raised: a
+		// service may write the alert first.
 		seen := map[string]bool{}
 		for _, e := range evs {
-			if ids[e.RequestID] {
+			if ids[e.RequestID] && !isAlert(e) {
 				seen[e.RequestID] = true
 			}
 		}
@@ -97,11 +99,17 @@ func awaitRecords(ctx context.Context, trail AuditTrail, from int64, ids map[str
 func alertsFor(evs []audit.Event, ids map[string]bool) []audit.Event {
 	var out []audit.Event
 	for _, e := range evs {
-		if ids[e.RequestID] && e.Severity == audit.SeverityCritical && (e.Action == "alert" || strings.HasSuffix(e.Action, ".alert")) {
+		if ids[e.RequestID] && isAlert(e) {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// isAlert reports whether e is an alert: a critical event whose action is
+// "alert" or ends in ".alert".
+func isAlert(e audit.Event) bool {
+	return e.Severity == audit.SeverityCritical && (e.Action == "alert" || strings.HasSuffix(e.Action, ".alert"))
 }
 
 // unknownTokenBurst sends n document requests with random unknown tokens,
