@@ -37,7 +37,7 @@ func (h *handRolled) envelope(ctx context.Context) (*envelope.Envelope, error) {
 	if err := h.ring.Create(ctx, a); err != nil {
 		return nil, err
 	}
-	env, err := envelope.New(h.ring.KEK(a), envelope.Config{Audit: nopLogger{}})
+	env, err := envelope.New(h.ring.KEK(a), envelope.Config{Logger: nopLogger{}})
 	if err != nil {
 		return nil, err
 	}

@@ -125,7 +125,7 @@ func TestDataPathTwoTenants(t *testing.T) {
 		t.Fatal("plaintext at rest")
 	}
 	// Under globex's KEK, with acme's own encryption context.
-	envG, err := envelope.New(d.ring.KEK(audit.Actor{Tenant: "globex", Subject: "alice"}), envelope.Config{Audit: &rec})
+	envG, err := envelope.New(d.ring.KEK(audit.Actor{Tenant: "globex", Subject: "alice"}), envelope.Config{Logger: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestDataPathFileKeyring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, _, err := kms.OpenOrCreate(ctx, t.TempDir()+"/keyring.json", kms.Config{Master: master, Audit: &rec})
+	ring, _, err := kms.OpenOrCreate(ctx, t.TempDir()+"/keyring.json", kms.Config{Master: master, Logger: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func (e *Encrypted) envelope(ctx context.Context, scope audit.Actor, create bool
 		if create {
 			return nil, err // shredded since it was created
 		}
-		return envelope.New(e.ring.KEK(scope), envelope.Config{Audit: e.log})
+		return envelope.New(e.ring.KEK(scope), envelope.Config{Logger: e.log})
 	}
 	e.mu.RLock()
 	se, ok := e.envs[scope]
@@ -176,7 +176,7 @@ func (e *Encrypted) envelope(ctx context.Context, scope audit.Actor, create bool
 	if ok && se.primary == primary {
 		return se.env, nil
 	}
-	env, err := envelope.New(e.ring.KEK(scope), envelope.Config{Audit: e.log})
+	env, err := envelope.New(e.ring.KEK(scope), envelope.Config{Logger: e.log})
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func testKeyring(t testing.TB, log audit.Logger) *kms.Keyring {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := kms.Create(context.Background(), "", kms.Config{Master: master, Audit: log})
+	ring, err := kms.Create(context.Background(), "", kms.Config{Master: master, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func testEnvelope(t testing.TB, log audit.Logger) *envelope.Envelope {
 	if err := ring.Create(context.Background(), scope); err != nil {
 		t.Fatal(err)
 	}
-	env, err := envelope.New(ring.KEK(scope), envelope.Config{Audit: log})
+	env, err := envelope.New(ring.KEK(scope), envelope.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestEraseSubjectsCreatedElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := kms.Config{Master: master, Audit: &rec}
+	cfg := kms.Config{Master: master, Logger: &rec}
 	path := filepath.Join(t.TempDir(), "keyring.json")
 	ringA, err := kms.Create(ctx, path, cfg)
 	if err != nil {

@@ -28,9 +28,9 @@ func ExampleBackups() {
 
 	// The snapshot key: in production from a keyring file or a KMS.
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
-	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Audit: &log})
+	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Logger: &log})
 	ring.Create(ctx, audit.Actor{Tenant: "backups"})
-	env, _ := envelope.New(ring.KEK(audit.Actor{Tenant: "backups"}), envelope.Config{Audit: &log})
+	env, _ := envelope.New(ring.KEK(audit.Actor{Tenant: "backups"}), envelope.Config{Logger: &log})
 
 	src, _ := retention.New(mem(), retention.Config{Logger: &log, Now: clock})
 	src.Put(ctx, "invoice/1", strings.NewReader("42 EUR"), retention.PutOptions{Class: retention.ClassMetadata})
@@ -58,7 +58,7 @@ func ExampleEncrypted_Erase() {
 	var log audit.Recorder
 	ctx := context.Background()
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
-	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Audit: &log})
+	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Logger: &log})
 	enc, _ := retention.NewEncrypted(blobstore.New(memblob.OpenBucket(nil)), retention.EncryptConfig{Keyring: ring, Logger: &log})
 	store, _ := retention.New(enc, retention.Config{Logger: &log})
 

@@ -32,7 +32,7 @@ func ExampleNewEncrypted() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ring, _, err := kms.OpenOrCreate(ctx, filepath.Join(dir, "keyring.json"), kms.Config{Master: master, Audit: &auditLog})
+	ring, _, err := kms.OpenOrCreate(ctx, filepath.Join(dir, "keyring.json"), kms.Config{Master: master, Logger: &auditLog})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func ExampleNewEncrypted() {
 func ExampleEncrypted_Envelope() {
 	var auditLog audit.Recorder
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
-	ring, _ := kms.Create(context.Background(), "", kms.Config{Master: master, Audit: &auditLog})
+	ring, _ := kms.Create(context.Background(), "", kms.Config{Master: master, Logger: &auditLog})
 	enc, _ := retention.NewEncrypted(blobstore.New(memblob.OpenBucket(nil)), retention.EncryptConfig{Keyring: ring, Logger: &auditLog})
 
 	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"})

@@ -171,7 +171,7 @@ func ExampleZeroRetention() {
 	var auditLog audit.Recorder
 	ctx := context.Background()
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
-	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Audit: &auditLog})
+	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Logger: &auditLog})
 	enc, _ := retention.NewEncrypted(blobstore.New(memblob.OpenBucket(nil)), retention.EncryptConfig{Keyring: ring, Logger: &auditLog})
 	store, err := retention.New(enc, retention.Config{
 		Logger: &auditLog,

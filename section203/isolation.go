@@ -145,8 +145,8 @@ func (g *Guard) Isolation(cfg IsolationConfig) (*Isolation, error) {
 	if cfg.Retention.Logger == nil {
 		cfg.Retention.Logger = g.log
 	}
-	if cfg.Envelope.Audit == nil {
-		cfg.Envelope.Audit = g.log
+	if cfg.Envelope.Logger == nil {
+		cfg.Envelope.Logger = g.log
 	}
 	return &Isolation{g: g, cfg: cfg, silos: map[siloKey]*Silo{}}, nil
 }

@@ -22,7 +22,7 @@ func newIsolation(t *testing.T, rec *audit.Recorder) (*section203.Isolation, *se
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Audit: rec})
+	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Logger: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

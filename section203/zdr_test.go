@@ -28,7 +28,7 @@ func TestZeroRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Audit: &rec})
+	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Logger: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}

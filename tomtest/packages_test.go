@@ -77,7 +77,7 @@ func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Audit: &rec})
+	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Logger: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 	if err := ring.Create(ctx, scope); err != nil {
 		t.Fatal(err)
 	}
-	env, err := envelope.New(ring.KEK(scope), envelope.Config{Audit: &rec})
+	env, err := envelope.New(ring.KEK(scope), envelope.Config{Logger: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -659,14 +659,14 @@ func backupCheck() tomtest.Check {
 			return false, err
 		}
 		scope := audit.Actor{Subject: "tomkit-check", Tenant: "backups"}
-		ring, err := kms.Create(ctx, "", kms.Config{Master: master, Audit: log, Now: clock})
+		ring, err := kms.Create(ctx, "", kms.Config{Master: master, Logger: log, Now: clock})
 		if err != nil {
 			return false, err
 		}
 		if err := ring.Create(ctx, scope); err != nil {
 			return false, err
 		}
-		env, err := envelope.New(ring.KEK(scope), envelope.Config{Audit: log})
+		env, err := envelope.New(ring.KEK(scope), envelope.Config{Logger: log})
 		if err != nil {
 			return false, err
 		}

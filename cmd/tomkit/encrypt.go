@@ -96,7 +96,7 @@ func openEnvelope(ctx context.Context, e env, name string, k *keyFlags) (*envelo
 	if !ok {
 		return nil, nil, false
 	}
-	env, err := envelope.New(r.KEK(k.scope()), envelope.Config{Audit: sink})
+	env, err := envelope.New(r.KEK(k.scope()), envelope.Config{Logger: sink})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
 		sink.finish(e, name, exitFailure)

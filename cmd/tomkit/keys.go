@@ -41,7 +41,7 @@ func (k *keyFlags) scope() audit.Actor { return audit.Actor{Tenant: k.tenant, Su
 // config returns the keyring configuration: the master key, and sink as
 // its audit log.
 func (k *keyFlags) config(sink audit.Logger) (kms.Config, error) {
-	cfg := kms.Config{Audit: sink}
+	cfg := kms.Config{Logger: sink}
 	var err error
 	if k.masterFile != "" {
 		cfg.Master, err = kms.MasterKeyFromFile(k.masterFile)
@@ -140,7 +140,7 @@ func openRing(ctx context.Context, e env, name string, k *keyFlags) (*kms.Keyrin
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)
 		return nil, nil, false
 	}
-	cfg.Audit = sink
+	cfg.Logger = sink
 	r, err := kms.Open(ctx, k.keyset, cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit %s: %v\n", name, err)

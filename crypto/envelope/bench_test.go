@@ -53,7 +53,7 @@ func benchEnvelope(b *testing.B) *envelope.Envelope {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := kms.Create(ctx, "", kms.Config{Master: m, Audit: nopLogger{}})
+	r, err := kms.Create(ctx, "", kms.Config{Master: m, Logger: nopLogger{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,11 +61,11 @@ func benchEnvelope(b *testing.B) *envelope.Envelope {
 	if err := r.Create(ctx, sc); err != nil {
 		b.Fatal(err)
 	}
-	e, err := envelope.New(r.KEK(sc), envelope.Config{Audit: nopLogger{}})
+	e, err := envelope.New(r.KEK(sc), envelope.Config{Logger: nopLogger{}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchCached, err = envelope.New(r.KEK(sc), envelope.Config{Audit: nopLogger{}, Cache: &envelope.Cache{}})
+	benchCached, err = envelope.New(r.KEK(sc), envelope.Config{Logger: nopLogger{}, Cache: &envelope.Cache{}})
 	if err != nil {
 		b.Fatal(err)
 	}

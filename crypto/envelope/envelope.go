@@ -68,16 +68,16 @@ var (
 // when [Config.SegmentSize] is zero.
 const DefaultSegmentSize = 64 << 10
 
-// Config configures an [Envelope]. Audit is required; every other zero
+// Config configures an [Envelope]. Logger is required; every other zero
 // field has a safe meaning.
 type Config struct {
-	// Audit receives "crypto.decrypt" events for ciphertexts that fail to
+	// Logger receives "crypto.decrypt" events for ciphertexts that fail to
 	// open and "crypto.rewrap" events. Nil is refused with
 	// [audit.ErrNoLogger]. Successful Seal and Open calls are not audited,
 	// one by one: a durable write per message would cap throughput at the
 	// audit log's fsync rate. Key loads, key operations and unwrap
 	// failures are audited by the KEK (see package kms).
-	Audit audit.Logger
+	Logger audit.Logger
 	// SegmentSize is the plaintext size of one authenticated segment,
 	// from 16 bytes to 4 MiB. Zero means [DefaultSegmentSize]. A reader
 	// holds one segment in memory; the size is recorded in every header,
@@ -103,7 +103,7 @@ type Envelope struct {
 
 // New returns an Envelope that wraps DEKs with kek.
 func New(kek kms.KEK, cfg Config) (*Envelope, error) {
-	if cfg.Audit == nil {
+	if cfg.Logger == nil {
 		return nil, audit.ErrNoLogger
 	}
 	if kek == nil {
@@ -531,7 +531,7 @@ func (e *Envelope) Rewrap(ctx context.Context, dst, ciphertext []byte, ec Contex
 	}
 	ev := audit.Event{Action: "crypto.rewrap", Outcome: audit.OutcomeAllow, Resource: "kek/" + to.String(),
 		Attributes: []audit.Attr{audit.String("from_key", from.String()), audit.String("to_key", to.String())}}
-	if err := e.cfg.Audit.Log(ctx, ev); err != nil {
+	if err := e.cfg.Logger.Log(ctx, ev); err != nil {
 		return nil, fmt.Errorf("envelope: audit rewrap: %w", err)
 	}
 	return out, nil
@@ -580,7 +580,7 @@ func KeyIDOf(ciphertext []byte) (kms.KeyID, error) {
 // the audit error, if any).
 func (e *Envelope) fail(ctx context.Context, action string, err error) error {
 	ev := audit.Event{Action: action, Outcome: audit.OutcomeDeny, Reason: err.Error(), Severity: audit.SeverityWarning, Resource: "envelope"}
-	if lerr := e.cfg.Audit.Log(ctx, ev); lerr != nil {
+	if lerr := e.cfg.Logger.Log(ctx, ev); lerr != nil {
 		return errors.Join(err, fmt.Errorf("envelope: audit: %w", lerr))
 	}
 	return err

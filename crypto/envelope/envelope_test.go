@@ -34,14 +34,14 @@ func newFixture(t testing.TB, seg int) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{rec: new(audit.Recorder), scope: audit.Actor{Tenant: "t1"}, path: filepath.Join(t.TempDir(), "keyring.json")}
-	f.cfg = kms.Config{Master: m, Audit: f.rec}
+	f.cfg = kms.Config{Master: m, Logger: f.rec}
 	if f.ring, err = kms.Create(ctx, f.path, f.cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.ring.Create(ctx, f.scope); err != nil {
 		t.Fatal(err)
 	}
-	if f.env, err = envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, SegmentSize: seg}); err != nil {
+	if f.env, err = envelope.New(f.ring.KEK(f.scope), envelope.Config{Logger: f.rec, SegmentSize: seg}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -201,7 +201,7 @@ func TestContext(t *testing.T) {
 func TestHeaderSwap(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, 0)
-	cached, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}})
+	cached, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Logger: f.rec, Cache: &envelope.Cache{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestRotateRewrapMinVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, _ := envelope.New(r2.KEK(f.scope), envelope.Config{Audit: f.rec})
+	e2, _ := envelope.New(r2.KEK(f.scope), envelope.Config{Logger: f.rec})
 	for _, ct := range [][]byte{v1, v2, re} {
 		if _, err := e2.Open(ctx, nil, ct, ec); err != nil {
 			t.Fatalf("after reload: %v", err)
@@ -439,7 +439,7 @@ func TestShred(t *testing.T) {
 	if err := f.ring.Create(ctx, subject); err != nil {
 		t.Fatal(err)
 	}
-	es, _ := envelope.New(f.ring.KEK(subject), envelope.Config{Audit: f.rec, SegmentSize: 16})
+	es, _ := envelope.New(f.ring.KEK(subject), envelope.Config{Logger: f.rec, SegmentSize: 16})
 	backup, _ := es.Seal(ctx, nil, []byte("subject record, kept in a backup"), ec)
 	other, _ := f.env.Seal(ctx, nil, []byte("tenant record"), ec)
 	if err := f.ring.Shred(ctx, subject); err != nil {
@@ -465,7 +465,7 @@ func TestShred(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sc := range []audit.Actor{subject, f.scope} {
-		e2, _ := envelope.New(r2.KEK(sc), envelope.Config{Audit: f.rec})
+		e2, _ := envelope.New(r2.KEK(sc), envelope.Config{Logger: f.rec})
 		if _, err := e2.Open(ctx, nil, backup, ec); !errors.Is(err, envelope.ErrKeyDestroyed) {
 			t.Fatalf("after reload via %v: %v; want ErrKeyDestroyed", sc, err)
 		}
@@ -479,7 +479,7 @@ func TestShred(t *testing.T) {
 	if err := r2.Create(ctx, subject); err != nil {
 		t.Fatal(err)
 	}
-	e3, _ := envelope.New(r2.KEK(subject), envelope.Config{Audit: f.rec})
+	e3, _ := envelope.New(r2.KEK(subject), envelope.Config{Logger: f.rec})
 	if _, err := e3.Open(ctx, nil, backup, ec); !errors.Is(err, envelope.ErrKeyDestroyed) {
 		t.Fatalf("after re-create: %v", err)
 	}
@@ -506,7 +506,7 @@ func TestTenantIsolation(t *testing.T) {
 	if err := f.ring.Create(ctx, t2); err != nil {
 		t.Fatal(err)
 	}
-	e2, _ := envelope.New(f.ring.KEK(t2), envelope.Config{Audit: f.rec})
+	e2, _ := envelope.New(f.ring.KEK(t2), envelope.Config{Logger: f.rec})
 	ct, _ := f.env.Seal(ctx, nil, []byte("t1 data"), ec)
 	if _, err := e2.Open(ctx, nil, ct, ec); !errors.Is(err, kms.ErrUnknownKey) {
 		t.Fatalf("t2 opened t1's data: %v", err)
@@ -519,11 +519,11 @@ func TestNew(t *testing.T) {
 		t.Fatalf("no logger: %v", err)
 	}
 	// The DEK cache is allowed with a local KEK.
-	if _, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}}); err != nil {
+	if _, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Logger: f.rec, Cache: &envelope.Cache{}}); err != nil {
 		t.Fatalf("cache with local KEK: %v", err)
 	}
 	for _, seg := range []int{-1, 8, 5 << 20} {
-		if _, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, SegmentSize: seg}); err == nil {
+		if _, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Logger: f.rec, SegmentSize: seg}); err == nil {
 			t.Fatalf("segment size %d accepted", seg)
 		}
 	}
@@ -581,7 +581,7 @@ func TestSealAllocs(t *testing.T) {
 		t.Fatalf("allocs: Seal %v, Open %v; want <= 2", seal, open)
 	}
 	// A cache hit allocates nothing.
-	cached, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}})
+	cached, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Logger: f.rec, Cache: &envelope.Cache{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,7 +699,7 @@ func TestShortInput(t *testing.T) {
 func TestCacheMessageNumbers(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, 16)
-	e, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, SegmentSize: 16, Cache: &envelope.Cache{MaxMessages: 100}})
+	e, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Logger: f.rec, SegmentSize: 16, Cache: &envelope.Cache{MaxMessages: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -760,7 +760,7 @@ func TestCacheRevoked(t *testing.T) {
 	for _, revoke := range []string{"shred", "retire"} {
 		t.Run(revoke, func(t *testing.T) {
 			f := newFixture(t, 0)
-			e, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Audit: f.rec, Cache: &envelope.Cache{}})
+			e, err := envelope.New(f.ring.KEK(f.scope), envelope.Config{Logger: f.rec, Cache: &envelope.Cache{}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,7 +24,7 @@ func exampleEnvelope() (*kms.Keyring, *envelope.Envelope) {
 		log.Fatal(err)
 	}
 	var events audit.Recorder
-	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Audit: &events})
+	ring, err := kms.Create(ctx, "", kms.Config{Master: master, Logger: &events})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func exampleEnvelope() (*kms.Keyring, *envelope.Envelope) {
 	if err := ring.Create(ctx, acme); err != nil {
 		log.Fatal(err)
 	}
-	env, err := envelope.New(ring.KEK(acme), envelope.Config{Audit: &events})
+	env, err := envelope.New(ring.KEK(acme), envelope.Config{Logger: &events})
 	if err != nil {
 		log.Fatal(err)
 	}

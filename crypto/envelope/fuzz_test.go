@@ -15,7 +15,7 @@ import (
 func fuzzEnvelope(f *testing.F) *envelope.Envelope {
 	ctx := context.Background()
 	m, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
-	r, err := kms.Create(ctx, "", kms.Config{Master: m, Audit: nopLogger{}})
+	r, err := kms.Create(ctx, "", kms.Config{Master: m, Logger: nopLogger{}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func fuzzEnvelope(f *testing.F) *envelope.Envelope {
 	if err := r.Create(ctx, sc); err != nil {
 		f.Fatal(err)
 	}
-	e, err := envelope.New(r.KEK(sc), envelope.Config{Audit: nopLogger{}, SegmentSize: 16})
+	e, err := envelope.New(r.KEK(sc), envelope.Config{Logger: nopLogger{}, SegmentSize: 16})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestFailureLeavesNoPlaintext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := kms.Create(ctx, "", kms.Config{Master: m, Audit: discard{}})
+	r, err := kms.Create(ctx, "", kms.Config{Master: m, Logger: discard{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +37,11 @@ func TestFailureLeavesNoPlaintext(t *testing.T) {
 	if err := r.Create(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := New(r.KEK(sc), Config{Audit: discard{}, SegmentSize: 16})
+	fresh, err := New(r.KEK(sc), Config{Logger: discard{}, SegmentSize: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cached, err := New(r.KEK(sc), Config{Audit: discard{}, SegmentSize: 16, Cache: &Cache{}})
+	cached, err := New(r.KEK(sc), Config{Logger: discard{}, SegmentSize: 16, Cache: &Cache{}})
 	if err != nil {
 		t.Fatal(err)
 	}

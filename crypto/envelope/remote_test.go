@@ -57,7 +57,7 @@ func TestRemoteKEK(t *testing.T) {
 	ctx := context.Background()
 	var rec audit.Recorder
 	k, _ := remoteKEK(t, &rec)
-	e, err := envelope.New(k, envelope.Config{Audit: &rec})
+	e, err := envelope.New(k, envelope.Config{Logger: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestRemoteKEK(t *testing.T) {
 		t.Fatalf("wrong context: %v", err)
 	}
 	k2, _ := remoteKEK(t, &rec)
-	e2, _ := envelope.New(k2, envelope.Config{Audit: &rec})
+	e2, _ := envelope.New(k2, envelope.Config{Logger: &rec})
 	if _, err := e2.Open(ctx, nil, ct, ec); !errors.Is(err, kms.ErrUnknownKey) {
 		t.Fatalf("other key: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestDEKCache(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k, calls := remoteKEK(t, nopLogger{})
 			c := tt.cache
-			e, err := envelope.New(k, envelope.Config{Audit: nopLogger{}, Cache: &c, Now: clock})
+			e, err := envelope.New(k, envelope.Config{Logger: nopLogger{}, Cache: &c, Now: clock})
 			if err != nil {
 				t.Fatal(err)
 			}

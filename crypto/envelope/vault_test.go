@@ -45,7 +45,7 @@ func TestVaultTransit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := envelope.New(kek, envelope.Config{Audit: &rec})
+	e, err := envelope.New(kek, envelope.Config{Logger: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func generateVectors(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := kms.Config{Master: m, Audit: nopLogger{}, Now: func() time.Time { return katTime }}
+	cfg := kms.Config{Master: m, Logger: nopLogger{}, Now: func() time.Time { return katTime }}
 	ring, err := kms.Create(ctx, filepath.Join(dir, "keyring.json"), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func generateVectors(t *testing.T, dir string) {
 	}
 	var vs []vector
 	add := func(name string, sc audit.Actor, ver uint32, seg int, ec envelope.Context, pt []byte, mutate func([]byte) []byte, errName string) {
-		e, err := envelope.New(ring.KEK(sc), envelope.Config{Audit: nopLogger{}, SegmentSize: seg})
+		e, err := envelope.New(ring.KEK(sc), envelope.Config{Logger: nopLogger{}, SegmentSize: seg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func generateVectors(t *testing.T, dir string) {
 	add("subject", subject, 1, 0, envelope.Context{"subject": "subject-1"}, []byte("subject data"), nil, "")
 	add("erased-subject", gone, 1, 0, ec, []byte("shredded"), nil, "key_destroyed")
 	// Two messages under one cached DEK: message numbers 0 and 1.
-	ce, err := envelope.New(ring.KEK(tenant), envelope.Config{Audit: nopLogger{}, SegmentSize: 16, Cache: &envelope.Cache{}, Now: func() time.Time { return katTime }})
+	ce, err := envelope.New(ring.KEK(tenant), envelope.Config{Logger: nopLogger{}, SegmentSize: 16, Cache: &envelope.Cache{}, Now: func() time.Time { return katTime }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, _ := kms.ParseMasterKey(katMasterKey)
-		if _, err := kms.Open(ctx, badPath, kms.Config{Master: m, Audit: nopLogger{}}); !errors.Is(err, kms.ErrWrongMasterKey) {
+		if _, err := kms.Open(ctx, badPath, kms.Config{Master: m, Logger: nopLogger{}}); !errors.Is(err, kms.ErrWrongMasterKey) {
 			t.Fatalf("v1 file with a live scope's tombstone: %v; want ErrWrongMasterKey", err)
 		}
 		if err := ring.Create(ctx, audit.Actor{Tenant: "migrated"}); err != nil {
@@ -180,7 +180,7 @@ func TestVectors(t *testing.T) {
 			t.Fatalf("keyring not migrated:\n%s", b)
 		}
 		vs := readVectors(t, "testdata/v1")
-		ring, err = kms.Open(ctx, path, kms.Config{Master: m, Audit: nopLogger{}})
+		ring, err = kms.Open(ctx, path, kms.Config{Master: m, Logger: nopLogger{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestVectors(t *testing.T) {
 		// The first format did not count wraps: a legacy version counts
 		// as used up, and the first seal under it rotates the scope.
 		kat := audit.Actor{Tenant: "kat"}
-		e, err := envelope.New(ring.KEK(kat), envelope.Config{Audit: nopLogger{}})
+		e, err := envelope.New(ring.KEK(kat), envelope.Config{Logger: nopLogger{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func checkVectors(t *testing.T, dir string) (*kms.Keyring, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := kms.Open(ctx, path, kms.Config{Master: m, Audit: nopLogger{}})
+	ring, err := kms.Open(ctx, path, kms.Config{Master: m, Logger: nopLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func openVectors(t *testing.T, ring *kms.Keyring, vs []vector) {
 	ctx := context.Background()
 	for _, v := range vs {
 		t.Run(v.Name, func(t *testing.T) {
-			e, err := envelope.New(ring.KEK(audit.Actor{Tenant: v.Tenant, Subject: v.Subject}), envelope.Config{Audit: nopLogger{}})
+			e, err := envelope.New(ring.KEK(audit.Actor{Tenant: v.Tenant, Subject: v.Subject}), envelope.Config{Logger: nopLogger{}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -60,7 +60,7 @@ func TestOpenOrCreate(t *testing.T) {
 	ctx := context.Background()
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
 	var log audit.Recorder
-	cfg := kms.Config{Master: master, Audit: &log}
+	cfg := kms.Config{Master: master, Logger: &log}
 	path := filepath.Join(t.TempDir(), "keys", "keyring.json")
 	r, created, err := kms.OpenOrCreate(ctx, path, cfg)
 	if err != nil || !created {
@@ -76,7 +76,7 @@ func TestOpenOrCreate(t *testing.T) {
 	}
 	before, _ := os.ReadFile(path)
 	other, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
-	if _, _, err := kms.OpenOrCreate(ctx, path, kms.Config{Master: other, Audit: &log}); !errors.Is(err, kms.ErrWrongMasterKey) {
+	if _, _, err := kms.OpenOrCreate(ctx, path, kms.Config{Master: other, Logger: &log}); !errors.Is(err, kms.ErrWrongMasterKey) {
 		t.Errorf("wrong master key: %v, want ErrWrongMasterKey", err)
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
@@ -106,7 +106,7 @@ func TestBootstrapRace(t *testing.T) {
 					return
 				}
 				keys[i] = k
-				_, ringMade, err := kms.OpenOrCreate(ctx, filepath.Join(dir, "keyring.json"), kms.Config{Master: k, Audit: &audit.Recorder{}})
+				_, ringMade, err := kms.OpenOrCreate(ctx, filepath.Join(dir, "keyring.json"), kms.Config{Master: k, Logger: &audit.Recorder{}})
 				if err != nil {
 					t.Error(err)
 					return

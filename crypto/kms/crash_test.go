@@ -54,7 +54,7 @@ func TestCrashDuringWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := kms.Open(context.Background(), path, kms.Config{Master: m, Audit: nopLogger{}})
+		r, err := kms.Open(context.Background(), path, kms.Config{Master: m, Logger: nopLogger{}})
 		if err != nil {
 			t.Fatalf("round %d: keyring does not load after SIGKILL: %v", round, err)
 		}
@@ -82,7 +82,7 @@ func crashChild(dir string) {
 		os.Exit(3)
 	}
 	path := filepath.Join(dir, "keyring.json")
-	r, err := kms.Create(ctx, path, kms.Config{Master: m, Audit: nopLogger{}})
+	r, err := kms.Create(ctx, path, kms.Config{Master: m, Logger: nopLogger{}})
 	if err != nil {
 		os.Exit(4)
 	}

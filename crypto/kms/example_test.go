@@ -23,7 +23,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	var events audit.Recorder // in production: a durable audit.Logger
-	cfg := kms.Config{Master: master, Audit: &events}
+	cfg := kms.Config{Master: master, Logger: &events}
 
 	ring, err := kms.Create(ctx, path, cfg)
 	if err != nil {

@@ -19,16 +19,16 @@ import (
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
 )
 
-// Config configures a [Keyring]. Master and Audit are required; every
+// Config configures a [Keyring]. Master and Logger are required; every
 // other zero field has a safe meaning.
 type Config struct {
 	// Master encrypts the keyring file. Use [MasterKeyFromEnv],
 	// [MasterKeyFromFile], [ParseMasterKey] or [RemoteMasterKey]. Nil is
 	// refused with [ErrNoMasterKey].
 	Master tink.AEAD
-	// Audit receives one event per key operation (see the package
+	// Logger receives one event per key operation (see the package
 	// documentation). Nil is refused with [audit.ErrNoLogger].
-	Audit audit.Logger
+	Logger audit.Logger
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 	// RotateAfter is how many DEKs one key version may wrap before the
@@ -125,7 +125,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Keyring, error) {
 	if cfg.Master == nil {
 		return nil, ErrNoMasterKey
 	}
-	if cfg.Audit == nil {
+	if cfg.Logger == nil {
 		return nil, audit.ErrNoLogger
 	}
 	if path == "" {
@@ -219,7 +219,7 @@ func newKeyring(s backend.Store, cfg Config) (*Keyring, error) {
 	if cfg.Master == nil {
 		return nil, ErrNoMasterKey
 	}
-	if cfg.Audit == nil {
+	if cfg.Logger == nil {
 		return nil, audit.ErrNoLogger
 	}
 	r := &Keyring{cfg: cfg, store: s}
@@ -488,7 +488,7 @@ func (r *Keyring) log(ctx context.Context, action string, outcome audit.Outcome,
 	case outcome != audit.OutcomeAllow:
 		e.Severity = audit.SeverityWarning
 	}
-	if err := r.cfg.Audit.Log(ctx, e); err != nil {
+	if err := r.cfg.Logger.Log(ctx, e); err != nil {
 		if s != nil && outcome == audit.OutcomeAllow {
 			return fmt.Errorf("kms: %s is saved, but its audit event failed: %w", action, err)
 		}

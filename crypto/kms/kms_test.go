@@ -24,7 +24,7 @@ func master(t *testing.T) kms.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kms.Config{Master: m, Audit: new(audit.Recorder)}
+	return kms.Config{Master: m, Logger: new(audit.Recorder)}
 }
 
 func TestParseMasterKey(t *testing.T) {
@@ -99,7 +99,7 @@ func TestMasterKeyFromEnv(t *testing.T) {
 func TestConfigRequired(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	if _, err := kms.Create(ctx, "", kms.Config{Audit: cfg.Audit}); !errors.Is(err, kms.ErrNoMasterKey) {
+	if _, err := kms.Create(ctx, "", kms.Config{Logger: cfg.Logger}); !errors.Is(err, kms.ErrNoMasterKey) {
 		t.Fatalf("no master: %v", err)
 	}
 	if _, err := kms.Create(ctx, "", kms.Config{Master: cfg.Master}); !errors.Is(err, audit.ErrNoLogger) {
@@ -174,7 +174,7 @@ func TestKeyringFile(t *testing.T) {
 	}
 	os.Chmod(path, 0o600)
 	other := master(t)
-	if _, err := kms.Open(ctx, path, kms.Config{Master: other.Master, Audit: cfg.Audit}); !errors.Is(err, kms.ErrWrongMasterKey) {
+	if _, err := kms.Open(ctx, path, kms.Config{Master: other.Master, Logger: cfg.Logger}); !errors.Is(err, kms.ErrWrongMasterKey) {
 		t.Fatalf("wrong master: %v", err)
 	}
 }
@@ -232,7 +232,7 @@ func scope(m map[string]any, tenant string) map[string]any {
 func TestAuditEvents(t *testing.T) {
 	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "ops", Tenant: "admin"})
 	cfg := master(t)
-	rec := cfg.Audit.(*audit.Recorder)
+	rec := cfg.Logger.(*audit.Recorder)
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	cfg.Now = func() time.Time { return now }
 	path := filepath.Join(t.TempDir(), "k")
@@ -269,13 +269,13 @@ func (failLogger) Log(context.Context, audit.Event) error { return errors.New("d
 func TestAuditFailureFails(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	cfg.Audit = failLogger{}
+	cfg.Logger = failLogger{}
 	if _, err := kms.Create(ctx, "", cfg); err == nil {
 		t.Fatal("keyring created without an audit record")
 	}
 	// A change that reached the file but not the audit log says so.
 	var sw switchLogger
-	cfg.Audit = &sw
+	cfg.Logger = &sw
 	r, err := kms.Create(ctx, filepath.Join(t.TempDir(), "k"), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +308,7 @@ func TestKeyIDString(t *testing.T) {
 func TestManyScopes(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	cfg.Audit = nopLogger{}
+	cfg.Logger = nopLogger{}
 	path := filepath.Join(t.TempDir(), "k")
 	r, err := kms.Create(ctx, path, cfg)
 	if err != nil {
@@ -342,7 +342,7 @@ func (nopLogger) Log(context.Context, audit.Event) error { return nil }
 func TestTwoProcesses(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	rec := cfg.Audit.(*audit.Recorder)
+	rec := cfg.Logger.(*audit.Recorder)
 	path := filepath.Join(t.TempDir(), "k")
 	svc, err := kms.Create(ctx, path, cfg)
 	if err != nil {
@@ -417,7 +417,7 @@ func TestTwoProcesses(t *testing.T) {
 func TestTamperEveryByte(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	cfg.Audit = nopLogger{}
+	cfg.Logger = nopLogger{}
 	path := filepath.Join(t.TempDir(), "keys.json")
 	r, err := kms.Create(ctx, path, cfg)
 	if err != nil {

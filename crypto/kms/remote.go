@@ -25,7 +25,7 @@ import (
 //	vc, err := vault.NewClient(vault.DefaultConfig()) // github.com/hashicorp/vault/api
 //	client, err := hcvault.NewClientWithAEADOptions("hcvault://vault:8200", vc.Logical())
 //	kek, err := kms.NewRemote(ctx, client, "hcvault://vault:8200/transit/keys/tenant-42", log)
-//	env, err := envelope.New(kek, envelope.Config{Audit: log, Cache: &envelope.Cache{}})
+//	env, err := envelope.New(kek, envelope.Config{Logger: log, Cache: &envelope.Cache{}})
 //
 // # Vault Transit
 //

@@ -32,7 +32,7 @@ func TestRemoteMasterKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "keys.json")
-	r, err := kms.Create(ctx, path, kms.Config{Master: m, Audit: new(audit.Recorder)})
+	r, err := kms.Create(ctx, path, kms.Config{Master: m, Logger: new(audit.Recorder)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestRemoteMasterKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r2, err := kms.Open(ctx, path, kms.Config{Master: m, Audit: new(audit.Recorder)})
+	r2, err := kms.Open(ctx, path, kms.Config{Master: m, Logger: new(audit.Recorder)})
 	if err != nil {
 		t.Fatalf("reopen under the same KMS key: %v", err)
 	}
@@ -61,7 +61,7 @@ func TestRemoteMasterKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kms.Open(ctx, path, kms.Config{Master: wrong, Audit: new(audit.Recorder)}); !errors.Is(err, kms.ErrWrongMasterKey) {
+	if _, err := kms.Open(ctx, path, kms.Config{Master: wrong, Logger: new(audit.Recorder)}); !errors.Is(err, kms.ErrWrongMasterKey) {
 		t.Fatalf("open under another KMS key: %v, want ErrWrongMasterKey", err)
 	}
 

@@ -16,7 +16,7 @@ import (
 func TestWrapIsTinkAESGCM(t *testing.T) {
 	ctx := context.Background()
 	m, _ := ParseMasterKey(GenerateMasterKey())
-	r, err := Create(ctx, "", Config{Master: m, Audit: new(audit.Recorder)})
+	r, err := Create(ctx, "", Config{Master: m, Logger: new(audit.Recorder)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func checkCounts(t *testing.T, r *kms.Keyring, count map[kms.KeyID]uint64, limit
 func TestWrapLimitRotates(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	rec := cfg.Audit.(*audit.Recorder)
+	rec := cfg.Logger.(*audit.Recorder)
 	cfg.RotateAfter = 640 // blocks of 10
 	path := filepath.Join(t.TempDir(), "keys.json")
 	r, err := kms.Create(ctx, path, cfg)
@@ -96,7 +96,7 @@ func TestWrapLimitRotates(t *testing.T) {
 func TestWrapCountShared(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	cfg.Audit = nopLogger{}
+	cfg.Logger = nopLogger{}
 	cfg.RotateAfter = 128 // blocks of 2
 	path := filepath.Join(t.TempDir(), "keys.json")
 	a, err := kms.Create(ctx, path, cfg)
@@ -145,7 +145,7 @@ func (m failMaster) Encrypt(p, ad []byte) ([]byte, error) {
 func TestWrapRefusedWithoutRotation(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	cfg.Audit = nopLogger{}
+	cfg.Logger = nopLogger{}
 	cfg.RotateAfter = 64 // blocks of 1
 	var fail atomic.Bool
 	cfg.Master = failMaster{AEAD: cfg.Master, fail: &fail}
@@ -176,7 +176,7 @@ func TestWrapRefusedWithoutRotation(t *testing.T) {
 func TestWrapCountConcurrent(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	cfg.Audit = nopLogger{}
+	cfg.Logger = nopLogger{}
 	cfg.RotateAfter = 640
 	r, err := kms.Create(ctx, filepath.Join(t.TempDir(), "keys.json"), cfg)
 	if err != nil {
@@ -219,7 +219,7 @@ func TestWrapCountConcurrent(t *testing.T) {
 func TestWrapNoncesDistinct(t *testing.T) {
 	ctx := context.Background()
 	cfg := master(t)
-	cfg.Audit = nopLogger{}
+	cfg.Logger = nopLogger{}
 	r, err := kms.Create(ctx, "", cfg)
 	if err != nil {
 		t.Fatal(err)

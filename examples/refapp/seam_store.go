@@ -56,7 +56,7 @@ func openStore(ctx context.Context, a *app) (docStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	kcfg := kms.Config{Master: master, Audit: a.audit, Now: a.now}
+	kcfg := kms.Config{Master: master, Logger: a.audit, Now: a.now}
 	path := a.data.path(dirKeysets, fileKeyring)
 	var keys *kms.Keyring
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -126,7 +126,7 @@ func (s *sealedStore) envelope(ctx context.Context, tenant string) (*envelope.En
 	if err := s.keys.Create(ctx, scope); err != nil {
 		return nil, err
 	}
-	e, err := envelope.New(s.keys.KEK(scope), envelope.Config{Audit: s.log})
+	e, err := envelope.New(s.keys.KEK(scope), envelope.Config{Logger: s.log})
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	var auditLog audit.Logger = new(audit.Recorder) // use the service's durable log (audit/pglog)
-	ring, err := pgstore.Open(ctx, pool, kms.Config{Master: master, Audit: auditLog})
+	ring, err := pgstore.Open(ctx, pool, kms.Config{Master: master, Logger: auditLog})
 	if err != nil {
 		log.Fatal(err) // kms.ErrWrongMasterKey: this instance has another master key
 	}
@@ -37,7 +37,7 @@ func ExampleOpen() {
 	if err := ring.Create(ctx, tenant); err != nil {
 		log.Fatal(err)
 	}
-	env, err := envelope.New(ring.KEK(tenant), envelope.Config{Audit: auditLog, Cache: &envelope.Cache{}})
+	env, err := envelope.New(ring.KEK(tenant), envelope.Config{Logger: auditLog, Cache: &envelope.Cache{}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg kms.Config, opts ...Optio
 	if cfg.Master == nil {
 		return nil, kms.ErrNoMasterKey
 	}
-	if cfg.Audit == nil {
+	if cfg.Logger == nil {
 		return nil, audit.ErrNoLogger
 	}
 	if err := migrate(ctx, pool); err != nil {
@@ -137,7 +137,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg kms.Config, opts ...Optio
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
-	s := &store{pool: pool, name: o.name, id: hex.EncodeToString(id[:]), lease: o.lease, now: cfg.Now, log: cfg.Audit,
+	s := &store{pool: pool, name: o.name, id: hex.EncodeToString(id[:]), lease: o.lease, now: cfg.Now, log: cfg.Logger,
 		acked: make(chan struct{}), done: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now

@@ -42,7 +42,7 @@ func newCluster(t testing.TB, opts ...pgstore.Option) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cluster{t: t, dsn: testpg.Schema(t), master: m, opts: opts, cfg: kms.Config{Master: m, Audit: nopLogger{}}}
+	return &cluster{t: t, dsn: testpg.Schema(t), master: m, opts: opts, cfg: kms.Config{Master: m, Logger: nopLogger{}}}
 }
 
 func (c *cluster) pool() *pgxpool.Pool {
@@ -73,7 +73,7 @@ var (
 
 func cachedEnvelope(t testing.TB, r *kms.Keyring, s audit.Actor) *envelope.Envelope {
 	t.Helper()
-	e, err := envelope.New(r.KEK(s), envelope.Config{Audit: nopLogger{}, Cache: &envelope.Cache{}})
+	e, err := envelope.New(r.KEK(s), envelope.Config{Logger: nopLogger{}, Cache: &envelope.Cache{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,17 +302,17 @@ func TestOpenRefuses(t *testing.T) {
 	c.open()
 	pool := c.pool()
 	other, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
-	if _, err := pgstore.Open(ctx, pool, kms.Config{Master: other, Audit: nopLogger{}}); !errors.Is(err, kms.ErrWrongMasterKey) {
+	if _, err := pgstore.Open(ctx, pool, kms.Config{Master: other, Logger: nopLogger{}}); !errors.Is(err, kms.ErrWrongMasterKey) {
 		t.Fatalf("wrong master key: %v", err)
 	}
-	if _, err := pgstore.Open(ctx, pool, kms.Config{Audit: nopLogger{}}); !errors.Is(err, kms.ErrNoMasterKey) {
+	if _, err := pgstore.Open(ctx, pool, kms.Config{Logger: nopLogger{}}); !errors.Is(err, kms.ErrNoMasterKey) {
 		t.Fatalf("no master key: %v", err)
 	}
 	if _, err := pgstore.Open(ctx, pool, kms.Config{Master: c.master}); !errors.Is(err, audit.ErrNoLogger) {
 		t.Fatalf("no logger: %v", err)
 	}
 	// Another name is another keyring.
-	r, err := pgstore.Open(ctx, pool, kms.Config{Master: other, Audit: nopLogger{}}, pgstore.WithName("second"))
+	r, err := pgstore.Open(ctx, pool, kms.Config{Master: other, Logger: nopLogger{}}, pgstore.WithName("second"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,7 +114,7 @@ func processChild() {
 	if err != nil {
 		fail(err)
 	}
-	r, err := pgstore.Open(ctx, pool, kms.Config{Master: m, Audit: nopLogger{}}, pgstore.WithLease(processLease))
+	r, err := pgstore.Open(ctx, pool, kms.Config{Master: m, Logger: nopLogger{}}, pgstore.WithLease(processLease))
 	if err != nil {
 		fail(err)
 	}
