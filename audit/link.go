@@ -25,6 +25,7 @@ func init() {
 		return v.report(), nil
 	}
 	link.Inclusion = inclusion
+	link.Extends = extends
 }
 
 // Compile-time checks that the functions keep the types link documents.
@@ -33,4 +34,5 @@ var (
 	_ func(int64) Event                                                              = pruneEvent
 	_ func(*logfmt.Checkpoint) Checkpoint                                            = publicCheckpoint
 	_ func(*logfmt.Result, int64, func() ([]byte, error)) (*InclusionProof, error)   = inclusion
+	_ func(*logfmt.Result, []byte, note.Verifier) error                              = extends
 )

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
 )
@@ -28,41 +28,31 @@ var ErrNotConsistent = errors.New("audit: log does not extend the saved checkpoi
 // A checkpoint below the log's prune point cannot be checked against the
 // records that are left; VerifySince then fails with [ErrNotCovered].
 func VerifySince(ctx context.Context, dir string, v note.Verifier, since []byte) (Report, error) {
-	old, err := logfmt.OpenCheckpoint(since, v)
-	if err != nil {
+	if _, err := logfmt.OpenCheckpoint(since, v); err != nil {
 		return Report{}, fmt.Errorf("%w: saved checkpoint: %v", ErrBadProof, err)
 	}
 	res, err := verifyDir(ctx, dir, v, true)
 	if err != nil {
 		return Report{}, err
 	}
-	rep := res.report()
-	if err := extends(res, old); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return res.report(), extends(res.Result, since, v)
 }
 
-// extends checks that the verified log res extends the checkpoint old.
-func extends(res verified, old logfmt.Checkpoint) error {
-	latest := res.Latest
-	switch {
-	case latest == nil || latest.Size < old.Size:
-		var size int64
-		if latest != nil {
-			size = latest.Size
-		}
-		return fmt.Errorf("%w: saved checkpoint covers %d records, the log's latest only %d", ErrNotConsistent, old.Size, size)
-	case res.Prune != nil && old.Size < res.Prune.Min:
-		return fmt.Errorf("%w: saved checkpoint (size %d) is below the prune point %d", ErrNotCovered, old.Size, res.Prune.Min)
-	}
-	tree := res.State.Tree()
-	p, err := tlog.ProveTree(latest.Size, old.Size, tree)
+// extends checks that the verified log res (read keeping every hash)
+// extends the checkpoint note since, signed by v.
+func extends(res *logfmt.Result, since []byte, v note.Verifier) error {
+	old, err := logfmt.OpenCheckpoint(since, v)
 	if err != nil {
-		return fmt.Errorf("audit: verify since: %w", err)
+		return fmt.Errorf("%w: saved checkpoint: %v", ErrBadProof, err)
 	}
-	if err := tlog.CheckTree(p, latest.Size, latest.Root, old.Size, old.Root); err != nil {
-		return fmt.Errorf("%w: the first %d records differ from the saved checkpoint's", ErrNotConsistent, old.Size)
+	err = logfmt.Extends(res, old)
+	switch {
+	case errors.Is(err, logfmt.ErrNotExtended):
+		return fmt.Errorf("%w: %s", ErrNotConsistent, strings.TrimPrefix(err.Error(), logfmt.ErrNotExtended.Error()+": "))
+	case errors.Is(err, logfmt.ErrBelowPrune):
+		return fmt.Errorf("%w: %v", ErrNotCovered, err)
+	case err != nil:
+		return fmt.Errorf("audit: verify since: %w", err)
 	}
 	return nil
 }

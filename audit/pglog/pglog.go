@@ -224,6 +224,7 @@ var (
 	checkpointOf = link.Checkpoint.(func(*logfmt.Checkpoint) audit.Checkpoint)
 	report       = link.Report.(func(*logfmt.Result, *logfmt.Fault, error) (audit.Report, error))
 	inclusion    = link.Inclusion.(func(*logfmt.Result, int64, func() ([]byte, error)) (*audit.InclusionProof, error))
+	extends      = link.Extends.(func(*logfmt.Result, []byte, note.Verifier) error)
 )
 
 // Open creates the log's tables in pool's search_path if needed and
@@ -751,6 +752,25 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, v note.Verifier) (audit.Rep
 		return audit.Report{}, ErrNoPool
 	}
 	return report(readLog(ctx, pool, v, false, nil))
+}
+
+// VerifySince is [Verify], and also proves that the log extends since, a
+// checkpoint note of this log that an auditor saved earlier, signed by v
+// (see [audit.VerifySince]): a log rolled back or rewritten and signed
+// again fails with [audit.ErrNotConsistent].
+func VerifySince(ctx context.Context, pool *pgxpool.Pool, v note.Verifier, since []byte) (audit.Report, error) {
+	if v == nil {
+		return audit.Report{}, fmt.Errorf("%w: no verifier", audit.ErrBadKey)
+	}
+	if pool == nil {
+		return audit.Report{}, ErrNoPool
+	}
+	res, fault, err := readLog(ctx, pool, v, true, nil)
+	rep, err := report(res, fault, err)
+	if err != nil {
+		return rep, err
+	}
+	return rep, extends(res, since, v)
 }
 
 // Prove returns an inclusion proof for record index of the log in pool's

@@ -136,6 +136,17 @@ func verifyPostgres(ctx context.Context, dsn string, v note.Verifier) (audit.Rep
 	return pglog.Verify(ctx, pool, v)
 }
 
+// verifyPostgresSince is verifyPostgres, and also proves that the log
+// extends the saved checkpoint note since.
+func verifyPostgresSince(ctx context.Context, dsn string, v note.Verifier, since []byte) (audit.Report, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	return pglog.VerifySince(ctx, pool, v, since)
+}
+
 // provePostgres proves record index of the audit log in the database at
 // dsn.
 func provePostgres(ctx context.Context, dsn string, index int64) (*audit.InclusionProof, error) {
@@ -150,7 +161,7 @@ func provePostgres(ctx context.Context, dsn string, index int64) (*audit.Inclusi
 func runAuditVerify(ctx context.Context, e env, args []string) int {
 	fs := auditFlags(e, "verify")
 	keyPath := fs.String("key", "", "verifier key: the `VERIFIER` file, or the key's text (name+hash+base64); not the signer key")
-	since := fs.String("since", "", "a `CHECKPOINT` note file saved earlier with --save: also prove that the log extends it, so a rollback re-signed by the key holder fails (file logs)")
+	since := fs.String("since", "", "a `CHECKPOINT` note file saved earlier with --save: also prove that the log extends it, so a rollback re-signed by the key holder fails")
 	save := fs.String("save", "", "after a successful verification, write the latest signed checkpoint note to `FILE`, for a later --since")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
@@ -174,19 +185,20 @@ func runAuditVerify(ctx context.Context, e env, args []string) int {
 		return exitFailure
 	}
 	var rep audit.Report
-	switch {
-	case *since != "" && isDSN(target):
-		fmt.Fprintln(e.stderr, "tomkit audit verify: --since is not yet supported for PostgreSQL logs")
-		return exitUsage
-	case *since != "":
+	var saved []byte
+	if *since != "" {
 		if !checkInputs(e, "audit verify", *since) {
 			return exitFailure
 		}
-		saved, rerr := os.ReadFile(*since)
-		if rerr != nil {
-			fmt.Fprintf(e.stderr, "tomkit audit verify: %v\n", rerr)
+		if saved, err = os.ReadFile(*since); err != nil {
+			fmt.Fprintf(e.stderr, "tomkit audit verify: %v\n", err)
 			return exitFailure
 		}
+	}
+	switch {
+	case saved != nil && isDSN(target):
+		rep, err = verifyPostgresSince(ctx, target, v, saved)
+	case saved != nil:
 		rep, err = audit.VerifySince(ctx, target, v, saved)
 	case isDSN(target):
 		rep, err = verifyPostgres(ctx, target, v)

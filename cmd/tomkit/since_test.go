@@ -7,7 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
+	"github.com/tomkit/tomkit/internal/testpg"
 )
 
 // TestAuditVerifySince: the auditor saves the checkpoint a verification
@@ -59,5 +63,50 @@ func TestAuditVerifySince(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "", "audit", "verify", "--key", verifier, "--since", filepath.Join(t.TempDir(), "none"), dir); code != exitFailure || !strings.Contains(errOut, "no such file") {
 		t.Fatalf("missing checkpoint file: %d %q", code, errOut)
+	}
+}
+
+// TestAuditVerifySincePostgres: --save and --since work on a PostgreSQL
+// log too.
+func TestAuditVerifySincePostgres(t *testing.T) {
+	dsn := testpg.Schema(t)
+	_, signerPath, verifier := auditFixture(t)
+	skey, _ := os.ReadFile(signerPath)
+	s, err := audit.NewSigner(string(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	logN := func(n int) {
+		l, err := pglog.Open(ctx, pool, pglog.Config{Signer: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if err := l.Log(ctx, audit.Event{Action: "doc.read", Outcome: audit.OutcomeAllow}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logN(3)
+	saved := filepath.Join(t.TempDir(), "cp.note")
+	if code, out, errOut := runCLI(t, "", "audit", "verify", "--key", verifier, "--save", saved, dsn); code != exitOK {
+		t.Fatalf("verify --save: %d %q %q", code, out, errOut)
+	}
+	logN(2)
+	if code, out, errOut := runCLI(t, "", "audit", "verify", "--key", verifier, "--since", saved, dsn); code != exitOK || !strings.Contains(out, "extends the saved checkpoint") {
+		t.Fatalf("verify --since: %d %q %q", code, out, errOut)
+	}
+	other := testpg.Schema(t)
+	if code, out, _ := runCLI(t, "", "audit", "verify", "--key", verifier, "--since", saved, other); code != exitFailure {
+		t.Fatalf("a different (empty) database: %d %q", code, out)
 	}
 }

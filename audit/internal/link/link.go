@@ -34,4 +34,8 @@ var (
 	// for record index against res.Latest, with audit.ErrNotCovered for
 	// a pruned or uncovered record.
 	Inclusion any
+	// Extends is a func(res *logfmt.Result, since []byte, v
+	// note.Verifier) error: that the log res, read keeping every hash,
+	// extends the checkpoint note since (audit.ErrNotConsistent if not).
+	Extends any
 )
