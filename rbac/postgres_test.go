@@ -410,9 +410,9 @@ func TestPostgresChangeLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "B to reload after a gap", func() bool { return allowed(b, actx("zoe", "acme"), "/data/x", "read") })
-	if count("rbac.policy.reload") <= reloads {
-		t.Fatal("B did not reload after a gap in the change log")
-	}
+	// The reload's event is written just after the new index is in
+	// place, so it may trail the decision above by a moment.
+	eventually(t, "B to record a reload after a gap in the change log", func() bool { return count("rbac.policy.reload") > reloads })
 	// An announcement without a change number (from an older version)
 	// makes B reload.
 	if _, err := pool.Exec(context.Background(), `INSERT INTO tomkit_rbac_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'xia', 'viewer', 'acme', '', '', '');
