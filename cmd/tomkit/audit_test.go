@@ -198,27 +198,7 @@ func TestAuditProveAndCheck(t *testing.T) {
 func TestAuditVerifyPostgres(t *testing.T) {
 	dsn := testpg.Schema(t)
 	_, signer, verifier := auditFixture(t)
-	skey, _ := os.ReadFile(signer)
-	s, err := audit.NewSigner(string(skey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	l, err := pglog.Open(ctx, pool, pglog.Config{Signer: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		if err := l.Log(ctx, audit.Event{Action: "doc.read", Outcome: audit.OutcomeAllow}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
+	appendEvents(t, dsn, signer, 5)
 	code, out, _ := runCLI(t, "", "audit", "verify", "--key", verifier, dsn)
 	if code != exitOK || !strings.Contains(out, "OK: 5 records") {
 		t.Fatalf("verify postgres: %d %q", code, out)

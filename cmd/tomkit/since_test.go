@@ -14,6 +14,47 @@ import (
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
+// appendEvents opens the log at target (a directory, or a DSN for a
+// PostgreSQL log) with the signer key file signerPath, appends n events
+// and closes it.
+func appendEvents(t *testing.T, target, signerPath string, n int) {
+	t.Helper()
+	skey, err := os.ReadFile(signerPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.NewSigner(string(skey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var l interface {
+		Log(context.Context, audit.Event) error
+		Close() error
+	}
+	if isDSN(target) {
+		pool, err := pgxpool.New(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		l, err = pglog.Open(ctx, pool, pglog.Config{Signer: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else if l, err = audit.Open(ctx, target, audit.FileConfig{Signer: s}); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := l.Log(ctx, audit.Event{Action: "doc.read", Resource: "doc/4", Outcome: audit.OutcomeAllow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestAuditVerifySince: the auditor saves the checkpoint a verification
 // saw; a later verification --since it passes for honest growth and
 // fails for a log the key holder rolled back and signed again.
@@ -24,27 +65,7 @@ func TestAuditVerifySince(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "saved the checkpoint of size 3") {
 		t.Fatalf("verify --save: %d %q %q", code, out, errOut)
 	}
-
-	skey, _ := os.ReadFile(signerPath)
-	s, err := audit.NewSigner(string(skey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendEvents := func(dir string, n int) {
-		l, err := audit.Open(context.Background(), dir, audit.FileConfig{Signer: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range n {
-			if err := l.Log(context.Background(), audit.Event{Action: "doc.read", Resource: "doc/4", Outcome: audit.OutcomeAllow}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendEvents(dir, 2)
+	appendEvents(t, dir, signerPath, 2)
 	code, out, errOut = runCLI(t, "", "audit", "verify", "--key", verifier, "--since", saved, dir)
 	if code != exitOK || !strings.Contains(out, "OK: 5 records") || !strings.Contains(out, "extends the saved checkpoint") {
 		t.Fatalf("honest growth: %d %q %q", code, out, errOut)
@@ -53,7 +74,7 @@ func TestAuditVerifySince(t *testing.T) {
 	// The key holder's rollback: a new log of two records, signed with
 	// the same key. It verifies on its own, but not since the checkpoint.
 	rolled := t.TempDir()
-	appendEvents(rolled, 2)
+	appendEvents(t, rolled, signerPath, 2)
 	if code, out, _ := runCLI(t, "", "audit", "verify", "--key", verifier, rolled); code != exitOK {
 		t.Fatalf("the rolled-back log alone: %d %q", code, out)
 	}
@@ -71,37 +92,12 @@ func TestAuditVerifySince(t *testing.T) {
 func TestAuditVerifySincePostgres(t *testing.T) {
 	dsn := testpg.Schema(t)
 	_, signerPath, verifier := auditFixture(t)
-	skey, _ := os.ReadFile(signerPath)
-	s, err := audit.NewSigner(string(skey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	logN := func(n int) {
-		l, err := pglog.Open(ctx, pool, pglog.Config{Signer: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range n {
-			if err := l.Log(ctx, audit.Event{Action: "doc.read", Outcome: audit.OutcomeAllow}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logN(3)
+	appendEvents(t, dsn, signerPath, 3)
 	saved := filepath.Join(t.TempDir(), "cp.note")
 	if code, out, errOut := runCLI(t, "", "audit", "verify", "--key", verifier, "--save", saved, dsn); code != exitOK {
 		t.Fatalf("verify --save: %d %q %q", code, out, errOut)
 	}
-	logN(2)
+	appendEvents(t, dsn, signerPath, 2)
 	if code, out, errOut := runCLI(t, "", "audit", "verify", "--key", verifier, "--since", saved, dsn); code != exitOK || !strings.Contains(out, "extends the saved checkpoint") {
 		t.Fatalf("verify --since: %d %q %q", code, out, errOut)
 	}
