@@ -16,6 +16,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/audit/internal/frame"
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
+	"github.com/tomkit/tomkit/internal/testclock"
 )
 
 const (
@@ -117,7 +118,7 @@ func TestCrashRecovery(t *testing.T) {
 			residues++
 		}
 		// Recovery keeps every acknowledged event.
-		l, err := audit.Open(ctx, dir, audit.FileConfig{Signer: k.signer, Tick: make(chan time.Time)})
+		l, err := audit.Open(ctx, dir, audit.FileConfig{Signer: k.signer, Clock: testclock.New(nil, nil)})
 		if err != nil {
 			t.Fatalf("iteration %d: open after kill: %v", it, err)
 		}

@@ -44,12 +44,9 @@ type FileConfig struct {
 	// no event arrived, so that truncation and gaps are visible. Zero
 	// means one minute.
 	CheckpointInterval time.Duration
-	// Tick, if set, replaces the CheckpointInterval ticker: a checkpoint
-	// is signed for every value received. Tests drive it by hand.
-	Tick <-chan time.Time
-	// Now is the clock used for checkpoint times and event times. Nil
-	// means time.Now.
-	Now func() time.Time
+	// Clock gives checkpoint and event times and the CheckpointInterval
+	// ticker. Nil means the system clock.
+	Clock Clock
 	// SegmentSize is the size at which a new segment file is started.
 	// Zero means 64 MiB.
 	SegmentSize int64
@@ -58,13 +55,13 @@ type FileConfig struct {
 // FileLog is the tamper-evident, crash-safe file log: the embedded default
 // [Logger]. Create it with [Open]. Its methods are safe for concurrent use.
 type FileLog struct {
-	dir    string
-	cfg    FileConfig
-	now    func() time.Time
-	lock   *os.File
-	reqs   chan *request
-	exited chan struct{}
-	ticker *time.Ticker
+	dir      string
+	cfg      FileConfig
+	now      func() time.Time
+	lock     *os.File
+	reqs     chan *request
+	exited   chan struct{}
+	stopTick func()
 
 	mu     sync.RWMutex
 	closed bool
@@ -133,10 +130,8 @@ func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 	if cfg.SegmentSize <= 0 {
 		cfg.SegmentSize = 64 << 20
 	}
-	l := &FileLog{dir: dir, cfg: cfg, now: cfg.Now, reqs: make(chan *request, 256), exited: make(chan struct{})}
-	if l.now == nil {
-		l.now = time.Now
-	}
+	clock := clockOr(cfg.Clock)
+	l := &FileLog{dir: dir, cfg: cfg, now: clock.Now, reqs: make(chan *request, 256), exited: make(chan struct{})}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
@@ -156,11 +151,8 @@ func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 		l.closeFiles()
 		return nil, err
 	}
-	tick := cfg.Tick
-	if tick == nil {
-		l.ticker = time.NewTicker(cfg.CheckpointInterval)
-		tick = l.ticker.C
-	}
+	tick, stop := clock.NewTicker(cfg.CheckpointInterval)
+	l.stopTick = stop
 	go l.writer(tick)
 	if l.recovered > 0 {
 		err := l.Log(ctx, Event{
@@ -426,8 +418,8 @@ func flockRetry(f *os.File) error {
 func (l *FileLog) opened() bool { return l != nil && l.reqs != nil }
 
 func (l *FileLog) closeFiles() {
-	if l.ticker != nil {
-		l.ticker.Stop()
+	if l.stopTick != nil {
+		l.stopTick()
 	}
 	if l.seg != nil {
 		l.seg.Close()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/audit/internal/frame"
+	"github.com/tomkit/tomkit/internal/testclock"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -54,8 +55,8 @@ func testEvent(i int) audit.Event {
 func openLog(t testing.TB, dir string, k testKeys, cfg audit.FileConfig) *audit.FileLog {
 	t.Helper()
 	cfg.Signer = k.signer
-	if cfg.Tick == nil {
-		cfg.Tick = make(chan time.Time) // never ticks unless the test says so
+	if cfg.Clock == nil {
+		cfg.Clock = testclock.New(nil, nil) // never ticks unless the test says so
 	}
 	l, err := audit.Open(context.Background(), dir, cfg)
 	if err != nil {
@@ -269,7 +270,7 @@ func TestCheckpointsWhenIdle(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	l := openLog(t, dir, k, audit.FileConfig{Tick: tick, Now: clock})
+	l := openLog(t, dir, k, audit.FileConfig{Clock: testclock.New(clock, tick)})
 	if err := l.Log(ctx, audit.Event{Action: "a.b", Outcome: audit.OutcomeAllow}); err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +587,7 @@ func TestDamageBeforeAcknowledgedRecords(t *testing.T) {
 		if !errors.As(err, &ve) || ve.Index != 3 || ve.Kind != audit.KindModified {
 			t.Fatalf("%s: %+v %v, want record 3 modified", c.name, rep, err)
 		}
-		l, err := audit.Open(ctx, crashed, audit.FileConfig{Signer: k.signer, Tick: make(chan time.Time)})
+		l, err := audit.Open(ctx, crashed, audit.FileConfig{Signer: k.signer, Clock: testclock.New(nil, nil)})
 		if !errors.As(err, &ve) || ve.Index != 3 {
 			if l != nil {
 				l.Close()

@@ -5,18 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/internal/frame"
+	"github.com/tomkit/tomkit/audit/internal/logfmt"
+	"github.com/tomkit/tomkit/audit/internal/merkle"
+	"github.com/tomkit/tomkit/internal/testclock"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/tomkit/tomkit/audit"
-	"github.com/tomkit/tomkit/audit/internal/frame"
-	"github.com/tomkit/tomkit/audit/internal/logfmt"
-	"github.com/tomkit/tomkit/audit/internal/merkle"
 )
 
 // tamperLog is a closed 1,000-event log loaded into memory: its segments,
@@ -510,7 +509,7 @@ func TestTamperUnsignedTail(t *testing.T) {
 				if !errors.As(err, &ve) || ve.Index != int64(i) || ve.Kind != audit.KindModified {
 					t.Fatalf("verify record %d byte %d: %v", i, at-r.off, err)
 				}
-				l, err := audit.Open(ctx, cl.dir, audit.FileConfig{Signer: cl.keys.signer, Tick: make(chan time.Time)})
+				l, err := audit.Open(ctx, cl.dir, audit.FileConfig{Signer: cl.keys.signer, Clock: testclock.New(nil, nil)})
 				if !errors.As(err, &ve) || ve.Index != int64(i) {
 					if l != nil {
 						l.Close()

@@ -145,9 +145,9 @@ type Config struct {
 	// MeterProvider provides the counters (OTel API). Nil means the
 	// global provider.
 	MeterProvider metric.MeterProvider
-	// Now is the clock of the rate limits and alert windows. Nil means
-	// time.Now.
-	Now func() time.Time
+	// Clock gives the time of the rate limits and alert windows. Nil
+	// means the system clock.
+	Clock audit.Clock
 }
 
 // Route describes a route for [Guard.Handle].
@@ -260,9 +260,9 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.AlertWindow == 0 {
 		cfg.AlertWindow = defaultAlertWindow
 	}
-	g := &Guard{cfg: cfg, mux: http.NewServeMux(), routes: map[string]*route{}, now: cfg.Now}
-	if g.now == nil {
-		g.now = time.Now
+	g := &Guard{cfg: cfg, mux: http.NewServeMux(), routes: map[string]*route{}, now: time.Now}
+	if cfg.Clock != nil {
+		g.now = cfg.Clock.Now
 	}
 	g.users = newLimiter(cfg.Rate, cfg.Burst, cfg.MaxTracked)
 	g.failures = newLimiter(cfg.FailureRate, cfg.FailureBurst, cfg.MaxTracked)

@@ -129,7 +129,7 @@ func newFixture(t *testing.T, mod func(*httpguard.Config)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, log: &recorder{}, clock: newClock()}
 	enf, err := rbac.New(context.Background(), rbac.Config{
-		Logger: &recorder{}, Policy: []byte(policy), Now: f.clock.Now,
+		Logger: &recorder{}, Policy: []byte(policy), Clock: audit.ClockFunc(f.clock.Now),
 		Alert: func(context.Context, audit.Event) error { return nil },
 	})
 	if err != nil {
@@ -158,7 +158,7 @@ func newFixture(t *testing.T, mod func(*httpguard.Config)) *fixture {
 		Errors:        []httpguard.Mapping{{Err: errConflict, Status: http.StatusConflict, Code: "conflict", Message: "conflict"}},
 		Alert:         func(_ context.Context, a httpguard.Alert) { f.amu.Lock(); f.alert = append(f.alert, a); f.amu.Unlock() },
 		MeterProvider: f.mp,
-		Now:           f.clock.Now,
+		Clock:         audit.ClockFunc(f.clock.Now),
 	}
 	if mod != nil {
 		mod(&cfg)

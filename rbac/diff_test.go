@@ -178,7 +178,7 @@ func TestDifferential(t *testing.T) {
 			rules = append(rules, []string{"r1", "t1", "/a", "read", "allow", "none"}, []string{"R1", "t1", "/a", "read", "allow", "none"})
 		}
 		text := policyText(rules, links)
-		e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Policy: []byte(text), Now: func() time.Time { return now }})
+		e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Policy: []byte(text), Clock: audit.ClockFunc(func() time.Time { return now })})
 		if caseVariant {
 			if !errors.Is(err, rbac.ErrCase) {
 				t.Fatalf("policy %d with case variants: New = %v", p, err)

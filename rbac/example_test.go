@@ -41,7 +41,7 @@ func ExampleEnforcer_Approve() {
 	e, _ := rbac.New(context.Background(), rbac.Config{
 		Logger: &audit.Recorder{},
 		Policy: []byte(examplePolicy),
-		Now:    func() time.Time { return now },
+		Clock:  audit.ClockFunc(func() time.Time { return now }),
 	})
 	defer e.Close()
 	alice := rbac.WithMFA(audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"}), now)
@@ -81,7 +81,7 @@ func ExampleEnforcer_PruneExpired() {
 	e, _ := rbac.New(context.Background(), rbac.Config{
 		Logger: &log,
 		Policy: []byte(examplePolicy),
-		Now:    func() time.Time { return now },
+		Clock:  audit.ClockFunc(func() time.Time { return now }),
 	})
 	defer e.Close()
 	alice := rbac.WithMFA(audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"}), now)
@@ -114,7 +114,7 @@ func ExampleEnforcer_Check() {
 	e, _ := rbac.New(context.Background(), rbac.Config{
 		Logger: &audit.Recorder{},
 		Policy: []byte(examplePolicy + "g, root, admin, acme\n"),
-		Now:    func() time.Time { return now },
+		Clock:  audit.ClockFunc(func() time.Time { return now }),
 	})
 	defer e.Close()
 	root := audit.WithActor(context.Background(), audit.Actor{Subject: "root", Tenant: "acme"})

@@ -15,7 +15,7 @@ import (
 // what Casbin denies, and must never panic.
 func FuzzDecide(f *testing.F) {
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Policy: []byte(testPolicy), Now: func() time.Time { return now }})
+	e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Policy: []byte(testPolicy), Clock: audit.ClockFunc(func() time.Time { return now })})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func pgEnforcer(t *testing.T, dsn string, c *clock, seed string) (*rbac.Enforcer
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := rbac.Config{Logger: rec, Store: st, Now: c.Now,
+	cfg := rbac.Config{Logger: rec, Store: st, Clock: audit.ClockFunc(c.Now),
 		Alert: func(context.Context, audit.Event) error { return nil }}
 	if seed != "" {
 		cfg.Policy = []byte(seed)
@@ -449,7 +449,7 @@ func BenchmarkPropagate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Store: st, Now: c.Now, Policy: []byte(seed)})
+		e, err := rbac.New(context.Background(), rbac.Config{Logger: nopLogger{}, Store: st, Clock: audit.ClockFunc(c.Now), Policy: []byte(seed)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -69,8 +69,9 @@ type Config struct {
 	// usable until Close. Nil means the policy lives in memory only.
 	Store Store
 
-	// Now is the clock. Nil means time.Now.
-	Now func() time.Time
+	// Clock gives the time of decisions, grants and events. Nil means
+	// the system clock.
+	Clock audit.Clock
 
 	// MFAMaxAge is how long an MFA verification stays fresh for
 	// privileged (MFA-marked) permissions. Zero means 12 hours.
@@ -211,9 +212,9 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	if cfg.Logger == nil {
 		return nil, audit.ErrNoLogger
 	}
-	e := &Enforcer{cfg: cfg, now: cfg.Now}
-	if e.now == nil {
-		e.now = time.Now
+	e := &Enforcer{cfg: cfg, now: time.Now}
+	if cfg.Clock != nil {
+		e.now = cfg.Clock.Now
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {

@@ -72,7 +72,7 @@ func newFixture(t *testing.T, text string, mod func(*rbac.Config)) *fixture {
 	cfg := rbac.Config{
 		Logger: f.rec,
 		Policy: []byte(text),
-		Now:    f.clock.Now,
+		Clock:  audit.ClockFunc(f.clock.Now),
 		Alert: func(_ context.Context, e audit.Event) error {
 			f.mu.Lock()
 			f.alert = append(f.alert, e)

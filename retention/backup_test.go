@@ -45,14 +45,14 @@ type backupFixture struct {
 func newBackupFixture(t *testing.T, srcCfg retention.Config, keep time.Duration) backupFixture {
 	t.Helper()
 	f := backupFixture{clk: newClock(), rec: &audit.Recorder{}}
-	srcCfg.Logger, srcCfg.Now = f.rec, f.clk.Now
+	srcCfg.Logger, srcCfg.Clock = f.rec, audit.ClockFunc(f.clk.Now)
 	var err error
 	if f.src, err = retention.New(memBackend(t), srcCfg); err != nil {
 		t.Fatal(err)
 	}
 	pol := retention.DefaultPolicy()
 	pol.MaxAge[retention.ClassBackup] = retention.MaxBackupAge
-	if f.dst, err = retention.New(memBackend(t), retention.Config{Logger: f.rec, Now: f.clk.Now, Policy: pol}); err != nil {
+	if f.dst, err = retention.New(memBackend(t), retention.Config{Logger: f.rec, Clock: audit.ClockFunc(f.clk.Now), Policy: pol}); err != nil {
 		t.Fatal(err)
 	}
 	if f.bk, err = retention.NewBackups(retention.BackupConfig{Target: f.dst, Keep: keep, Envelope: testEnvelope(t, f.rec)}); err != nil {
@@ -237,18 +237,18 @@ func TestBackupExcludesContentUnderZDR(t *testing.T) {
 	b, _ := fsstore.Open(dir)
 	var rec audit.Recorder
 	clk := newClock()
-	plain, _ := retention.New(b, retention.Config{Logger: &rec, Now: clk.Now})
+	plain, _ := retention.New(b, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	if _, err := plain.Put(userCtx, "content", strings.NewReader("secret"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := plain.Put(userCtx, "meta", strings.NewReader("m"), retention.PutOptions{Class: retention.ClassMetadata}); err != nil {
 		t.Fatal(err)
 	}
-	zdr, _ := retention.New(b, retention.Config{Logger: &rec, Now: clk.Now, ZDR: retention.ZDRMemory})
+	zdr, _ := retention.New(b, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now), ZDR: retention.ZDRMemory})
 	if _, err := zdr.Put(userCtx, "fresh", strings.NewReader("in memory"), retention.PutOptions{Class: retention.ClassContent}); err != nil {
 		t.Fatal(err)
 	}
-	dst, _ := retention.New(memBackend(t), retention.Config{Logger: &rec, Now: clk.Now})
+	dst, _ := retention.New(memBackend(t), retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	bk, err := retention.NewBackups(retention.BackupConfig{Target: dst, Envelope: testEnvelope(t, &rec)})
 	if err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func BenchmarkOverhead(b *testing.B) {
 							return err
 						}
 				}
-				s, err := retention.New(be, retention.Config{Logger: nopLogger{}, Now: func() time.Time { return now }})
+				s, err := retention.New(be, retention.Config{Logger: nopLogger{}, Clock: audit.ClockFunc(func() time.Time { return now })})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -160,7 +160,7 @@ func pairedOverhead(b *testing.B, op, name string, nt int, payload []byte, now t
 					return blobstore.New(bk)
 				}
 				rawBackend := open()
-				s, err := retention.New(open(), retention.Config{Logger: nopLogger{}, Now: func() time.Time { return now }})
+				s, err := retention.New(open(), retention.Config{Logger: nopLogger{}, Clock: audit.ClockFunc(func() time.Time { return now })})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -286,7 +286,7 @@ func (n nullPartition) Get(ctx context.Context, key string) (io.ReadCloser, rete
 func BenchmarkWrapperCost(b *testing.B) {
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	nb := nullBackend{nullPartition{m: retention.Meta{Class: retention.ClassLog, Created: now, RetainUntil: now.Add(day), Tenant: "acme"}}}
-	s, err := retention.New(nb, retention.Config{Logger: nopLogger{}, Now: func() time.Time { return now }})
+	s, err := retention.New(nb, retention.Config{Logger: nopLogger{}, Clock: audit.ClockFunc(func() time.Time { return now })})
 	if err != nil {
 		b.Fatal(err)
 	}

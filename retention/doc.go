@@ -150,5 +150,5 @@
 // going unnoticed. It trusts the backend's storage and its administrators:
 // whoever can write the backend directly can change records, though a
 // corrupt record fails closed as [ErrCorruptMeta]. Time comes from
-// [Config.Now]; a clock set back delays expiry.
+// [Config.Clock]; a clock set back delays expiry.
 package retention

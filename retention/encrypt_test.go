@@ -159,7 +159,7 @@ func TestEraseReachesBackups(t *testing.T) {
 	clk := newClock()
 	ring := testKeyring(t, &rec)
 	e, _ := newEncrypted(t, ring, &rec)
-	s, err := retention.New(e, retention.Config{Logger: &rec, Now: clk.Now})
+	s, err := retention.New(e, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestEraseReachesBackups(t *testing.T) {
 	put("acme", "alice", "a2")
 	put("acme", "bob", "b1")
 	put("globex", "carol", "c1")
-	dst, _ := retention.New(memBackend(t), retention.Config{Logger: &rec, Now: clk.Now})
+	dst, _ := retention.New(memBackend(t), retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	bk, err := retention.NewBackups(retention.BackupConfig{Target: dst, Envelope: testEnvelope(t, &rec)})
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestEraseReachesBackups(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored, _ := retention.NewEncrypted(scratch, retention.EncryptConfig{Keyring: ring, Logger: &rec})
-	rs, _ := retention.New(restored, retention.Config{Logger: &rec, Now: clk.Now})
+	rs, _ := retention.New(restored, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	if err := read(rs, "a1"); !errors.Is(err, retention.ErrErased) {
 		t.Fatalf("restored a1 after erase: %v", err)
 	}
@@ -297,7 +297,7 @@ func TestEncryptedUsesBatchPurger(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := newClock()
-	s, err := retention.New(e, retention.Config{Logger: &rec, Now: clk.Now})
+	s, err := retention.New(e, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}

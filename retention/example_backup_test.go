@@ -32,9 +32,9 @@ func ExampleBackups() {
 	ring.Create(ctx, audit.Actor{Tenant: "backups"})
 	env, _ := envelope.New(ring.KEK(audit.Actor{Tenant: "backups"}), envelope.Config{Logger: &log})
 
-	src, _ := retention.New(mem(), retention.Config{Logger: &log, Now: clock})
+	src, _ := retention.New(mem(), retention.Config{Logger: &log, Clock: audit.ClockFunc(clock)})
 	src.Put(ctx, "invoice/1", strings.NewReader("42 EUR"), retention.PutOptions{Class: retention.ClassMetadata})
-	dst, _ := retention.New(mem(), retention.Config{Logger: &log, Now: clock})
+	dst, _ := retention.New(mem(), retention.Config{Logger: &log, Clock: audit.ClockFunc(clock)})
 	backups, _ := retention.NewBackups(retention.BackupConfig{Target: dst, Envelope: env}) // 30 days
 
 	for day := 0; day < 45; day++ { // the daily job

@@ -26,7 +26,7 @@ func Example() {
 	var log audit.Recorder
 	store, err := retention.New(backend, retention.Config{
 		Logger: &log,
-		Now:    func() time.Time { return now },
+		Clock:  audit.ClockFunc(func() time.Time { return now }),
 	})
 	if err != nil {
 		panic(err)
@@ -82,7 +82,7 @@ func ExampleStore_SetLegalHold() {
 	var log audit.Recorder
 	store, _ := retention.New(blobstore.New(bucket), retention.Config{
 		Logger: &log,
-		Now:    func() time.Time { return now },
+		Clock:  audit.ClockFunc(func() time.Time { return now }),
 	})
 	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "legal", Tenant: "acme"})
 	store.Put(ctx, "mail/7", strings.NewReader("evidence"), retention.PutOptions{Class: retention.ClassLog, RetainFor: 24 * time.Hour})

@@ -41,7 +41,7 @@ func TestMigrateConflictAndResume(t *testing.T) {
 	if err := acme(t, b).Put(userCtx, "copied", strings.NewReader("old copied"), m); err != nil {
 		t.Fatal(err)
 	}
-	s, err := retention.New(b, retention.Config{Logger: &rec, Now: clk.Now})
+	s, err := retention.New(b, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}

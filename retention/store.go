@@ -47,8 +47,9 @@ type Config struct {
 	// Logger receives the audit events. Required: [New] returns
 	// [audit.ErrNoLogger] without one.
 	Logger audit.Logger
-	// Now is the clock. Nil means time.Now.
-	Now func() time.Time
+	// Clock gives the time of stamps, expiry and zero-data-retention
+	// TTLs. Nil means the system clock.
+	Clock audit.Clock
 	// ZDR is the zero-data-retention mode. Zero is [ZDROff]; an unknown
 	// value makes [New] fail.
 	ZDR ZDRMode
@@ -115,12 +116,12 @@ func New(b Backend, cfg Config) (*Store, error) {
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{b: b, policy: cfg.Policy, log: cfg.Logger, now: cfg.Now, zdr: cfg.ZDR, zdrFor: cfg.ZDRFor, ttl: cfg.ZDRTTL, allow: cfg.AllowOverride}
+	s := &Store{b: b, policy: cfg.Policy, log: cfg.Logger, now: time.Now, zdr: cfg.ZDR, zdrFor: cfg.ZDRFor, ttl: cfg.ZDRTTL, allow: cfg.AllowOverride}
 	if s.policy.MaxAge == nil {
 		s.policy = DefaultPolicy()
 	}
-	if s.now == nil {
-		s.now = time.Now
+	if cfg.Clock != nil {
+		s.now = cfg.Clock.Now
 	}
 	switch s.zdr {
 	case ZDROff, ZDRRefuse, ZDRMemory:

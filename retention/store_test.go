@@ -53,7 +53,7 @@ func newFixture(t *testing.T, mod func(*retention.Config)) fixture {
 		t.Fatal(err)
 	}
 	f := fixture{b: b, clk: newClock(), rec: &audit.Recorder{}}
-	cfg := retention.Config{Logger: f.rec, Now: f.clk.Now,
+	cfg := retention.Config{Logger: f.rec, Clock: audit.ClockFunc(f.clk.Now),
 		AllowOverride: func(ctx context.Context, a audit.Actor) bool { return a.Subject == "dpo" }}
 	if mod != nil {
 		mod(&cfg)
@@ -235,12 +235,12 @@ func TestTightenedPolicyExpiresOldObjects(t *testing.T) {
 	b, _ := fsstore.Open(dir)
 	clk := newClock()
 	var rec audit.Recorder
-	s1, _ := retention.New(b, retention.Config{Logger: &rec, Now: clk.Now})
+	s1, _ := retention.New(b, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
 	if _, err := s1.Put(userCtx, "m", strings.NewReader("x"), retention.PutOptions{Class: retention.ClassMetadata}); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(10 * day)
-	s2, _ := retention.New(b, retention.Config{Logger: &rec, Now: clk.Now, Policy: retention.Policy{MaxAge: map[retention.Class]time.Duration{retention.ClassMetadata: 7 * day}}})
+	s2, _ := retention.New(b, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now), Policy: retention.Policy{MaxAge: map[retention.Class]time.Duration{retention.ClassMetadata: 7 * day}}})
 	if _, err := s2.Stat(userCtx, "m"); !errors.Is(err, retention.ErrExpired) {
 		t.Fatalf("object older than tightened max age: %v", err)
 	}
@@ -490,7 +490,7 @@ func TestPurgeReportsCorruptRecords(t *testing.T) {
 	b, _ := fsstore.Open(dir)
 	clk := newClock()
 	rec := &audit.Recorder{}
-	s, _ := retention.New(b, retention.Config{Logger: rec, Now: clk.Now})
+	s, _ := retention.New(b, retention.Config{Logger: rec, Clock: audit.ClockFunc(clk.Now)})
 	for _, k := range []string{"a", "b", "c"} {
 		if _, err := s.Put(userCtx, k, strings.NewReader(k), retention.PutOptions{Class: retention.ClassLog, RetainFor: day}); err != nil {
 			t.Fatal(err)

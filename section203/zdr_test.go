@@ -40,7 +40,7 @@ func TestZeroRetention(t *testing.T) {
 	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	store, err := retention.New(enc, retention.Config{
 		Logger: &rec,
-		Now:    func() time.Time { return now },
+		Clock:  audit.ClockFunc(func() time.Time { return now }),
 		ZDRFor: section203.ZeroRetention{Tenants: map[string]retention.ZDRMode{"praxis": retention.ZDRMemory}}.ZDR,
 	})
 	if err != nil {

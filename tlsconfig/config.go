@@ -148,14 +148,14 @@ type Config struct {
 	// block.
 	OnReloadError func(error)
 
-	// Now returns the current time, for certificate validity checks, the
-	// reload interval and the handshake. Nil means time.Now.
-	Now func() time.Time
+	// Clock gives the time of certificate validity checks, the reload
+	// interval and the handshake. Nil means the system clock.
+	Clock audit.Clock
 }
 
 func (c *Config) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
+	if c.Clock != nil {
+		return c.Clock.Now()
 	}
 	return time.Now()
 }
@@ -307,7 +307,9 @@ func base(c *Config) (*tls.Config, error) {
 		CurvePreferences:       append([]tls.CurveID(nil), curves...),
 		SessionTicketsDisabled: !c.SessionTickets,
 		Renegotiation:          tls.RenegotiateNever,
-		Time:                   c.Now,
+	}
+	if c.Clock != nil {
+		tc.Time = c.Clock.Now
 	}
 	if minVersion == tls.VersionTLS12 {
 		tc.CipherSuites = append([]uint16(nil), legacySuites...)

@@ -66,7 +66,7 @@
 // whose reload the Logger cannot record is not swapped in either, and is
 // tried again at the next interval: tomkit never logs and allows.
 //
-// Tests and operators need no sleeps: [Config.Now] injects the clock that
+// Tests and operators need no sleeps: [Config.Clock] injects the clock that
 // decides when the interval has passed.
 //
 // # HTTP

@@ -35,7 +35,7 @@ func newFileCert(c *Config) (*fileCert, error) {
 		certFile: c.CertFile,
 		keyFile:  c.KeyFile,
 		interval: c.ReloadInterval,
-		now:      c.Now,
+		now:      time.Now,
 		logger:   c.Logger,
 		onErr:    c.OnReloadError,
 	}

@@ -59,7 +59,7 @@ func reloadServer(t *testing.T, ca *ca, certFile, keyFile string, clk *clock, re
 	sc, err := tlsconfig.Server(tlsconfig.Config{
 		CertFile:      certFile,
 		KeyFile:       keyFile,
-		Now:           clk.Now,
+		Clock:         audit.ClockFunc(clk.Now),
 		Logger:        rec,
 		OnReloadError: sink.add,
 	})
@@ -238,7 +238,7 @@ func TestHotReloadConcurrent(t *testing.T) {
 	clk := newClock()
 	var rec audit.Recorder
 	var sink errSink
-	sc, err := tlsconfig.Server(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile, Now: clk.Now, Logger: &rec, OnReloadError: sink.add})
+	sc, err := tlsconfig.Server(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile, Clock: audit.ClockFunc(clk.Now), Logger: &rec, OnReloadError: sink.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestReloadNotRecordedNotApplied(t *testing.T) {
 	clk := newClock()
 	var log flakyLogger
 	var sink errSink
-	sc, err := tlsconfig.Server(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile, Now: clk.Now, Logger: &log, OnReloadError: sink.add})
+	sc, err := tlsconfig.Server(tlsconfig.Config{CertFile: certFile, KeyFile: keyFile, Clock: audit.ClockFunc(clk.Now), Logger: &log, OnReloadError: sink.add})
 	if err != nil {
 		t.Fatal(err)
 	}

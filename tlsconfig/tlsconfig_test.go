@@ -39,7 +39,7 @@ func TestConfigRefused(t *testing.T) {
 		{"key mismatch", tlsconfig.Config{Certificates: []tls.Certificate{mismatched}}, tlsconfig.ErrKeyMismatch},
 		{"key mismatch in files", tlsconfig.Config{CertFile: certFile, KeyFile: badKey}, tlsconfig.ErrKeyMismatch},
 		{"expired", tlsconfig.Config{Certificates: []tls.Certificate{expired.cert}}, tlsconfig.ErrCertificateExpired},
-		{"expired by clock", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, Now: func() time.Time { return time.Now().Add(48 * time.Hour) }}, tlsconfig.ErrCertificateExpired},
+		{"expired by clock", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, Clock: audit.ClockFunc(func() time.Time { return time.Now().Add(48 * time.Hour) })}, tlsconfig.ErrCertificateExpired},
 		{"rsa 1024", tlsconfig.Config{Certificates: []tls.Certificate{weak.cert}}, tlsconfig.ErrWeakKey},
 		{"tls 1.0", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, MinVersion: tls.VersionTLS10}, tlsconfig.ErrVersionTooLow},
 		{"tls 1.1", tlsconfig.Config{Certificates: []tls.Certificate{good.cert}, MinVersion: tls.VersionTLS11}, tlsconfig.ErrVersionTooLow},

@@ -110,7 +110,7 @@ func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 	}
 	probe := func(ctx context.Context, age time.Duration) (bool, error) {
 		now := time.Now()
-		s, err := retention.New(be, retention.Config{Logger: &rec, Now: func() time.Time { return now }})
+		s, err := retention.New(be, retention.Config{Logger: &rec, Clock: audit.ClockFunc(func() time.Time { return now })})
 		if err != nil {
 			return false, err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit/pglog"
+	"github.com/tomkit/tomkit/internal/testclock"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkLogPostgres(b *testing.B) {
 	b.Run("impl=tomkit", func(b *testing.B) {
 		dsn := testpg.Schema(b)
 		k := newKeys(b, "bench.example/log")
-		l, err := openDSN(context.Background(), b, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)})
+		l, err := openDSN(context.Background(), b, dsn, pglog.Config{Signer: k.signer, Clock: testclock.New(nil, nil)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/testclock"
 	"github.com/tomkit/tomkit/internal/testpg"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -39,7 +40,7 @@ func groupKeys(t *testing.T) (*audit.Signer, note.Verifier) {
 
 func groupOpen(t *testing.T, dsn string, s *audit.Signer) *Log {
 	t.Helper()
-	l, err := Open(context.Background(), groupPool(t, dsn), Config{Signer: s, Tick: make(chan time.Time)})
+	l, err := Open(context.Background(), groupPool(t, dsn), Config{Signer: s, Clock: testclock.New(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

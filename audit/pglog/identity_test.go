@@ -12,6 +12,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
 	"github.com/tomkit/tomkit/audit/pglog"
+	"github.com/tomkit/tomkit/internal/testclock"
 	"github.com/tomkit/tomkit/internal/testpg"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -49,7 +50,7 @@ func TestWrongSigner(t *testing.T) {
 	logN(t, a, 0, 5)
 	before := dbState(t, conn)
 	for _, s := range []*audit.Signer{fresh.signer, newKeys(t, "other.example/log").signer} {
-		if l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: s, Tick: make(chan time.Time)}); !errors.Is(err, audit.ErrWrongSigner) {
+		if l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: s, Clock: testclock.New(nil, nil)}); !errors.Is(err, audit.ErrWrongSigner) {
 			t.Fatalf("open with another signer: %v, want ErrWrongSigner", err)
 		} else if l != nil {
 			t.Fatal("a refused Open returned a log")

@@ -32,10 +32,9 @@ type Config struct {
 	// CheckpointInterval is how often a checkpoint is signed, even when
 	// idle. Zero means one minute.
 	CheckpointInterval time.Duration
-	// Tick, if set, replaces the CheckpointInterval ticker.
-	Tick <-chan time.Time
-	// Now is the clock. Nil means time.Now.
-	Now func() time.Time
+	// Clock gives checkpoint and event times and the CheckpointInterval
+	// ticker. Nil means the system clock.
+	Clock audit.Clock
 }
 
 // Log is a tamper-evident audit log in PostgreSQL. Several
@@ -248,15 +247,16 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = time.Minute
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = audit.ClockFunc(time.Now)
+	}
 	l := &Log{
-		pool: pool, cfg: cfg, now: cfg.Now,
+		pool: pool, cfg: cfg, now: clock.Now,
 		stop: make(chan struct{}), exited: make(chan struct{}),
 		reqs: make(chan *pgRequest, pgMaxBatch), wrote: make(chan struct{}),
 		batchTimeout: pgBatchTimeout,
 		signer:       cfg.Signer, vkey: verifierKey(cfg.Signer),
-	}
-	if l.now == nil {
-		l.now = time.Now
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		// Serialize schema creation between processes.
@@ -280,18 +280,11 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pglog: open: %w", err)
 	}
-	tick := cfg.Tick
-	var ticker *time.Ticker
-	if tick == nil {
-		ticker = time.NewTicker(cfg.CheckpointInterval)
-		tick = ticker.C
-	}
+	tick, stopTick := clock.NewTicker(cfg.CheckpointInterval)
 	go l.writer()
 	go func() {
 		defer close(l.exited)
-		if ticker != nil {
-			defer ticker.Stop()
-		}
+		defer stopTick()
 		for {
 			select {
 			case <-l.stop:

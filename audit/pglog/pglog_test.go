@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
+	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/audit/pglog"
+	"github.com/tomkit/tomkit/internal/testclock"
+	"github.com/tomkit/tomkit/internal/testpg"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/tomkit/tomkit/audit"
-	"github.com/tomkit/tomkit/audit/pglog"
-	"github.com/tomkit/tomkit/internal/testpg"
 )
 
 const (
@@ -35,7 +34,7 @@ func TestPostgresChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: s, Tick: make(chan time.Time)})
+	l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: s, Clock: testclock.New(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +119,7 @@ func TestPostgresAppendOnly(t *testing.T) {
 	dsn := testpg.Schema(t)
 	k := newKeys(t, "pg.example/log")
 	ctx := context.Background()
-	l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)})
+	l, err := openDSN(ctx, t, dsn, pglog.Config{Signer: k.signer, Clock: testclock.New(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/audit/pglog"
+	"github.com/tomkit/tomkit/internal/testclock"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
 // openPG opens a PostgresLog on dsn that checkpoints only when asked.
 func openPG(t *testing.T, dsn string, k testKeys) *pglog.Log {
 	t.Helper()
-	l, err := openDSN(context.Background(), t, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)})
+	l, err := openDSN(context.Background(), t, dsn, pglog.Config{Signer: k.signer, Clock: testclock.New(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestPostgresPruneTamper(t *testing.T) {
 		mustExec(t, conn, `UPDATE audit_records SET event = convert_to(replace(convert_from(event, 'UTF8'), 'doc/12', 'doc/13'), 'UTF8') WHERE idx = 12`)
 		// Open refuses a log whose triggers are disabled, and
 		// leaves them so: they are re-enabled by hand.
-		if _, err := openDSN(ctx, t, dsn, pglog.Config{Signer: k.signer, Tick: make(chan time.Time)}); !errors.Is(err, pglog.ErrNotAppendOnly) {
+		if _, err := openDSN(ctx, t, dsn, pglog.Config{Signer: k.signer, Clock: testclock.New(nil, nil)}); !errors.Is(err, pglog.ErrNotAppendOnly) {
 			t.Fatalf("open with disabled triggers: %v, want ErrNotAppendOnly", err)
 		}
 		mustExec(t, conn, `ALTER TABLE audit_records ENABLE TRIGGER USER`)

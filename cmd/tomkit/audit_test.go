@@ -9,11 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/audit/pglog"
+	"github.com/tomkit/tomkit/internal/testclock"
 	"github.com/tomkit/tomkit/internal/testpg"
 )
 
@@ -129,7 +128,7 @@ func TestAuditVerifyUnsignedTail(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx := context.Background()
-	l, err := audit.Open(ctx, dir, audit.FileConfig{Signer: s, Tick: make(chan time.Time)})
+	l, err := audit.Open(ctx, dir, audit.FileConfig{Signer: s, Clock: testclock.New(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

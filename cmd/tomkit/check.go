@@ -593,7 +593,7 @@ func retentionCheck() tomtest.Check {
 		}
 		now := time.Now()
 		clock := func() time.Time { return now }
-		st, err := retention.New(be, retention.Config{Logger: &audit.Recorder{}, Now: clock})
+		st, err := retention.New(be, retention.Config{Logger: &audit.Recorder{}, Clock: audit.ClockFunc(clock)})
 		if err != nil {
 			return false, err
 		}
@@ -643,7 +643,7 @@ func backupCheck() tomtest.Check {
 			if err != nil {
 				return nil, nil, err
 			}
-			st, err := retention.New(be, retention.Config{Logger: log, Now: clock})
+			st, err := retention.New(be, retention.Config{Logger: log, Clock: audit.ClockFunc(clock)})
 			return st, be, err
 		}
 		src, _, err := store("src")
@@ -659,7 +659,7 @@ func backupCheck() tomtest.Check {
 			return false, err
 		}
 		scope := audit.Actor{Subject: "tomkit-check", Tenant: "backups"}
-		ring, err := kms.Create(ctx, "", kms.Config{Master: master, Logger: log, Now: clock})
+		ring, err := kms.Create(ctx, "", kms.Config{Master: master, Logger: log, Clock: audit.ClockFunc(clock)})
 		if err != nil {
 			return false, err
 		}

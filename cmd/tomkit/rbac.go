@@ -61,7 +61,7 @@ func rbacCheck(ctx context.Context, e env, args []string) int {
 		return exitFailure
 	}
 	now := time.Now()
-	en, err := rbac.New(ctx, rbac.Config{Logger: &audit.Recorder{}, Policy: text, Now: func() time.Time { return now }})
+	en, err := rbac.New(ctx, rbac.Config{Logger: &audit.Recorder{}, Policy: text, Clock: audit.ClockFunc(func() time.Time { return now })})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tomkit rbac check: %s: %v\n", *file, err)
 		return exitUsage

@@ -87,8 +87,9 @@ type Config struct {
 	// the package documentation). Nil, the default, means every message
 	// gets a fresh DEK and a KEK call.
 	Cache *Cache
-	// Now returns the current time, for the cache. Nil means time.Now.
-	Now func() time.Time
+	// Clock gives the time of the cache's age limit. Nil means the system
+	// clock.
+	Clock audit.Clock
 }
 
 // Envelope seals and opens messages and streams with a fresh AES-256 DEK
@@ -118,7 +119,11 @@ func New(kek kms.KEK, cfg Config) (*Envelope, error) {
 		return nil, fmt.Errorf("envelope: segment size %d not in [%d, %d]", e.seg, format.MinSegmentSize, format.MaxSegmentSize)
 	}
 	if cfg.Cache != nil {
-		e.cache = newDEKCache(*cfg.Cache, cfg.Now)
+		now := time.Now
+		if cfg.Clock != nil {
+			now = cfg.Clock.Now
+		}
+		e.cache = newDEKCache(*cfg.Cache, now)
 	}
 	return e, nil
 }

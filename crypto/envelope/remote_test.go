@@ -110,7 +110,7 @@ func TestDEKCache(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k, calls := remoteKEK(t, nopLogger{})
 			c := tt.cache
-			e, err := envelope.New(k, envelope.Config{Logger: nopLogger{}, Cache: &c, Now: clock})
+			e, err := envelope.New(k, envelope.Config{Logger: nopLogger{}, Cache: &c, Clock: audit.ClockFunc(clock)})
 			if err != nil {
 				t.Fatal(err)
 			}

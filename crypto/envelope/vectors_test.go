@@ -61,7 +61,7 @@ func generateVectors(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := kms.Config{Master: m, Logger: nopLogger{}, Now: func() time.Time { return katTime }}
+	cfg := kms.Config{Master: m, Logger: nopLogger{}, Clock: audit.ClockFunc(func() time.Time { return katTime })}
 	ring, err := kms.Create(ctx, filepath.Join(dir, "keyring.json"), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func generateVectors(t *testing.T, dir string) {
 	add("subject", subject, 1, 0, envelope.Context{"subject": "subject-1"}, []byte("subject data"), nil, "")
 	add("erased-subject", gone, 1, 0, ec, []byte("shredded"), nil, "key_destroyed")
 	// Two messages under one cached DEK: message numbers 0 and 1.
-	ce, err := envelope.New(ring.KEK(tenant), envelope.Config{Logger: nopLogger{}, SegmentSize: 16, Cache: &envelope.Cache{}, Now: func() time.Time { return katTime }})
+	ce, err := envelope.New(ring.KEK(tenant), envelope.Config{Logger: nopLogger{}, SegmentSize: 16, Cache: &envelope.Cache{}, Clock: audit.ClockFunc(func() time.Time { return katTime })})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,9 @@ type Config struct {
 	// Logger receives one event per key operation (see the package
 	// documentation). Nil is refused with [audit.ErrNoLogger].
 	Logger audit.Logger
-	// Now returns the current time. Nil means time.Now.
-	Now func() time.Time
+	// Clock gives the time of key operations and events. Nil means the
+	// system clock.
+	Clock audit.Clock
 	// RotateAfter is how many DEKs one key version may wrap before the
 	// keyring rotates its scope by itself (see "Key wrap limit" in the
 	// package documentation). Zero means [DefaultRotateAfter]; larger
@@ -58,8 +59,8 @@ func (c *Config) wrapBlock() uint64 {
 }
 
 func (c *Config) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
+	if c.Clock != nil {
+		return c.Clock.Now()
 	}
 	return time.Now()
 }

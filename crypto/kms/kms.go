@@ -38,7 +38,7 @@ type Revocable interface {
 	// the error Unwrap would return ([ErrKeyDestroyed], [ErrKeyRetired],
 	// [ErrUnknownKey], [ErrStale]). now is the caller's reading of
 	// time.Now, which spares the KEK a clock read on the hot path; a
-	// [Keyring] with its own [Config.Now] reads that instead. It must be
+	// [Keyring] with its own [Config.Clock] reads that instead. It must be
 	// cheap: no I/O.
 	Usable(id KeyID, now time.Time) error
 }

@@ -234,7 +234,7 @@ func TestAuditEvents(t *testing.T) {
 	cfg := master(t)
 	rec := cfg.Logger.(*audit.Recorder)
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	cfg.Now = func() time.Time { return now }
+	cfg.Clock = audit.ClockFunc(func() time.Time { return now })
 	path := filepath.Join(t.TempDir(), "k")
 	r, _ := kms.Create(ctx, path, cfg)
 	sc := audit.Actor{Tenant: "t", Subject: "alice@example.com"}

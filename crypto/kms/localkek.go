@@ -108,8 +108,8 @@ func (k *LocalKEK) unwrap(dst []byte, id KeyID, wrapped, ad []byte) ([]byte, err
 // Usable implements [Revocable]: it reports whether key id of this scope
 // may still be used, with the error Unwrap would return if not.
 func (k *LocalKEK) Usable(id KeyID, now time.Time) error {
-	if k.r.cfg.Now != nil {
-		now = k.r.cfg.Now()
+	if k.r.cfg.Clock != nil {
+		now = k.r.cfg.Clock.Now()
 	}
 	_, err := k.usable(id, now)
 	return err

@@ -53,7 +53,7 @@ func (a *app) guardConfig() httpguard.Config {
 		},
 		Alert:       a.mon.guardAlert,
 		AlertAtOnce: true,
-		Now:         a.now,
+		Clock:       audit.ClockFunc(a.now),
 	}
 }
 

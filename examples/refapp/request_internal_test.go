@@ -53,7 +53,7 @@ func newBareApp(t testing.TB, alerts io.Writer) (*app, *recSink, *testClock) {
 	if a.mon, err = newMonitor(rec, alerts, clk.Now); err != nil {
 		t.Fatal(err)
 	}
-	enf, err := rbac.New(context.Background(), rbac.Config{Logger: rec, Policy: []byte("p, editor, acme, /documents/*, read, allow\n"), Now: clk.Now})
+	enf, err := rbac.New(context.Background(), rbac.Config{Logger: rec, Policy: []byte("p, editor, acme, /documents/*, read, allow\n"), Clock: audit.ClockFunc(clk.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func openAuthorizer(ctx context.Context, a *app) (*rbacAuthz, error) {
 		Logger:        a.audit,
 		Policy:        text,
 		BreakGlassTTL: a.opts.breakTTL,
-		Now:           a.now,
+		Clock:         audit.ClockFunc(a.now),
 		Alert: func(ctx context.Context, e audit.Event) error {
 			why := e.Reason
 			for _, at := range e.Attributes {

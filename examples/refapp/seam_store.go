@@ -56,7 +56,7 @@ func openStore(ctx context.Context, a *app) (docStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	kcfg := kms.Config{Master: master, Logger: a.audit, Now: a.now}
+	kcfg := kms.Config{Master: master, Logger: a.audit, Clock: audit.ClockFunc(a.now)}
 	path := a.data.path(dirKeysets, fileKeyring)
 	var keys *kms.Keyring
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -88,7 +88,7 @@ func openStore(ctx context.Context, a *app) (docStore, error) {
 		}
 		policy.MaxAge[retention.ClassContent] = a.opts.retention
 	}
-	if s.store, err = retention.New(be, retention.Config{Policy: policy, Logger: a.audit, Now: a.now}); err != nil {
+	if s.store, err = retention.New(be, retention.Config{Policy: policy, Logger: a.audit, Clock: audit.ClockFunc(a.now)}); err != nil {
 		s.closePool()
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func acmePart(t testing.TB, b *pgstore.Store) retention.Partition {
 
 func newStore(t testing.TB, b retention.Backend, log audit.Logger) *retention.Store {
 	t.Helper()
-	s, err := retention.New(b, retention.Config{Logger: log, Now: func() time.Time { return t0 }})
+	s, err := retention.New(b, retention.Config{Logger: log, Clock: audit.ClockFunc(func() time.Time { return t0 })})
 	if err != nil {
 		t.Fatal(err)
 	}

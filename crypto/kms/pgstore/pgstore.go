@@ -137,10 +137,10 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg kms.Config, opts ...Optio
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
-	s := &store{pool: pool, name: o.name, id: hex.EncodeToString(id[:]), lease: o.lease, now: cfg.Now, log: cfg.Logger,
+	s := &store{pool: pool, name: o.name, id: hex.EncodeToString(id[:]), lease: o.lease, now: time.Now, log: cfg.Logger,
 		acked: make(chan struct{}), done: make(chan struct{})}
-	if s.now == nil {
-		s.now = time.Now
+	if cfg.Clock != nil {
+		s.now = cfg.Clock.Now
 	}
 	kr, _, err := backend.OpenKeyring(ctx, s, cfg, true)
 	if err != nil {

@@ -437,7 +437,7 @@ func TestLeaseRunsOut(t *testing.T) {
 	a := c.open()
 	var mu sync.Mutex
 	now := time.Now()
-	c.cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c.cfg.Clock = audit.ClockFunc(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 	b := c.open()
 	for _, r := range []*kms.Keyring{a, b} {
 		if err := r.Create(ctx, scope); err != nil {

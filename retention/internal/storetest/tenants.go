@@ -49,7 +49,7 @@ func (c *clock) now() time.Time { return c.t }
 
 func newStore(t *testing.T, b retention.Backend, c *clock, rec *audit.Recorder) *retention.Store {
 	t.Helper()
-	st, err := retention.New(b, retention.Config{Logger: rec, Now: c.now,
+	st, err := retention.New(b, retention.Config{Logger: rec, Clock: audit.ClockFunc(c.now),
 		AllowOverride: func(context.Context, audit.Actor) bool { return true }})
 	if err != nil {
 		t.Fatal(err)
