@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
 	"github.com/tomkit/tomkit/audit"
@@ -21,7 +22,17 @@ import (
 func memBackend(t *testing.T) retention.Backend {
 	b := memblob.OpenBucket(nil)
 	t.Cleanup(func() { b.Close() })
-	return blobstore.New(b)
+	return openBlob(t, b)
+}
+
+// openBlob returns the backend over bk, failing tb if it cannot.
+func openBlob(tb testing.TB, bk *blob.Bucket) *blobstore.Store {
+	tb.Helper()
+	s, err := blobstore.Open(context.Background(), bk)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }
 
 // backupPart returns the partition of a backup target that keeps the
@@ -234,7 +245,7 @@ func TestBackupExcludesContentUnderZDR(t *testing.T) {
 	// Content written before ZDR was switched on is still in the backend;
 	// backups taken under ZDR leave it out.
 	dir := t.TempDir()
-	b, _ := fsstore.Open(dir)
+	b, _ := fsstore.Open(context.Background(), dir)
 	var rec audit.Recorder
 	clk := newClock()
 	plain, _ := retention.New(b, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})

@@ -14,7 +14,6 @@ import (
 	"github.com/tomkit/tomkit/crypto/envelope"
 	"github.com/tomkit/tomkit/crypto/kms"
 	"github.com/tomkit/tomkit/retention"
-	"github.com/tomkit/tomkit/retention/blobstore"
 )
 
 // handRolled is the per-tenant encryption a product wrote before the
@@ -88,7 +87,7 @@ func BenchmarkDataPath(b *testing.B) {
 	newBackend := func(b *testing.B) retention.Backend {
 		bk := memblob.OpenBucket(nil)
 		b.Cleanup(func() { bk.Close() })
-		return blobstore.New(bk)
+		return openBlob(b, bk)
 	}
 	type path struct {
 		put func(ctx context.Context, key string) error

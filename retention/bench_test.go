@@ -16,7 +16,6 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/internal/testpg"
 	"github.com/tomkit/tomkit/retention"
-	"github.com/tomkit/tomkit/retention/blobstore"
 	"github.com/tomkit/tomkit/retention/fsstore"
 	"github.com/tomkit/tomkit/retention/pgstore"
 )
@@ -32,7 +31,7 @@ func BenchmarkOverhead(b *testing.B) {
 	payload := bytes.Repeat([]byte("x"), 4<<10)
 	backends := map[string]func(b *testing.B) retention.Backend{
 		"fs": func(b *testing.B) retention.Backend {
-			s, err := fsstore.Open(b.TempDir())
+			s, err := fsstore.Open(context.Background(), b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -41,7 +40,7 @@ func BenchmarkOverhead(b *testing.B) {
 		"mem": func(b *testing.B) retention.Backend {
 			bk := memblob.OpenBucket(nil)
 			b.Cleanup(func() { bk.Close() })
-			return blobstore.New(bk)
+			return openBlob(b, bk)
 		},
 	}
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -149,7 +148,7 @@ func pairedOverhead(b *testing.B, op, name string, nt int, payload []byte, now t
 						return s
 					}
 					if name == "fs" {
-						s, err := fsstore.Open(b.TempDir())
+						s, err := fsstore.Open(context.Background(), b.TempDir())
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -157,7 +156,7 @@ func pairedOverhead(b *testing.B, op, name string, nt int, payload []byte, now t
 					}
 					bk := memblob.OpenBucket(nil)
 					b.Cleanup(func() { bk.Close() })
-					return blobstore.New(bk)
+					return openBlob(b, bk)
 				}
 				rawBackend := open()
 				s, err := retention.New(open(), retention.Config{Logger: nopLogger{}, Clock: audit.ClockFunc(func() time.Time { return now })})

@@ -56,7 +56,7 @@ func part(t testing.TB, b retention.Backend, tenant string) retention.Partition 
 
 func newEncrypted(t testing.TB, ring *kms.Keyring, log audit.Logger) (*retention.Encrypted, retention.Backend) {
 	t.Helper()
-	raw, err := fsstore.Open(t.TempDir())
+	raw, err := fsstore.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func (c *batchPart) PurgeBatch(ctx context.Context, cut retention.Cutoff, after 
 // run does not.
 func TestEncryptedUsesBatchPurger(t *testing.T) {
 	var rec audit.Recorder
-	raw, err := fsstore.Open(t.TempDir())
+	raw, err := fsstore.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

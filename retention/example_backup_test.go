@@ -24,7 +24,10 @@ func ExampleBackups() {
 	ops := retention.WithOperator(audit.WithActor(context.Background(), audit.Actor{Subject: "backup-job"}), "daily backup")
 	now := time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	mem := func() retention.Backend { return blobstore.New(memblob.OpenBucket(nil)) }
+	mem := func() retention.Backend {
+		b, _ := blobstore.Open(ctx, memblob.OpenBucket(nil))
+		return b
+	}
 
 	// The snapshot key: in production from a keyring file or a KMS.
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
@@ -59,7 +62,8 @@ func ExampleEncrypted_Erase() {
 	ctx := context.Background()
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
 	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Logger: &log})
-	enc, _ := retention.NewEncrypted(blobstore.New(memblob.OpenBucket(nil)), retention.EncryptConfig{Keyring: ring, Logger: &log})
+	raw, _ := blobstore.Open(context.Background(), memblob.OpenBucket(nil))
+	enc, _ := retention.NewEncrypted(raw, retention.EncryptConfig{Keyring: ring, Logger: &log})
 	store, _ := retention.New(enc, retention.Config{Logger: &log})
 
 	alice := audit.WithActor(ctx, audit.Actor{Subject: "alice", Tenant: "acme"})

@@ -36,7 +36,7 @@ func ExampleNewEncrypted() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	backend, err := fsstore.Open(filepath.Join(dir, "data"))
+	backend, err := fsstore.Open(context.Background(), filepath.Join(dir, "data"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -73,7 +73,8 @@ func ExampleEncrypted_Envelope() {
 	var auditLog audit.Recorder
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
 	ring, _ := kms.Create(context.Background(), "", kms.Config{Master: master, Logger: &auditLog})
-	enc, _ := retention.NewEncrypted(blobstore.New(memblob.OpenBucket(nil)), retention.EncryptConfig{Keyring: ring, Logger: &auditLog})
+	raw, _ := blobstore.Open(context.Background(), memblob.OpenBucket(nil))
+	enc, _ := retention.NewEncrypted(raw, retention.EncryptConfig{Keyring: ring, Logger: &auditLog})
 
 	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"})
 	env, err := enc.Envelope(ctx) // per use: cached, and the key is created on first use

@@ -20,7 +20,7 @@ import (
 func Example() {
 	dir, _ := os.MkdirTemp("", "retention-example")
 	defer os.RemoveAll(dir)
-	backend, _ := fsstore.Open(dir)
+	backend, _ := fsstore.Open(context.Background(), dir)
 
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var log audit.Recorder
@@ -63,7 +63,8 @@ func ExampleStore_Put_tooLong() {
 	bucket := memblob.OpenBucket(nil)
 	defer bucket.Close()
 	var log audit.Recorder
-	store, _ := retention.New(blobstore.New(bucket), retention.Config{Logger: &log})
+	backend, _ := blobstore.Open(context.Background(), bucket)
+	store, _ := retention.New(backend, retention.Config{Logger: &log})
 
 	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "backup-job", Tenant: "acme"})
 	_, err := store.Put(ctx, "db/2026-01-01", strings.NewReader("..."), retention.PutOptions{
@@ -80,7 +81,8 @@ func ExampleStore_SetLegalHold() {
 	defer bucket.Close()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var log audit.Recorder
-	store, _ := retention.New(blobstore.New(bucket), retention.Config{
+	backend, _ := blobstore.Open(context.Background(), bucket)
+	store, _ := retention.New(backend, retention.Config{
 		Logger: &log,
 		Clock:  audit.ClockFunc(func() time.Time { return now }),
 	})
@@ -102,7 +104,8 @@ func ExampleConfig_zeroDataRetention() {
 	bucket := memblob.OpenBucket(nil)
 	defer bucket.Close()
 	var log audit.Recorder
-	store, _ := retention.New(blobstore.New(bucket), retention.Config{Logger: &log, ZDR: retention.ZDRRefuse})
+	backend, _ := blobstore.Open(context.Background(), bucket)
+	store, _ := retention.New(backend, retention.Config{Logger: &log, ZDR: retention.ZDRRefuse})
 	ctx := audit.WithActor(context.Background(), audit.Actor{Subject: "svc", Tenant: "acme"})
 
 	_, err := store.Put(ctx, "prompt/1", strings.NewReader("client question"), retention.PutOptions{Class: retention.ClassContent})
@@ -118,7 +121,8 @@ func ExampleStore_tenants() {
 	bucket := memblob.OpenBucket(nil)
 	defer bucket.Close()
 	var log audit.Recorder
-	store, _ := retention.New(blobstore.New(bucket), retention.Config{Logger: &log})
+	backend, _ := blobstore.Open(context.Background(), bucket)
+	store, _ := retention.New(backend, retention.Config{Logger: &log})
 	acme := audit.WithActor(context.Background(), audit.Actor{Subject: "alice", Tenant: "acme"})
 	globex := audit.WithActor(context.Background(), audit.Actor{Subject: "gina", Tenant: "globex"})
 
@@ -145,7 +149,7 @@ func ExampleStore_Migrate() {
 	bucket := memblob.OpenBucket(nil)
 	defer bucket.Close()
 	var log audit.Recorder
-	backend := blobstore.New(bucket)
+	backend, _ := blobstore.Open(context.Background(), bucket)
 	// An object written before tenant partitioning: its record names the
 	// tenant that wrote it.
 	now := time.Now()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/retention"
-	"github.com/tomkit/tomkit/retention/blobstore"
 )
 
 // FuzzEncryptedGet stores arbitrary bytes in place of an encrypted
@@ -75,5 +74,5 @@ func FuzzEncryptedGet(f *testing.F) {
 func fuzzBackend(tb testing.TB) retention.Backend {
 	b := memblob.OpenBucket(nil)
 	tb.Cleanup(func() { b.Close() })
-	return blobstore.New(b)
+	return openBlob(tb, b)
 }

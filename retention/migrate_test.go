@@ -1,6 +1,7 @@
 package retention_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // place and reported, never overwritten, and that one copied by an
 // interrupted run (identical record) counts as moved.
 func TestMigrateConflictAndResume(t *testing.T) {
-	b, err := fsstore.Open(t.TempDir())
+	b, err := fsstore.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*retention.Config)) fixture {
 	t.Helper()
-	b, err := fsstore.Open(t.TempDir())
+	b, err := fsstore.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func attr(e audit.Event, k string) string {
 }
 
 func TestNewRefuses(t *testing.T) {
-	b, _ := fsstore.Open(t.TempDir())
+	b, _ := fsstore.Open(context.Background(), t.TempDir())
 	var rec audit.Recorder
 	tests := []struct {
 		name string
@@ -232,7 +232,7 @@ func TestStampAndExpireOnRead(t *testing.T) {
 
 func TestTightenedPolicyExpiresOldObjects(t *testing.T) {
 	dir := t.TempDir()
-	b, _ := fsstore.Open(dir)
+	b, _ := fsstore.Open(context.Background(), dir)
 	clk := newClock()
 	var rec audit.Recorder
 	s1, _ := retention.New(b, retention.Config{Logger: &rec, Clock: audit.ClockFunc(clk.Now)})
@@ -487,7 +487,7 @@ func TestConcurrentUse(t *testing.T) {
 
 func TestPurgeReportsCorruptRecords(t *testing.T) {
 	dir := t.TempDir()
-	b, _ := fsstore.Open(dir)
+	b, _ := fsstore.Open(context.Background(), dir)
 	clk := newClock()
 	rec := &audit.Recorder{}
 	s, _ := retention.New(b, retention.Config{Logger: rec, Clock: audit.ClockFunc(clk.Now)})

@@ -172,7 +172,8 @@ func ExampleZeroRetention() {
 	ctx := context.Background()
 	master, _ := kms.ParseMasterKey(kms.GenerateMasterKey())
 	ring, _ := kms.Create(ctx, "", kms.Config{Master: master, Logger: &auditLog})
-	enc, _ := retention.NewEncrypted(blobstore.New(memblob.OpenBucket(nil)), retention.EncryptConfig{Keyring: ring, Logger: &auditLog})
+	raw, _ := blobstore.Open(context.Background(), memblob.OpenBucket(nil))
+	enc, _ := retention.NewEncrypted(raw, retention.EncryptConfig{Keyring: ring, Logger: &auditLog})
 	store, err := retention.New(enc, retention.Config{
 		Logger: &auditLog,
 		// § 203 tenants: content refused, except for "praxis", whose

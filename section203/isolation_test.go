@@ -31,7 +31,7 @@ func newIsolation(t *testing.T, rec *audit.Recorder) (*section203.Isolation, *se
 	iso, err := g.Isolation(section203.IsolationConfig{
 		Keyring: ring,
 		Backend: func(_ context.Context, ns string) (retention.Backend, error) {
-			return fsstore.Open(filepath.Join(root, ns))
+			return fsstore.Open(context.Background(), filepath.Join(root, ns))
 		},
 	})
 	if err != nil {

@@ -32,7 +32,10 @@ func TestZeroRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := blobstore.New(memblob.OpenBucket(nil))
+	raw, err := blobstore.Open(ctx, memblob.OpenBucket(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
 	enc, err := retention.NewEncrypted(raw, retention.EncryptConfig{Keyring: ring, Logger: &rec})
 	if err != nil {
 		t.Fatal(err)

@@ -42,8 +42,8 @@ func newFileCert(c *Config) (*fileCert, error) {
 	if f.interval == 0 {
 		f.interval = DefaultReloadInterval
 	}
-	if f.now == nil {
-		f.now = time.Now
+	if c.Clock != nil {
+		f.now = c.Clock.Now
 	}
 	ids, err := f.stat()
 	if err != nil {

@@ -90,7 +90,7 @@ func TestKitAgainstEnvelopeAndRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	be, err := fsstore.Open(dir)
+	be, err := fsstore.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,7 +181,7 @@ func TestCryptAuditFileLog(t *testing.T) {
 
 func TestRetentionPurgeAuditFileLog(t *testing.T) {
 	store := t.TempDir()
-	fb, err := fsstore.Open(store)
+	fb, err := fsstore.Open(context.Background(), store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -587,7 +587,7 @@ func retentionCheck() tomtest.Check {
 			return false, err
 		}
 		defer os.RemoveAll(dir)
-		be, err := fsstore.Open(dir)
+		be, err := fsstore.Open(ctx, dir)
 		if err != nil {
 			return false, err
 		}
@@ -639,7 +639,7 @@ func backupCheck() tomtest.Check {
 		clock := func() time.Time { return now }
 		log := &audit.Recorder{}
 		store := func(name string) (*retention.Store, retention.Backend, error) {
-			be, err := fsstore.Open(filepath.Join(dir, name))
+			be, err := fsstore.Open(ctx, filepath.Join(dir, name))
 			if err != nil {
 				return nil, nil, err
 			}

@@ -91,7 +91,7 @@ func TestCommandsSilentWhenNotATerminal(t *testing.T) {
 		t.Fatal("round trip changed the data")
 	}
 	store := t.TempDir()
-	if _, err := fsstore.Open(store); err != nil {
+	if _, err := fsstore.Open(context.Background(), store); err != nil {
 		t.Fatal(err)
 	}
 	run(nil, "retention", "purge", "--dir", store)

@@ -132,9 +132,9 @@ func runRetentionCmd(ctx context.Context, e env, sub string, args []string) (cod
 		// A missing store is an error, not a new empty one, and a dry
 		// run opens it read-only: no directory is created, no crash
 		// recovery runs, nothing on disk changes.
-		b, err = fsstore.OpenReadOnly(*dir)
+		b, err = fsstore.OpenReadOnly(ctx, *dir)
 		if err == nil && !*dry {
-			b, err = fsstore.Open(*dir)
+			b, err = fsstore.Open(ctx, *dir)
 		}
 	case *dsn != "":
 		var pool *pgxpool.Pool
@@ -156,7 +156,7 @@ func runRetentionCmd(ctx context.Context, e env, sub string, args []string) (cod
 		bk, err = blob.OpenBucket(ctx, *bucket)
 		if err == nil {
 			defer bk.Close()
-			b = blobstore.New(bk)
+			b, err = blobstore.Open(ctx, bk)
 		}
 	}
 	if err != nil {

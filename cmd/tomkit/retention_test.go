@@ -33,7 +33,7 @@ func acmePart(t *testing.T, b retention.Backend) retention.Partition {
 
 func TestRetentionPurge(t *testing.T) {
 	dir := t.TempDir()
-	fb, err := fsstore.Open(dir)
+	fb, err := fsstore.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestRetentionPurgePostgres(t *testing.T) {
 
 func TestRetentionMigrate(t *testing.T) {
 	dir := t.TempDir()
-	fb, err := fsstore.Open(dir)
+	fb, err := fsstore.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestRetentionPurgeMissingStore(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	b, err := fsstore.Open(dir)
+	b, err := fsstore.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func openStore(ctx context.Context, a *app) (docStore, error) {
 			s.pool.Close()
 			return nil, err
 		}
-	} else if be, err = fsstore.Open(a.data.path(dirDocuments)); err != nil {
+	} else if be, err = fsstore.Open(ctx, a.data.path(dirDocuments)); err != nil {
 		return nil, err
 	}
 	policy := retention.DefaultPolicy()

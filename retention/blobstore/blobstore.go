@@ -63,9 +63,26 @@ var (
 	_ retention.Partition = (*partition)(nil)
 )
 
-// New returns a Store over bucket. The caller keeps ownership of bucket
-// and closes it.
-func New(bucket *blob.Bucket) *Store { return &Store{b: bucket} }
+// ErrNoBucket reports a nil bucket or one that cannot be reached.
+var ErrNoBucket = errors.New("blobstore: bucket not accessible")
+
+// Open returns a Store over bucket after checking that the bucket can be
+// listed, so that a wrong name or missing credentials fail at start
+// rather than at the first write ([ErrNoBucket]). The caller keeps
+// ownership of bucket and closes it.
+func Open(ctx context.Context, bucket *blob.Bucket) (*Store, error) {
+	if bucket == nil {
+		return nil, ErrNoBucket
+	}
+	ok, err := bucket.IsAccessible(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoBucket, err)
+	}
+	if !ok {
+		return nil, ErrNoBucket
+	}
+	return &Store{b: bucket}, nil
+}
 
 // tenantsPrefix starts the key of every partitioned object.
 const tenantsPrefix = "tenants/"

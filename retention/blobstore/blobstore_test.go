@@ -3,13 +3,13 @@ package blobstore_test
 import (
 	"context"
 	"errors"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
 	"strings"
 	"testing"
 	"time"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
-	"gocloud.dev/blob/memblob"
 
 	"github.com/tomkit/tomkit/retention"
 	"github.com/tomkit/tomkit/retention/blobstore"
@@ -20,7 +20,7 @@ func TestConformanceMemblob(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) retention.Backend {
 		b := memblob.OpenBucket(nil)
 		t.Cleanup(func() { b.Close() })
-		return blobstore.New(b)
+		return open(t, b)
 	})
 }
 
@@ -31,7 +31,7 @@ func TestConformanceFileblob(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
-		return blobstore.New(b)
+		return open(t, b)
 	})
 }
 
@@ -40,7 +40,7 @@ func TestMetadataVisibleAndChecked(t *testing.T) {
 	b := memblob.OpenBucket(nil)
 	defer b.Close()
 	m := storetest.Meta(retention.ClassContent, time.Hour)
-	s, err := blobstore.New(b).Partition(m.Tenant)
+	s, err := open(t, b).Partition(m.Tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,5 +73,29 @@ func TestMetadataVisibleAndChecked(t *testing.T) {
 	}
 	if _, _, err := s.Get(ctx, "raw"); !errors.Is(err, retention.ErrCorruptMeta) {
 		t.Fatalf("blob without record: %v, want ErrCorruptMeta", err)
+	}
+}
+
+// open returns the backend over b, failing t if it cannot.
+func open(t testing.TB, b *blob.Bucket) *blobstore.Store {
+	t.Helper()
+	s, err := blobstore.Open(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestOpenRefusesNilBucket(t *testing.T) {
+	if _, err := blobstore.Open(context.Background(), nil); !errors.Is(err, blobstore.ErrNoBucket) {
+		t.Fatalf("Open(nil) = %v, want ErrNoBucket", err)
+	}
+}
+
+func TestOpenRefusesUnreachableBucket(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	b.Close() // every call now fails, as an unreachable bucket's do
+	if _, err := blobstore.Open(context.Background(), b); !errors.Is(err, blobstore.ErrNoBucket) {
+		t.Fatalf("Open(closed bucket) = %v, want ErrNoBucket", err)
 	}
 }

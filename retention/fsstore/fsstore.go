@@ -66,15 +66,16 @@ type partition struct {
 	root   string
 }
 
-// Open returns a Store rooted at dir, creating it (mode 0700) if needed.
-func Open(dir string) (*Store, error) {
+// Open returns a Store rooted at dir, creating it (mode 0700) if needed,
+// and finishes the writes and deletions a crash interrupted.
+func Open(ctx context.Context, dir string) (*Store, error) {
 	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("fsstore: %w", err)
 		}
 	}
 	s := &Store{dir: dir}
-	if err := s.recover(); err != nil {
+	if err := s.recover(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -86,7 +87,10 @@ func Open(dir string) (*Store, error) {
 // [ErrReadOnly]. It returns an error wrapping fs.ErrNotExist when dir is
 // not a store. An object whose deletion a crash interrupted stays
 // invisible until Open recovers it.
-func OpenReadOnly(dir string) (*Store, error) {
+func OpenReadOnly(ctx context.Context, dir string) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "tmp")} {
 		fi, err := os.Stat(d)
 		if err != nil {
@@ -479,13 +483,16 @@ func (p *partition) deleteOne(key string, cut retention.Cutoff) (bool, error) {
 // recover finishes what a crash interrupted: temporary writes are
 // discarded, and objects renamed aside for deletion are put back (the
 // purge re-checks them on its next run).
-func (s *Store) recover() error {
+func (s *Store) recover(ctx context.Context) error {
 	tmp := filepath.Join(s.dir, "tmp")
 	files, err := os.ReadDir(tmp)
 	if err != nil {
 		return fmt.Errorf("fsstore: %w", err)
 	}
 	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		p := filepath.Join(tmp, f.Name())
 		part, rest := s.Unpartitioned().(*partition), ""
 		if r, ok := strings.CutPrefix(f.Name(), "delt-"); ok {

@@ -18,7 +18,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) retention.Backend {
-		s, err := fsstore.Open(t.TempDir())
+		s, err := fsstore.Open(context.Background(), t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 // suite's tenant.
 func partition(t testing.TB, dir string) retention.Partition {
 	t.Helper()
-	st, err := fsstore.Open(dir)
+	st, err := fsstore.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestRecoverTombstone(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			st, err := fsstore.Open(dir)
+			st, err := fsstore.Open(context.Background(), dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestRecoverTombstone(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "tmp", "put-abc"), []byte("junk"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			st2, err := fsstore.Open(dir)
+			st2, err := fsstore.Open(context.Background(), dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,17 +156,17 @@ func FuzzObjectHeader(f *testing.F) {
 func TestOpenReadOnly(t *testing.T) {
 	ctx := context.Background()
 	missing := filepath.Join(t.TempDir(), "missing")
-	if _, err := fsstore.OpenReadOnly(missing); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := fsstore.OpenReadOnly(context.Background(), missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("OpenReadOnly(missing): %v, want fs.ErrNotExist", err)
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Fatalf("OpenReadOnly created %s", missing)
 	}
-	if _, err := fsstore.OpenReadOnly(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := fsstore.OpenReadOnly(context.Background(), t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("OpenReadOnly(empty dir): %v, want fs.ErrNotExist", err)
 	}
 	dir := t.TempDir()
-	ws, err := fsstore.Open(dir)
+	ws, err := fsstore.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestOpenReadOnly(t *testing.T) {
 	if err := w.Put(ctx, "k", strings.NewReader("v"), m); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := fsstore.OpenReadOnly(dir)
+	rs, err := fsstore.OpenReadOnly(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
