@@ -3,12 +3,9 @@ package retention
 import (
 	"context"
 	"errors"
-	"fmt"
+	"github.com/tomkit/tomkit/retention/internal/record"
 	"io"
 	"time"
-	"unicode/utf8"
-
-	"github.com/tomkit/tomkit/retention/internal/record"
 )
 
 // LockMode is the minimum-retention mode of an object, after S3 Object
@@ -172,7 +169,7 @@ type PurgedBatch struct {
 }
 
 // MaxKeyLen is the longest key, in bytes.
-const MaxKeyLen = 100
+const MaxKeyLen = record.MaxKeyLen
 
 // Errors about objects.
 var (
@@ -187,7 +184,7 @@ var (
 	ErrCorruptMeta = record.ErrCorrupt
 	// ErrInvalidKey reports a key that is empty, too long, not UTF-8 or
 	// contains control characters.
-	ErrInvalidKey = errors.New("retention: invalid key")
+	ErrInvalidKey = record.ErrInvalidKey
 	// ErrLocked reports an early delete of an object under a
 	// minimum-retention lock: any delete in compliance mode, and one
 	// without a granted override in governance mode.
@@ -205,28 +202,15 @@ var (
 	ErrZeroRetention = errors.New("retention: content refused under zero data retention")
 )
 
-// CheckKey returns [ErrInvalidKey] unless key is acceptable.
-func CheckKey(key string) error {
-	if len(key) == 0 || len(key) > MaxKeyLen || !utf8.ValidString(key) {
-		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
-	}
-	for _, r := range key {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: control character", ErrInvalidKey)
-		}
-	}
-	return nil
-}
-
-// EncodeMeta returns the stored encoding of m, or [ErrCorruptMeta] when m is
-// inconsistent. Backends that store the record as bytes use it.
-func EncodeMeta(m Meta) ([]byte, error) {
+// encodeMeta returns the stored encoding of m, or [ErrCorruptMeta] when m is
+// inconsistent. The backends use its twin, backendkit.EncodeMeta.
+func encodeMeta(m Meta) ([]byte, error) {
 	return record.Encode(toRecord(m))
 }
 
-// ParseMeta parses a record written by [EncodeMeta]. Anything else is
+// parseMeta parses a record written by encodeMeta. Anything else is
 // [ErrCorruptMeta].
-func ParseMeta(b []byte) (Meta, error) {
+func parseMeta(b []byte) (Meta, error) {
 	r, err := record.Parse(b)
 	if err != nil {
 		return Meta{}, err

@@ -229,7 +229,7 @@ func (b *Backups) writePartition(ctx context.Context, sw *snapshot.Writer, tenan
 			if err != nil {
 				return err
 			}
-			rec, err := EncodeMeta(m)
+			rec, err := encodeMeta(m)
 			if err != nil {
 				rc.Close()
 				return err
@@ -372,7 +372,7 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 		if err != nil {
 			return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
 		}
-		m, err := ParseMeta(e.Record)
+		m, err := parseMeta(e.Record)
 		if err != nil {
 			return rep, fmt.Errorf("retention: verify %q: %w: %v", id, ErrBackupCorrupt, err)
 		}

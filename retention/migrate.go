@@ -160,8 +160,8 @@ func (s *Store) moveOne(ctx context.Context, dryRun bool, old Partition, raw Bac
 	cur, err := p.Stat(ctx, key)
 	switch {
 	case err == nil:
-		a, aerr := EncodeMeta(cur)
-		b, berr := EncodeMeta(m)
+		a, aerr := encodeMeta(cur)
+		b, berr := encodeMeta(m)
 		if aerr != nil || berr != nil || !bytes.Equal(a, b) {
 			return false, nil
 		}

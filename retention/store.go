@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/retention/internal/record"
 )
 
 // ZDRMode selects zero-data-retention behaviour for [ClassContent].
@@ -311,7 +312,7 @@ func zdrRank(m ZDRMode) int {
 func (s *Store) keepsMemory() bool { return s.zdr == ZDRMemory || s.zdrFor != nil }
 
 func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o PutOptions, owner audit.Actor) (Meta, error) {
-	if err := CheckKey(key); err != nil {
+	if err := record.CheckKey(key); err != nil {
 		return Meta{}, err
 	}
 	m, err := s.stamp(o, owner)
@@ -389,7 +390,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, Meta, error
 }
 
 func (s *Store) get(ctx context.Context, p Partition, tenant, key string) (io.ReadCloser, Meta, error) {
-	if err := CheckKey(key); err != nil {
+	if err := record.CheckKey(key); err != nil {
 		return nil, Meta{}, err
 	}
 	now := s.now()
@@ -430,7 +431,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Meta, error) {
 	if err != nil {
 		return Meta{}, err
 	}
-	if err := CheckKey(key); err != nil {
+	if err := record.CheckKey(key); err != nil {
 		return Meta{}, err
 	}
 	now := s.now()
@@ -481,7 +482,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := CheckKey(key); err != nil {
+	if err := record.CheckKey(key); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -532,7 +533,7 @@ func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
 	if err != nil {
 		return err
 	}
-	if err := CheckKey(key); err != nil {
+	if err := record.CheckKey(key); err != nil {
 		return err
 	}
 	m, err := p.Stat(ctx, key)

@@ -43,6 +43,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/internal/backendkit"
 )
 
 // Metadata keys.
@@ -141,7 +142,7 @@ func (p *partition) encode(m retention.Meta) (map[string]string, error) {
 	if p.tenant != "" && m.Tenant != p.tenant {
 		return nil, fmt.Errorf("blobstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
 	}
-	rec, err := retention.EncodeMeta(m)
+	rec, err := backendkit.EncodeMeta(m)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func (p *partition) encode(m retention.Meta) (map[string]string, error) {
 }
 
 func decode(key string, md map[string]string) (retention.Meta, error) {
-	m, err := retention.ParseMeta([]byte(md[MetaRecord]))
+	m, err := backendkit.ParseMeta([]byte(md[MetaRecord]))
 	if err != nil {
 		return retention.Meta{}, fmt.Errorf("blobstore: %q: %w", key, err)
 	}
@@ -173,7 +174,7 @@ func wrap(op, key string, err error) error {
 // Put implements [retention.Partition]. The bucket commits content and
 // metadata together when the writer closes; a failed copy aborts it.
 func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return err
 	}
 	md, err := p.encode(m)
@@ -208,7 +209,7 @@ func (p *partition) write(ctx context.Context, key string, r io.Reader, md map[s
 // reading its attributes and opening it, Get retries, so that content and
 // record always belong together.
 func (p *partition) Get(ctx context.Context, key string) (io.ReadCloser, retention.Meta, error) {
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return nil, retention.Meta{}, err
 	}
 	l := p.lock(key)
@@ -241,7 +242,7 @@ func (p *partition) get(ctx context.Context, key string) (io.ReadCloser, retenti
 
 // Stat implements [retention.Partition].
 func (p *partition) Stat(ctx context.Context, key string) (retention.Meta, error) {
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return retention.Meta{}, err
 	}
 	l := p.lock(key)
@@ -277,7 +278,7 @@ func (p *partition) SetMeta(ctx context.Context, key string, m retention.Meta) e
 
 // Delete implements [retention.Partition].
 func (p *partition) Delete(ctx context.Context, key string) error {
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return err
 	}
 	l := p.lock(key)
@@ -357,7 +358,7 @@ func (p *partition) keys(ctx context.Context, after string) ([]string, error) {
 			continue
 		}
 		k := strings.TrimPrefix(o.Key, p.prefix)
-		if !o.IsDir && k > after && retention.CheckKey(k) == nil {
+		if !o.IsDir && k > after && backendkit.CheckKey(k) == nil {
 			ks = append(ks, k)
 		}
 	}
@@ -370,7 +371,7 @@ func (p *partition) keys(ctx context.Context, after string) ([]string, error) {
 func (p *partition) DeleteExpired(ctx context.Context, cut retention.Cutoff, keys []string) ([]string, error) {
 	var deleted []string
 	for _, k := range keys {
-		if retention.CheckKey(k) != nil {
+		if backendkit.CheckKey(k) != nil {
 			continue
 		}
 		ok, err := p.deleteOne(ctx, cut, k)

@@ -39,6 +39,7 @@ import (
 	"sync"
 
 	"github.com/tomkit/tomkit/retention"
+	"github.com/tomkit/tomkit/retention/internal/backendkit"
 )
 
 const magic = "TKR1"
@@ -173,7 +174,7 @@ func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retentio
 	if err := p.s.writable(); err != nil {
 		return err
 	}
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return err
 	}
 	l := p.lock(key)
@@ -186,7 +187,7 @@ func (p *partition) write(ctx context.Context, key string, r io.Reader, m retent
 	if p.tenant != "" && m.Tenant != p.tenant {
 		return fmt.Errorf("fsstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
 	}
-	rec, err := retention.EncodeMeta(m)
+	rec, err := backendkit.EncodeMeta(m)
 	if err != nil {
 		return err
 	}
@@ -266,11 +267,11 @@ func readHeader(f io.Reader) (retention.Meta, error) {
 	if _, err := io.ReadFull(f, rec); err != nil {
 		return retention.Meta{}, fmt.Errorf("%w: short record", retention.ErrCorruptMeta)
 	}
-	return retention.ParseMeta(rec)
+	return backendkit.ParseMeta(rec)
 }
 
 func (p *partition) open(key string) (*os.File, retention.Meta, error) {
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return nil, retention.Meta{}, err
 	}
 	f, err := os.Open(p.path(key))
@@ -325,7 +326,7 @@ func (p *partition) Delete(ctx context.Context, key string) error {
 	if err := p.s.writable(); err != nil {
 		return err
 	}
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return err
 	}
 	l := p.lock(key)
@@ -428,7 +429,7 @@ func (p *partition) DeleteExpired(ctx context.Context, cut retention.Cutoff, key
 		if err := ctx.Err(); err != nil {
 			return deleted, err
 		}
-		if retention.CheckKey(key) != nil {
+		if backendkit.CheckKey(key) != nil {
 			continue
 		}
 		ok, err := p.deleteOne(key, cut)
@@ -506,7 +507,7 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 		if rest != "" {
 			hk, _, _ := strings.Cut(rest, "-")
-			if kb, err := hex.DecodeString(hk); err == nil && retention.CheckKey(string(kb)) == nil {
+			if kb, err := hex.DecodeString(hk); err == nil && backendkit.CheckKey(string(kb)) == nil {
 				dst := part.path(string(kb))
 				if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 					return fmt.Errorf("fsstore: %w", err)

@@ -45,6 +45,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/retention"
+
+	"github.com/tomkit/tomkit/retention/internal/backendkit"
 )
 
 // MaxObjectSize is the largest object Put accepts.
@@ -192,7 +194,7 @@ func (p *partition) putArgs(key string, m retention.Meta, data []byte) []any {
 
 // Put implements [retention.Partition].
 func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
-	if err := retention.CheckKey(key); err != nil {
+	if err := backendkit.CheckKey(key); err != nil {
 		return err
 	}
 	if err := p.checkMeta(m); err != nil {

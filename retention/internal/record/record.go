@@ -187,3 +187,24 @@ func parseTime(s string) (time.Time, error) {
 	}
 	return t.UTC(), nil
 }
+
+// MaxKeyLen is the longest object key, in bytes.
+const MaxKeyLen = 100
+
+// ErrInvalidKey reports a key that is empty, too long, not UTF-8 or
+// contains control characters.
+var ErrInvalidKey = errors.New("retention: invalid key")
+
+// CheckKey returns [ErrInvalidKey] unless key is acceptable: 1 to
+// [MaxKeyLen] bytes of valid UTF-8 without control characters.
+func CheckKey(key string) error {
+	if len(key) == 0 || len(key) > MaxKeyLen || !utf8.ValidString(key) {
+		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: control character", ErrInvalidKey)
+		}
+	}
+	return nil
+}
