@@ -50,12 +50,6 @@ var (
 	ErrInvalidContext = errors.New("envelope: invalid encryption context")
 	// ErrStreamClosed reports a write to, or a second close of, a closed stream.
 	ErrStreamClosed = errors.New("envelope: stream closed")
-	// ErrCacheLocal was returned by [New] for a DEK cache with a local
-	// KEK.
-	//
-	// Deprecated: the cache is allowed with every KEK; New no longer
-	// returns it.
-	ErrCacheLocal = errors.New("envelope: DEK cache is only for remote KEKs")
 
 	// ErrKeyDestroyed is [kms.ErrKeyDestroyed]: the ciphertext's key was
 	// shredded and the ciphertext is unrecoverable.
