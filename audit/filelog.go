@@ -13,6 +13,7 @@ import (
 	"github.com/tomkit/tomkit/audit/internal/frame"
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
 	"github.com/tomkit/tomkit/audit/internal/merkle"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -133,18 +134,18 @@ func Open(ctx context.Context, dir string, cfg FileConfig) (*FileLog, error) {
 	clock := clockOr(cfg.Clock)
 	l := &FileLog{dir: dir, cfg: cfg, now: clock.Now, reqs: make(chan *request, 256), exited: make(chan struct{})}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("audit: open: %w", err)
+		return nil, errtext.Errorf("audit: open: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, logfmt.LockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("audit: open: %w", err)
+		return nil, errtext.Errorf("audit: open: %w", err)
 	}
 	if err := flockRetry(lock); err != nil {
 		lock.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%w: %s", ErrLogLocked, dir)
 		}
-		return nil, fmt.Errorf("audit: lock: %w", err)
+		return nil, errtext.Errorf("audit: lock: %w", err)
 	}
 	l.lock = lock
 	if err := l.recover(ctx); err != nil {
@@ -199,7 +200,7 @@ func (l *FileLog) recover(ctx context.Context) error {
 		l.frontiers = map[int64][]tlog.Hash{}
 		for _, n := range []string{cpPath, filepath.Join(l.dir, logfmt.SegmentName(0))} {
 			if err := os.Truncate(n, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("audit: open: %w", err)
+				return errtext.Errorf("audit: open: %w", err)
 			}
 		}
 	} else {
@@ -237,7 +238,7 @@ func (l *FileLog) recover(ctx context.Context) error {
 	}
 	cpf, err := os.OpenFile(cpPath, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("audit: open: %w", err)
+		return errtext.Errorf("audit: open: %w", err)
 	}
 	l.cpf = cpf
 	first := l.tree.Size()
@@ -258,14 +259,14 @@ func (l *FileLog) recover(ctx context.Context) error {
 func truncateSync(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("audit: recover: %w", err)
+		return errtext.Errorf("audit: recover: %w", err)
 	}
 	defer f.Close()
 	if err := f.Truncate(size); err != nil {
-		return fmt.Errorf("audit: recover: %w", err)
+		return errtext.Errorf("audit: recover: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit: recover: %w", err)
+		return errtext.Errorf("audit: recover: %w", err)
 	}
 	return nil
 }
@@ -274,12 +275,12 @@ func (l *FileLog) openSegment(first int64) error {
 	name := logfmt.SegmentName(first)
 	f, err := os.OpenFile(filepath.Join(l.dir, name), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("audit: segment: %w", err)
+		return errtext.Errorf("audit: segment: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("audit: segment: %w", err)
+		return errtext.Errorf("audit: segment: %w", err)
 	}
 	if err := syncDir(l.dir); err != nil {
 		f.Close()
@@ -296,11 +297,11 @@ func (l *FileLog) openSegment(first int64) error {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("audit: sync dir: %w", err)
+		return errtext.Errorf("audit: sync dir: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("audit: sync dir: %w", err)
+		return errtext.Errorf("audit: sync dir: %w", err)
 	}
 	return nil
 }
@@ -348,7 +349,7 @@ func (l *FileLog) do(ctx context.Context, r *request) (result, error) {
 	case res := <-r.done:
 		return res, res.err
 	case <-ctx.Done():
-		return result{}, fmt.Errorf("audit: log: %w (the event may still be written)", ctx.Err())
+		return result{}, errtext.Errorf("audit: log: %w (the event may still be written)", ctx.Err())
 	}
 }
 
@@ -366,7 +367,7 @@ func (l *FileLog) Checkpoint(ctx context.Context) (Checkpoint, error) {
 // below that frees no whole segment deletes nothing and records nothing.
 func (l *FileLog) Prune(ctx context.Context, below int64) (int64, error) {
 	if below < 0 {
-		return 0, fmt.Errorf("audit: prune below %d: %w", below, ErrBadIndex)
+		return 0, errtext.Errorf("audit: prune below %d: %w", below, ErrBadIndex)
 	}
 	res, err := l.do(ctx, &request{kind: reqPrune, below: below})
 	if err != nil || !res.pruned {
@@ -528,7 +529,7 @@ func (l *FileLog) handle(batch []*request) bool {
 func (l *FileLog) append(rs []*request) error {
 	if l.segLen >= l.cfg.SegmentSize {
 		if err := l.seg.Sync(); err != nil {
-			return fmt.Errorf("audit: write: %w", err)
+			return errtext.Errorf("audit: write: %w", err)
 		}
 		l.seg.Close()
 		if err := l.openSegment(l.tree.Size()); err != nil {
@@ -539,16 +540,16 @@ func (l *FileLog) append(rs []*request) error {
 	for _, r := range rs {
 		buf = frame.Append(buf, uint64(l.tree.Size()), r.payload)
 		if err := l.tree.AppendHash(r.leaf); err != nil {
-			return fmt.Errorf("audit: write: %w", err)
+			return errtext.Errorf("audit: write: %w", err)
 		}
 	}
 	l.buf = buf
 	if _, err := l.seg.Write(buf); err != nil {
-		return fmt.Errorf("audit: write: %w", err)
+		return errtext.Errorf("audit: write: %w", err)
 	}
 	l.segLen += int64(len(buf))
 	if err := l.seg.Sync(); err != nil {
-		return fmt.Errorf("audit: write: %w", err)
+		return errtext.Errorf("audit: write: %w", err)
 	}
 	return nil
 }
@@ -556,22 +557,22 @@ func (l *FileLog) append(rs []*request) error {
 func (l *FileLog) checkpoint() (Checkpoint, error) {
 	root, err := l.tree.Root()
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("audit: checkpoint: %w", err)
+		return Checkpoint{}, errtext.Errorf("audit: checkpoint: %w", err)
 	}
 	msg, err := logfmt.SignCheckpoint(l.cfg.Signer.s, l.tree.Size(), root, l.now())
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("audit: checkpoint: %w", err)
+		return Checkpoint{}, errtext.Errorf("audit: checkpoint: %w", err)
 	}
 	if _, err := l.cpf.Write(frame.Append(nil, l.cpSeq, msg)); err != nil {
-		return Checkpoint{}, fmt.Errorf("audit: checkpoint: %w", err)
+		return Checkpoint{}, errtext.Errorf("audit: checkpoint: %w", err)
 	}
 	if err := l.cpf.Sync(); err != nil {
-		return Checkpoint{}, fmt.Errorf("audit: checkpoint: %w", err)
+		return Checkpoint{}, errtext.Errorf("audit: checkpoint: %w", err)
 	}
 	l.cpSeq++
 	c, err := logfmt.OpenCheckpoint(msg, l.cfg.Signer.Verifier())
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("audit: checkpoint: %w", err)
+		return Checkpoint{}, errtext.Errorf("audit: checkpoint: %w", err)
 	}
 	l.latest = publicCheckpoint(&c)
 	return l.latest, nil
@@ -595,17 +596,17 @@ func (l *FileLog) prune(below int64) (int64, error) {
 	}
 	msg, err := logfmt.SignPrune(l.cfg.Signer.s, min, f)
 	if err != nil {
-		return 0, fmt.Errorf("audit: prune: %w", err)
+		return 0, errtext.Errorf("audit: prune: %w", err)
 	}
 	tmp := filepath.Join(l.dir, logfmt.PruneName+".tmp")
 	if err := os.WriteFile(tmp, msg, 0o600); err != nil {
-		return 0, fmt.Errorf("audit: prune: %w", err)
+		return 0, errtext.Errorf("audit: prune: %w", err)
 	}
 	if err := fsyncFile(tmp); err != nil {
 		return 0, err
 	}
 	if err := os.Rename(tmp, filepath.Join(l.dir, logfmt.PruneName)); err != nil {
-		return 0, fmt.Errorf("audit: prune: %w", err)
+		return 0, errtext.Errorf("audit: prune: %w", err)
 	}
 	if err := syncDir(l.dir); err != nil {
 		return 0, err
@@ -615,7 +616,7 @@ func (l *FileLog) prune(below int64) (int64, error) {
 	for _, s := range l.segs {
 		if s.First < min {
 			if err := os.Remove(filepath.Join(l.dir, s.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return 0, fmt.Errorf("audit: prune: %w", err)
+				return 0, errtext.Errorf("audit: prune: %w", err)
 			}
 			delete(l.frontiers, s.First)
 			continue
@@ -629,11 +630,11 @@ func (l *FileLog) prune(below int64) (int64, error) {
 func fsyncFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("audit: sync: %w", err)
+		return errtext.Errorf("audit: sync: %w", err)
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit: sync: %w", err)
+		return errtext.Errorf("audit: sync: %w", err)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // ErrBadKey reports a signer or verifier key that cannot be parsed.
@@ -91,7 +93,7 @@ var ErrLoosePermissions = errors.New("audit: key file permissions looser than 06
 func LoadSigner(path string) (*Signer, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("audit: signer key: %w", err)
+		return nil, errtext.Errorf("audit: signer key: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("audit: signer key: %s is not a regular file", path)
@@ -101,12 +103,12 @@ func LoadSigner(path string) (*Signer, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("audit: signer key: %w", err)
+		return nil, errtext.Errorf("audit: signer key: %w", err)
 	}
 	defer clear(b)
 	s, err := NewSigner(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("audit: signer key %s: %w", path, err)
+		return nil, errtext.Errorf("audit: signer key %s: %w", path, err)
 	}
 	return s, nil
 }
@@ -137,11 +139,11 @@ func LoadOrCreateSigner(path, name string) (s *Signer, created bool, err error) 
 		return nil, false, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, fmt.Errorf("audit: signer key: %w", err)
+		return nil, false, errtext.Errorf("audit: signer key: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-signer-*")
 	if err != nil {
-		return nil, false, fmt.Errorf("audit: signer key: %w", err)
+		return nil, false, errtext.Errorf("audit: signer key: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.WriteString(skey + "\n")
@@ -162,7 +164,7 @@ func LoadOrCreateSigner(path, name string) (s *Signer, created bool, err error) 
 		}
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("audit: signer key: %w", err)
+		return nil, false, errtext.Errorf("audit: signer key: %w", err)
 	}
 	return s, true, writePub(path, s)
 }
@@ -176,7 +178,7 @@ func writePub(path string, s *Signer) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-verifier-*")
 	if err != nil {
-		return fmt.Errorf("audit: verifier key: %w", err)
+		return errtext.Errorf("audit: verifier key: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.WriteString(want)
@@ -190,7 +192,7 @@ func writePub(path string, s *Signer) error {
 		err = os.Rename(tmp.Name(), path+".pub")
 	}
 	if err != nil {
-		return fmt.Errorf("audit: verifier key: %w", err)
+		return errtext.Errorf("audit: verifier key: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tomkit/tomkit/audit/internal/frame"
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -48,7 +49,7 @@ type ConsistencyProof struct {
 // order and roots but not signatures: the checker of a proof does that.
 func proveTree(ctx context.Context, dir string) (verified, error) {
 	if _, err := os.Stat(dir); err != nil {
-		return verified{}, fmt.Errorf("audit: prove: %w", err)
+		return verified{}, errtext.Errorf("audit: prove: %w", err)
 	}
 	res, fault, err := logfmt.VerifyFS(ctx, os.DirFS(dir), nil, true, MaxEventSize)
 	return convert(res, fault, err)
@@ -79,7 +80,7 @@ func inclusion(res *logfmt.Result, index int64, record func() ([]byte, error)) (
 	}
 	p, err := tlog.ProveRecord(cp.Size, index, res.State.Tree())
 	if err != nil {
-		return nil, fmt.Errorf("audit: prove: %w", err)
+		return nil, errtext.Errorf("audit: prove: %w", err)
 	}
 	rec, err := record()
 	if err != nil {
@@ -100,7 +101,7 @@ func readRecord(dir string, segs []logfmt.Segment, index int64) ([]byte, error) 
 	}
 	data, err := os.ReadFile(filepath.Join(dir, seg.Name))
 	if err != nil {
-		return nil, fmt.Errorf("audit: prove: %w", err)
+		return nil, errtext.Errorf("audit: prove: %w", err)
 	}
 	for off := 0; off < len(data); {
 		seq, payload, n, err := frame.Next(data[off:], MaxEventSize)
@@ -156,7 +157,7 @@ func ProveConsistency(ctx context.Context, dir string, oldSize int64) (*Consiste
 	}
 	p, err := tlog.ProveTree(res.Latest.Size, oldSize, res.State.Tree())
 	if err != nil {
-		return nil, fmt.Errorf("audit: prove: %w", err)
+		return nil, errtext.Errorf("audit: prove: %w", err)
 	}
 	return &ConsistencyProof{Old: string(old.Note), New: string(res.Latest.Note), Proof: p}, nil
 }

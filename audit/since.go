@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // ErrNotConsistent reports a log that does not extend a checkpoint it
@@ -52,7 +53,7 @@ func extends(res *logfmt.Result, since []byte, v note.Verifier) error {
 	case errors.Is(err, logfmt.ErrBelowPrune):
 		return fmt.Errorf("%w: %v", ErrNotCovered, err)
 	case err != nil:
-		return fmt.Errorf("audit: verify since: %w", err)
+		return errtext.Errorf("audit: verify since: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	otellog "go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Fanout sends every event to several sinks. It is itself a [Logger].
@@ -60,11 +62,11 @@ func (f *Fanout) Log(ctx context.Context, e Event) error {
 		wg.Wait()
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("audit: durable sink failed: %w", err)
+		return errtext.Errorf("audit: durable sink failed: %w", err)
 	}
 	for _, s := range f.BestEffort {
 		if err := s.Log(ctx, e); err != nil && f.OnError != nil {
-			f.OnError(fmt.Errorf("audit: best-effort sink: %w", err))
+			f.OnError(errtext.Errorf("audit: best-effort sink: %w", err))
 		}
 	}
 	return nil
@@ -139,7 +141,7 @@ func (s *SlogSink) Log(ctx context.Context, e Event) error {
 	}
 	r.AddAttrs(slog.Group("audit", fields...))
 	if err := s.Handler.Handle(ctx, r); err != nil {
-		return fmt.Errorf("audit: slog: %w", err)
+		return errtext.Errorf("audit: slog: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -153,7 +154,7 @@ func verifyDir(ctx context.Context, dir string, v note.Verifier, keep bool) (ver
 		return verified{}, fmt.Errorf("%w: no verifier", ErrBadKey)
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return verified{}, fmt.Errorf("audit: verify: %w", err)
+		return verified{}, errtext.Errorf("audit: verify: %w", err)
 	}
 	res, fault, err := logfmt.VerifyFS(ctx, os.DirFS(dir), v, keep, MaxEventSize)
 	return convert(res, fault, err)
@@ -166,7 +167,7 @@ func convert(res *logfmt.Result, fault *logfmt.Fault, err error) (verified, erro
 	case errors.Is(err, logfmt.ErrWrongKey):
 		return verified{}, ErrWrongKey
 	case err != nil:
-		return verified{}, fmt.Errorf("audit: verify: %w", err)
+		return verified{}, errtext.Errorf("audit: verify: %w", err)
 	case fault != nil:
 		return verified{res}, &VerifyError{Index: fault.Index, Kind: Kind(fault.Kind), Err: fault.Err}
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/rbac"
 	"github.com/tomkit/tomkit/section203"
 )
@@ -591,7 +592,7 @@ func (g *Guard) Authorize(r *http.Request, action, object string) error {
 func (g *Guard) decide(ctx context.Context, object, action string) error {
 	d, err := g.cfg.Enforcer.Decide(ctx, rbac.Request{Object: object, Action: action})
 	if err != nil {
-		return fmt.Errorf("authorization: %w", err)
+		return errtext.Errorf("authorization: %w", err)
 	}
 	if !d.Allowed {
 		if strings.HasPrefix(d.Reason, "mfa required") {

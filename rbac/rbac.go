@@ -18,6 +18,7 @@ import (
 	"github.com/casbin/casbin/v2/model"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/rbac/internal/policy"
 )
 
@@ -292,11 +293,11 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 func newCasbin() (*casbin.Enforcer, error) {
 	m, err := model.NewModelFromString(modelText)
 	if err != nil {
-		return nil, fmt.Errorf("rbac: model: %w", err)
+		return nil, errtext.Errorf("rbac: model: %w", err)
 	}
 	ce, err := casbin.NewEnforcer(m)
 	if err != nil {
-		return nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, errtext.Errorf("rbac: casbin: %w", err)
 	}
 	return ce, nil
 }
@@ -368,12 +369,12 @@ func addAll(ce *casbin.Enforcer, p *policy.Policy) error {
 	defer ce.EnableAutoSave(true)
 	if len(rules) > 0 {
 		if _, err := ce.GetModel().AddPoliciesWithAffected("p", "p", rules); err != nil {
-			return fmt.Errorf("rbac: casbin: %w", err)
+			return errtext.Errorf("rbac: casbin: %w", err)
 		}
 	}
 	if len(links) > 0 {
 		if _, err := ce.GetModel().AddPoliciesWithAffected("g", "g", links); err != nil {
-			return fmt.Errorf("rbac: casbin: %w", err)
+			return errtext.Errorf("rbac: casbin: %w", err)
 		}
 	}
 	return nil
@@ -394,7 +395,7 @@ func (e *Enforcer) readPolicy() (*policy.Policy, error) {
 	p := &policy.Policy{}
 	rules, err := e.ce.GetNamedPolicy("p")
 	if err != nil {
-		return nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, errtext.Errorf("rbac: casbin: %w", err)
 	}
 	for _, f := range rules {
 		r, err := policy.RuleFromFields(f)
@@ -405,7 +406,7 @@ func (e *Enforcer) readPolicy() (*policy.Policy, error) {
 	}
 	links, err := e.ce.GetNamedGroupingPolicy("g")
 	if err != nil {
-		return nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, errtext.Errorf("rbac: casbin: %w", err)
 	}
 	for _, f := range links {
 		if len(f) != 3 {
@@ -420,7 +421,7 @@ func (e *Enforcer) readPolicy() (*policy.Policy, error) {
 func (e *Enforcer) readGrants() ([]policy.Grant, error) {
 	rows, err := e.ce.GetNamedPolicy("p2")
 	if err != nil {
-		return nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, errtext.Errorf("rbac: casbin: %w", err)
 	}
 	var grants []policy.Grant
 	for _, f := range rows {
@@ -437,7 +438,7 @@ func (e *Enforcer) readGrants() ([]policy.Grant, error) {
 func (e *Enforcer) readRequests() ([]AccessRequest, error) {
 	rows, err := e.ce.GetNamedPolicy("p3")
 	if err != nil {
-		return nil, fmt.Errorf("rbac: casbin: %w", err)
+		return nil, errtext.Errorf("rbac: casbin: %w", err)
 	}
 	var reqs []AccessRequest
 	for _, f := range rows {
@@ -715,7 +716,7 @@ func (e *Enforcer) log(ctx context.Context, ev audit.Event) error {
 		}
 	}
 	if err := e.cfg.Logger.Log(ctx, ev); err != nil {
-		return fmt.Errorf("rbac: audit: %w", err)
+		return errtext.Errorf("rbac: audit: %w", err)
 	}
 	return nil
 }
@@ -835,12 +836,12 @@ func (e *Enforcer) load(ctx context.Context) error {
 			continue
 		}
 		if _, err := ce.GetModel().AddPoliciesWithAffected(pt[:1], pt, byType[pt]); err != nil {
-			return fmt.Errorf("rbac: casbin: %w", err)
+			return errtext.Errorf("rbac: casbin: %w", err)
 		}
 	}
 	if len(byType["g"]) > 0 {
 		if err := ce.BuildRoleLinks(); err != nil {
-			return fmt.Errorf("rbac: casbin: %w", err)
+			return errtext.Errorf("rbac: casbin: %w", err)
 		}
 	}
 	e.ce = ce

@@ -14,6 +14,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/envelope"
 	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/retention/internal/snapshot"
 )
 
@@ -163,10 +164,10 @@ func (b *Backups) Snapshot(ctx context.Context, src *Store) (SnapshotInfo, error
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
 	}
 	if lerr := b.t.log.Log(context.WithoutCancel(ctx), ev); lerr != nil {
-		return info, errors.Join(err, fmt.Errorf("retention: audit: %w", lerr))
+		return info, errors.Join(err, errtext.Errorf("retention: audit: %w", lerr))
 	}
 	if err != nil {
-		return info, fmt.Errorf("retention: snapshot: %w", err)
+		return info, errtext.Errorf("retention: snapshot: %w", err)
 	}
 	return info, nil
 }
@@ -262,7 +263,7 @@ func (b *Backups) List(ctx context.Context) ([]SnapshotInfo, error) {
 	for {
 		es, err := p.List(ctx, after, 500)
 		if err != nil {
-			return nil, fmt.Errorf("retention: list snapshots: %w", err)
+			return nil, errtext.Errorf("retention: list snapshots: %w", err)
 		}
 		for _, e := range es {
 			if !strings.HasPrefix(e.Key, SnapshotPrefix) {
@@ -298,7 +299,7 @@ func (b *Backups) Rotate(ctx context.Context) (PurgeReport, error) {
 		ev.Outcome, ev.Reason = audit.OutcomeError, err.Error()
 	}
 	if lerr := b.t.log.Log(context.WithoutCancel(ctx), ev); lerr != nil {
-		return rep, errors.Join(err, fmt.Errorf("retention: audit: %w", lerr))
+		return rep, errors.Join(err, errtext.Errorf("retention: audit: %w", lerr))
 	}
 	return rep, err
 }
@@ -332,7 +333,7 @@ func (b *Backups) RestoreVerify(ctx context.Context, id string, scratch Backend)
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityCritical
 	}
 	if lerr := b.t.log.Log(context.WithoutCancel(ctx), ev); lerr != nil {
-		return rep, errors.Join(err, fmt.Errorf("retention: audit: %w", lerr))
+		return rep, errors.Join(err, errtext.Errorf("retention: audit: %w", lerr))
 	}
 	return rep, err
 }
@@ -351,12 +352,12 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 	var r io.Reader = rc
 	if b.env != nil {
 		if r, err = b.env.Decrypt(ctx, rc, snapContext(id)); err != nil {
-			return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
+			return rep, errtext.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
 		}
 	}
 	sr, err := snapshot.NewReader(r)
 	if err != nil {
-		return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
+		return rep, errtext.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
 	}
 	type restored struct {
 		p   Partition
@@ -370,38 +371,38 @@ func (b *Backups) restoreVerify(ctx context.Context, id string, scratch Backend)
 			break
 		}
 		if err != nil {
-			return rep, fmt.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
+			return rep, errtext.Errorf("retention: verify %q: %w", id, corruptIfCrypto(err))
 		}
 		m, err := parseMeta(e.Record)
 		if err != nil {
-			return rep, fmt.Errorf("retention: verify %q: %w: %v", id, ErrBackupCorrupt, err)
+			return rep, errtext.Errorf("retention: verify %q: %w: %v", id, ErrBackupCorrupt, err)
 		}
 		tenant, key, ok := strings.Cut(e.Key, "/")
 		if !ok || tenant != m.Tenant {
-			return rep, fmt.Errorf("retention: verify %q: %w: entry %q does not match its record's tenant", id, ErrBackupCorrupt, e.Key)
+			return rep, errtext.Errorf("retention: verify %q: %w: entry %q does not match its record's tenant", id, ErrBackupCorrupt, e.Key)
 		}
 		sp, err := scratch.Partition(tenant)
 		if err != nil {
-			return rep, fmt.Errorf("retention: verify %q: %w: %w", id, ErrBackupCorrupt, err)
+			return rep, errtext.Errorf("retention: verify %q: %w: %w", id, ErrBackupCorrupt, err)
 		}
 		if err := sp.Put(ctx, key, e.Content, m); err != nil {
-			return rep, fmt.Errorf("retention: verify %q: restore %q: %w", id, e.Key, corruptIfCrypto(err))
+			return rep, errtext.Errorf("retention: verify %q: restore %q: %w", id, e.Key, corruptIfCrypto(err))
 		}
 		done = append(done, restored{sp, key, e.Sum})
 	}
 	for _, r := range done {
 		got, m, err := r.p.Get(ctx, r.key)
 		if err != nil {
-			return rep, fmt.Errorf("retention: verify %q: read back %q: %w", id, r.key, err)
+			return rep, errtext.Errorf("retention: verify %q: read back %q: %w", id, r.key, err)
 		}
 		h := sha256.New()
 		n, err := io.Copy(h, got)
 		got.Close()
 		if err != nil {
-			return rep, fmt.Errorf("retention: verify %q: read back %q: %w", id, r.key, err)
+			return rep, errtext.Errorf("retention: verify %q: read back %q: %w", id, r.key, err)
 		}
 		if m.Validate() != nil || string(h.Sum(nil)) != string(r.sum[:]) {
-			return rep, fmt.Errorf("retention: verify %q: %w: restored %q differs", id, ErrBackupCorrupt, r.key)
+			return rep, errtext.Errorf("retention: verify %q: %w: restored %q differs", id, ErrBackupCorrupt, r.key)
 		}
 		rep.Objects++
 		rep.Bytes += n

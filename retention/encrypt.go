@@ -11,6 +11,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/envelope"
 	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // ErrErased reports an object whose key was destroyed by
@@ -231,7 +232,7 @@ func (e *Encrypted) Envelope(ctx context.Context) (*envelope.Envelope, error) {
 	}
 	env, err := e.envelope(ctx, audit.Actor{Tenant: tenant}, true)
 	if err != nil {
-		return nil, fmt.Errorf("retention: envelope: %w", err)
+		return nil, errtext.Errorf("retention: envelope: %w", err)
 	}
 	return env, nil
 }
@@ -260,21 +261,21 @@ func (ep *encPartition) Put(ctx context.Context, key string, r io.Reader, m Meta
 	e := ep.e
 	scope, err := ep.scopeOf(m)
 	if err != nil {
-		return fmt.Errorf("retention: put %q: %w", key, err)
+		return errtext.Errorf("retention: encrypt: %w", err)
 	}
 	env, err := e.envelope(ctx, scope, true)
 	if err != nil {
-		return fmt.Errorf("retention: put %q: %w", key, err)
+		return errtext.Errorf("retention: encrypt: %w", err)
 	}
 	head, err := io.ReadAll(&io.LimitedReader{R: r, N: sealLimit})
 	if err != nil {
-		return fmt.Errorf("retention: put %q: %w", key, err)
+		return errtext.Errorf("retention: encrypt: %w", err)
 	}
 	if len(head) < sealLimit {
 		ct, err := env.Seal(ctx, make([]byte, 0, len(head)+env.Overhead(len(head))), head, encContext(key, m))
 		clear(head)
 		if err != nil {
-			return fmt.Errorf("retention: put %q: %w", key, err)
+			return errtext.Errorf("retention: encrypt: %w", err)
 		}
 		return ep.p.Put(ctx, key, bytes.NewReader(ct), m)
 	}
@@ -317,7 +318,7 @@ func (ep *encPartition) Get(ctx context.Context, key string) (io.ReadCloser, Met
 	scope, err := ep.scopeOf(m)
 	if err != nil {
 		rc.Close()
-		return nil, Meta{}, fmt.Errorf("retention: get %q: %w", key, err)
+		return nil, Meta{}, errtext.Errorf("retention: decrypt: %w", err)
 	}
 	env, err := e.envelope(ctx, scope, false)
 	if err == nil {
@@ -328,7 +329,7 @@ func (ep *encPartition) Get(ctx context.Context, key string) (io.ReadCloser, Met
 			rc.Close()
 			var pt []byte
 			if pt, err = env.Open(ctx, nil, head, encContext(key, m)); err != nil {
-				return nil, Meta{}, fmt.Errorf("retention: get %q: %w", key, err)
+				return nil, Meta{}, errtext.Errorf("retention: decrypt: %w", err)
 			}
 			return io.NopCloser(bytes.NewReader(pt)), m, nil
 		}
@@ -341,7 +342,7 @@ func (ep *encPartition) Get(ctx context.Context, key string) (io.ReadCloser, Met
 		}
 	}
 	rc.Close()
-	return nil, Meta{}, fmt.Errorf("retention: get %q: %w", key, err)
+	return nil, Meta{}, errtext.Errorf("retention: decrypt: %w", err)
 }
 
 // Stat implements [Partition].
@@ -353,7 +354,7 @@ func (ep *encPartition) Stat(ctx context.Context, key string) (Meta, error) {
 // to the ciphertext and cannot change.
 func (ep *encPartition) SetMeta(ctx context.Context, key string, m Meta) error {
 	if _, err := ep.scopeOf(m); err != nil {
-		return fmt.Errorf("retention: set meta %q: %w", key, err)
+		return errtext.Errorf("retention: set meta %q: %w", key, err)
 	}
 	old, err := ep.p.Stat(ctx, key)
 	if err != nil {
@@ -403,7 +404,7 @@ func (e *Encrypted) Erase(ctx context.Context, scope audit.Actor) error {
 		// Subjects' keys created elsewhere (another process on the file,
 		// another instance in PostgreSQL) are listed too.
 		if err := e.ring.Reload(ctx); err != nil {
-			return fmt.Errorf("retention: erase: %w", err)
+			return errtext.Errorf("retention: erase: %w", err)
 		}
 		scopes = nil
 		for _, si := range e.ring.List() {
@@ -432,10 +433,10 @@ func (e *Encrypted) Erase(ctx context.Context, scope audit.Actor) error {
 		ev.Outcome, ev.Reason = audit.OutcomeError, err.Error()
 	}
 	if lerr := e.log.Log(ctx, ev); lerr != nil {
-		return errors.Join(err, fmt.Errorf("retention: audit: %w", lerr))
+		return errors.Join(err, errtext.Errorf("retention: audit: %w", lerr))
 	}
 	if err != nil {
-		return fmt.Errorf("retention: erase: %w", err)
+		return errtext.Errorf("retention: erase: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // MigrateOptions configures [Store.Migrate].
@@ -86,7 +87,7 @@ func (s *Store) Migrate(ctx context.Context, o MigrateOptions) (MigrateReport, e
 		ev.Outcome, ev.Reason, ev.Severity = audit.OutcomeError, err.Error(), audit.SeverityWarning
 	}
 	if lerr := s.log.Log(context.WithoutCancel(ctx), ev); lerr != nil {
-		return rep, errors.Join(err, fmt.Errorf("retention: audit: %w", lerr))
+		return rep, errors.Join(err, errtext.Errorf("retention: audit: %w", lerr))
 	}
 	return rep, err
 }
@@ -102,7 +103,7 @@ func (s *Store) migrate(ctx context.Context, o MigrateOptions, rep *MigrateRepor
 	for {
 		es, err := old.List(ctx, after, 500)
 		if err != nil {
-			return fmt.Errorf("retention: migrate: %w", err)
+			return errtext.Errorf("retention: migrate: %w", err)
 		}
 		if len(es) == 0 {
 			break
@@ -124,7 +125,7 @@ func (s *Store) migrate(ctx context.Context, o MigrateOptions, rep *MigrateRepor
 			}
 			moved, err := s.moveOne(ctx, o.DryRun, old, raw, tenant, e.Key, m)
 			if err != nil {
-				return fmt.Errorf("retention: migrate %q: %w", e.Key, err)
+				return errtext.Errorf("retention: migrate %q: %w", e.Key, err)
 			}
 			if !moved {
 				rep.Conflicts = append(rep.Conflicts, e.Key)
@@ -140,7 +141,7 @@ func (s *Store) migrate(ctx context.Context, o MigrateOptions, rep *MigrateRepor
 				Outcome: audit.OutcomeAllow, Severity: audit.SeverityWarning,
 				Reason:     "object without a valid tenant assigned by the operator",
 				Attributes: append(attrs, audit.String("tenant", tenant), audit.String("recorded_tenant", e.Meta.Tenant))}); err != nil {
-				return fmt.Errorf("retention: migrate: audit: %w", err)
+				return errtext.Errorf("retention: migrate: audit: %w", err)
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // DefaultPurgeBatch is the batch size of [Store.Purge] when
@@ -146,7 +147,7 @@ func (s *Store) purge(ctx context.Context, o PurgeOptions, attrs []audit.Attr, o
 		ev.Severity = audit.SeverityWarning
 	}
 	if err := s.log.Log(ctx, ev); err != nil {
-		return rep, fmt.Errorf("retention: purge: audit: %w", err)
+		return rep, errtext.Errorf("retention: purge: audit: %w", err)
 	}
 	return rep, nil
 }
@@ -317,7 +318,7 @@ func (s *Store) keep(ctx context.Context, tenant string, cut Cutoff, e Entry, re
 		rep.Corrupt = append(rep.Corrupt, qualified(tenant, e.Key))
 		if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.corrupt", Resource: qualified(tenant, e.Key), Outcome: audit.OutcomeError,
 			Severity: audit.SeverityCritical, Reason: e.Err.Error(), Time: rep.Time}); err != nil {
-			return false, fmt.Errorf("retention: purge: audit: %w", err)
+			return false, errtext.Errorf("retention: purge: audit: %w", err)
 		}
 		return false, nil
 	}
@@ -332,7 +333,7 @@ func (s *Store) keep(ctx context.Context, tenant string, cut Cutoff, e Entry, re
 	if err := s.log.Log(ctx, audit.Event{Action: "retention.purge.held", Resource: qualified(tenant, e.Key), Outcome: audit.OutcomeDeny,
 		Severity: audit.SeverityWarning, Reason: why, Time: rep.Time,
 		Attributes: []audit.Attr{audit.String("retain_until", e.Meta.RetainUntil.Format(time.RFC3339Nano))}}); err != nil {
-		return false, fmt.Errorf("retention: purge: audit: %w", err)
+		return false, errtext.Errorf("retention: purge: audit: %w", err)
 	}
 	return false, nil
 }
@@ -346,7 +347,7 @@ func (s *Store) batchEvent(ctx context.Context, tenant string, now time.Time, dr
 			audit.String("first", first), audit.String("last", last),
 			audit.String("digest", hex.EncodeToString(digest)),
 		}}); err != nil {
-		return fmt.Errorf("retention: purge: audit: %w", err)
+		return errtext.Errorf("retention: purge: audit: %w", err)
 	}
 	return nil
 }
@@ -397,7 +398,7 @@ func (s *Store) purgeFailed(ctx context.Context, rep PurgeReport, err error, att
 		return err
 	}
 	rep.Finished = s.now().UTC()
-	err = fmt.Errorf("retention: purge: %w", err)
+	err = errtext.Errorf("retention: purge: %w", err)
 	if lerr := s.log.Log(context.WithoutCancel(ctx), rep.event(audit.OutcomeError, err.Error(), attrs)); lerr != nil {
 		return reported{fmt.Errorf("%w (audit: %v)", err, lerr)}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/retention/internal/record"
 )
 
@@ -178,7 +179,7 @@ func (s *Store) checkPartitioned(ctx context.Context) error {
 	}
 	es, err := s.b.Unpartitioned().List(ctx, "", 1)
 	if err != nil {
-		return fmt.Errorf("retention: check for unpartitioned objects: %w", err)
+		return errtext.Errorf("retention: check for unpartitioned objects: %w", err)
 	}
 	if len(es) > 0 {
 		return ErrUnpartitioned
@@ -337,7 +338,7 @@ func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o
 		}
 		data, err := io.ReadAll(r)
 		if err != nil {
-			return Meta{}, fmt.Errorf("retention: put %q: %w", key, err)
+			return Meta{}, errtext.Errorf("retention: put %q: %w", key, err)
 		}
 		s.mu.Lock()
 		if s.mem == nil {
@@ -348,7 +349,7 @@ func (s *Store) put(ctx context.Context, p Partition, key string, r io.Reader, o
 		return m, nil
 	}
 	if err := p.Put(ctx, key, r, m); err != nil {
-		return Meta{}, fmt.Errorf("retention: put %q: %w", key, err)
+		return Meta{}, errtext.Errorf("retention: put %q: %w", key, err)
 	}
 	if s.keepsMemory() {
 		s.mu.Lock()
@@ -405,7 +406,7 @@ func (s *Store) get(ctx context.Context, p Partition, tenant, key string) (io.Re
 		}
 	}
 	if err != nil {
-		return nil, Meta{}, s.backendErr(ctx, key, fmt.Errorf("retention: get %q: %w", key, err))
+		return nil, Meta{}, s.backendErr(ctx, key, errtext.Errorf("retention: get %q: %w", key, err))
 	}
 	if err := s.readable(ctx, key, m, now); err != nil {
 		rc.Close()
@@ -443,7 +444,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Meta, error) {
 		err = owned(key, tenant, m)
 	}
 	if err != nil {
-		return Meta{}, s.backendErr(ctx, key, fmt.Errorf("retention: stat %q: %w", key, err))
+		return Meta{}, s.backendErr(ctx, key, errtext.Errorf("retention: stat %q: %w", key, err))
 	}
 	if err := s.readable(ctx, key, m, now); err != nil {
 		return Meta{}, err
@@ -497,7 +498,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		err = owned(key, tenant, m)
 	}
 	if err != nil {
-		return s.deny(ctx, "retention.delete", key, fmt.Errorf("retention: delete %q: %w", key, err))
+		return s.deny(ctx, "retention.delete", key, errtext.Errorf("retention: delete %q: %w", key, err))
 	}
 	now := s.now()
 	ev := audit.Event{Action: "retention.delete", Resource: key, Outcome: audit.OutcomeAllow}
@@ -514,10 +515,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		ev.Severity, ev.Reason = audit.SeverityWarning, "override: early delete under governance lock: "+reason
 	}
 	if err := s.log.Log(ctx, ev); err != nil {
-		return fmt.Errorf("retention: delete %q: audit: %w", key, err)
+		return errtext.Errorf("retention: delete %q: audit: %w", key, err)
 	}
 	if err := p.Delete(ctx, key); err != nil {
-		return fmt.Errorf("retention: delete %q: %w", key, err)
+		return errtext.Errorf("retention: delete %q: %w", key, err)
 	}
 	return nil
 }
@@ -541,7 +542,7 @@ func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
 		err = owned(key, tenant, m)
 	}
 	if err != nil {
-		return s.deny(ctx, "retention.hold", key, fmt.Errorf("retention: hold %q: %w", key, err))
+		return s.deny(ctx, "retention.hold", key, errtext.Errorf("retention: hold %q: %w", key, err))
 	}
 	ev := audit.Event{Action: "retention.hold", Resource: key, Outcome: audit.OutcomeAllow, Severity: audit.SeverityNotice,
 		Attributes: []audit.Attr{audit.String("legal_hold", fmt.Sprint(on))}}
@@ -554,10 +555,10 @@ func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
 	}
 	m.LegalHold = on
 	if err := s.log.Log(ctx, ev); err != nil {
-		return fmt.Errorf("retention: hold %q: audit: %w", key, err)
+		return errtext.Errorf("retention: hold %q: audit: %w", key, err)
 	}
 	if err := p.SetMeta(ctx, key, m); err != nil {
-		return fmt.Errorf("retention: hold %q: %w", key, err)
+		return errtext.Errorf("retention: hold %q: %w", key, err)
 	}
 	return nil
 }
@@ -571,7 +572,7 @@ func (s *Store) deny(ctx context.Context, action, key string, err error) error {
 	}
 	ev := audit.Event{Action: action, Resource: key, Outcome: out, Reason: err.Error(), Severity: audit.SeverityNotice}
 	if lerr := s.log.Log(ctx, ev); lerr != nil {
-		return errors.Join(err, fmt.Errorf("retention: audit: %w", lerr))
+		return errors.Join(err, errtext.Errorf("retention: audit: %w", lerr))
 	}
 	return err
 }
@@ -599,7 +600,7 @@ func isPolicyErr(err error) bool {
 
 func (s *Store) logErr(ctx context.Context, e audit.Event) error {
 	if err := s.log.Log(ctx, e); err != nil {
-		return fmt.Errorf("retention: audit: %w", err)
+		return errtext.Errorf("retention: audit: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -57,7 +58,7 @@ type Guard struct {
 // New checks cfg and returns a Guard.
 func New(cfg Config) (*Guard, error) {
 	if cfg.Logger == nil {
-		return nil, fmt.Errorf("section203: new guard: %w", audit.ErrNoLogger)
+		return nil, errtext.Errorf("section203: new guard: %w", audit.ErrNoLogger)
 	}
 	g := &Guard{log: cfg.Logger}
 	var err error
@@ -73,7 +74,7 @@ func New(cfg Config) (*Guard, error) {
 	g.transport = g.Transport(cfg.Egress.Base)
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("section203: new guard: %w", err)
+		return nil, errtext.Errorf("section203: new guard: %w", err)
 	}
 	g.idPrefix = "d203-" + hex.EncodeToString(b[:]) + "-"
 	return g, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/envelope"
 	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/retention"
 )
 
@@ -187,15 +188,15 @@ func (i *Isolation) Open(ctx context.Context) (*Silo, error) {
 func (i *Isolation) build(ctx context.Context, tenant, ns string, mode Mode) (*Silo, error) {
 	scope := audit.Actor{Tenant: tenant}
 	if err := i.cfg.Keyring.Create(ctx, scope); err != nil {
-		return nil, fmt.Errorf("section203: isolate: %w", err)
+		return nil, errtext.Errorf("section203: isolate: %w", err)
 	}
 	env, err := envelope.New(i.cfg.Keyring.KEK(scope), i.cfg.Envelope)
 	if err != nil {
-		return nil, fmt.Errorf("section203: isolate: %w", err)
+		return nil, errtext.Errorf("section203: isolate: %w", err)
 	}
 	b, err := i.cfg.Backend(ctx, ns)
 	if err != nil {
-		return nil, fmt.Errorf("section203: isolate: %w", err)
+		return nil, errtext.Errorf("section203: isolate: %w", err)
 	}
 	rc := i.cfg.Retention
 	if mode == On && rc.ZDR == retention.ZDROff {
@@ -203,7 +204,7 @@ func (i *Isolation) build(ctx context.Context, tenant, ns string, mode Mode) (*S
 	}
 	st, err := retention.New(b, rc)
 	if err != nil {
-		return nil, fmt.Errorf("section203: isolate: %w", err)
+		return nil, errtext.Errorf("section203: isolate: %w", err)
 	}
 	return &Silo{Namespace: ns, Mode: mode, Envelope: env, Store: st, tenant: tenant}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Mode is whether a tenant operates in § 203 mode.
@@ -72,7 +73,7 @@ func (t *tenantMode) mode() Mode {
 // NewModes returns the mode table for cfg.
 func NewModes(cfg ModesConfig) (*Modes, error) {
 	if cfg.Logger == nil {
-		return nil, fmt.Errorf("section203: new modes: %w", audit.ErrNoLogger)
+		return nil, errtext.Errorf("section203: new modes: %w", audit.ErrNoLogger)
 	}
 	m := &Modes{log: cfg.Logger, authorize: cfg.AuthorizeOff}
 	tenants := make(map[string]*tenantMode, len(cfg.Tenants))
@@ -159,7 +160,7 @@ func modeFor(ctx context.Context, tenant string) Mode {
 // mode on never weakens anything); the Logger's error is returned.
 func (m *Modes) TurnOn(ctx context.Context, tenant string) error {
 	if tenant == "" {
-		return fmt.Errorf("section203: turn on: %w", ErrNoTenant)
+		return errtext.Errorf("section203: turn on: %w", ErrNoTenant)
 	}
 	m.mu.Lock()
 	m.ensure(tenant).off.Store(false)
@@ -178,7 +179,7 @@ func (m *Modes) TurnOff(ctx context.Context, tenant, reason string) error {
 		if lerr := m.record(ctx, tenant, action, audit.OutcomeDeny, audit.SeverityCritical, why); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
-		return fmt.Errorf("section203: turn off %q: %w", tenant, err)
+		return errtext.Errorf("section203: turn off %q: %w", tenant, err)
 	}
 	switch {
 	case tenant == "":
@@ -194,7 +195,7 @@ func (m *Modes) TurnOff(ctx context.Context, tenant, reason string) error {
 		return deny(fmt.Errorf("%w: %w", ErrNotPrivileged, err), "not authorized")
 	}
 	if err := m.record(ctx, tenant, action, audit.OutcomeAllow, audit.SeverityCritical, reason); err != nil {
-		return fmt.Errorf("section203: turn off %q: %w", tenant, err)
+		return errtext.Errorf("section203: turn off %q: %w", tenant, err)
 	}
 	m.mu.Lock()
 	m.ensure(tenant).off.Store(true)
@@ -231,7 +232,7 @@ func (m *Modes) Reload(ctx context.Context, tenants map[string]Mode) error {
 			errs = append(errs, m.record(ctx, name, "section203.configure", audit.OutcomeAllow, audit.SeverityNotice, "new tenant in normal operation"))
 		case t.mode() == On:
 			m.mu.Unlock()
-			err := fmt.Errorf("section203: reload %q: %w", name, ErrModeLocked)
+			err := errtext.Errorf("section203: reload %q: %w", name, ErrModeLocked)
 			errs = append(errs, err, m.record(ctx, name, "section203.mode_off", audit.OutcomeDeny, audit.SeverityCritical, "locked: configuration may not turn § 203 mode off"))
 		default:
 			m.mu.Unlock()

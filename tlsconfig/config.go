@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Errors returned when a configuration or a certificate is refused. They are
@@ -229,7 +230,7 @@ func logException(c *Config, reason string) error {
 		Reason:   reason,
 	})
 	if err != nil {
-		return fmt.Errorf("tlsconfig: audit: %w", err)
+		return errtext.Errorf("tlsconfig: audit: %w", err)
 	}
 	return nil
 }

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // ErrLoosePermissions reports a private key file that others than its
@@ -64,7 +66,7 @@ func DevCertificate(dir string, hosts ...string) (DevCert, error) {
 	}
 	caKeyFile := filepath.Join(dir, "ca-key.pem")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return DevCert{}, fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return DevCert{}, errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	for _, p := range []string{dir, caKeyFile, d.KeyFile} {
 		loose := os.FileMode(0o077) // a key: owner only
@@ -76,7 +78,7 @@ func DevCertificate(dir string, hosts ...string) (DevCert, error) {
 			continue
 		}
 		if err != nil {
-			return DevCert{}, fmt.Errorf("tlsconfig: dev certificate: %w", err)
+			return DevCert{}, errtext.Errorf("tlsconfig: dev certificate: %w", err)
 		}
 		if fi.Mode().Perm()&loose != 0 {
 			return DevCert{}, fmt.Errorf("%w: %s is %v", ErrLoosePermissions, p, fi.Mode().Perm())
@@ -103,7 +105,7 @@ func DevCertificate(dir string, hosts ...string) (DevCert, error) {
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return DevCert{}, fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return DevCert{}, errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: devSerial(),
@@ -117,7 +119,7 @@ func DevCertificate(dir string, hosts ...string) (DevCert, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return DevCert{}, fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return DevCert{}, errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	// Key first: a reloading server that sees the new certificate must
 	// find its key (a mismatched pair is refused and retried anyway).
@@ -194,7 +196,7 @@ func devCertValid(d DevCert, ca *x509.Certificate, names []string, ips []net.IP,
 func newDevCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return nil, nil, errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          devSerial(),
@@ -208,11 +210,11 @@ func newDevCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return nil, nil, errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	ca, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return nil, nil, errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	return ca, key, nil
 }
@@ -229,7 +231,7 @@ func pemBlock(typ string, der []byte) []byte {
 func writeDevKey(name string, key *ecdsa.PrivateKey) error {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	return writeAtomic(name, pemBlock("PRIVATE KEY", der), 0o600)
 }
@@ -239,7 +241,7 @@ func writeDevKey(name string, key *ecdsa.PrivateKey) error {
 func writeAtomic(name string, data []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
 	if err != nil {
-		return fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -257,7 +259,7 @@ func writeAtomic(name string, data []byte, perm os.FileMode) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("tlsconfig: dev certificate: %w", err)
+		return errtext.Errorf("tlsconfig: dev certificate: %w", err)
 	}
 	return nil
 }

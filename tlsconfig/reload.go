@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // fileCert serves a certificate pair read from files and re-reads it, at
@@ -149,7 +150,7 @@ func (f *fileCert) log(ctx context.Context, e audit.Event) error {
 		return nil
 	}
 	if err := f.logger.Log(ctx, e); err != nil {
-		return fmt.Errorf("tlsconfig: audit: %w", err)
+		return errtext.Errorf("tlsconfig: audit: %w", err)
 	}
 	return nil
 }

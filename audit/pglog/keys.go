@@ -11,6 +11,8 @@ import (
 	"github.com/tomkit/tomkit/audit/internal/link"
 	"github.com/tomkit/tomkit/audit/internal/logfmt"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // verifierKey is the signer's verifier key in the note text encoding.
@@ -252,7 +254,7 @@ func (l *Log) Rotate(ctx context.Context, next *audit.Signer) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("pglog: rotate: %w", err)
+		return errtext.Errorf("pglog: rotate: %w", err)
 	}
 	l.signer, l.vkey = next, nkey
 	return nil

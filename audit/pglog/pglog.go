@@ -18,6 +18,8 @@ import (
 	"github.com/tomkit/tomkit/audit/internal/merkle"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Config configures [Open]. Only Signer is required.
@@ -278,7 +280,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pglog: open: %w", err)
+		return nil, errtext.Errorf("pglog: open: %w", err)
 	}
 	tick, stopTick := clock.NewTicker(cfg.CheckpointInterval)
 	go l.writer()
@@ -365,7 +367,7 @@ func (l *Log) Log(ctx context.Context, e audit.Event) error {
 			return err
 		default:
 		}
-		return fmt.Errorf("pglog: log: %w (the event may still be written)", ctx.Err())
+		return errtext.Errorf("pglog: log: %w (the event may still be written)", ctx.Err())
 	}
 }
 
@@ -427,7 +429,7 @@ func (l *Log) appendBatch(batch []*pgRequest) error {
 		return appendRecords(ctx, tx, t, bs)
 	})
 	if err != nil {
-		return fmt.Errorf("pglog: log: %w", err)
+		return errtext.Errorf("pglog: log: %w", err)
 	}
 	return nil
 }
@@ -508,7 +510,7 @@ func (l *Log) checkpoint(ctx context.Context) (audit.Checkpoint, error) {
 		return err
 	})
 	if err != nil {
-		return audit.Checkpoint{}, fmt.Errorf("pglog: checkpoint: %w", err)
+		return audit.Checkpoint{}, errtext.Errorf("pglog: checkpoint: %w", err)
 	}
 	return cp, nil
 }
@@ -586,7 +588,7 @@ func (l *Log) Prune(ctx context.Context, below int64) (int64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("pglog: prune: %w", err)
+		return 0, errtext.Errorf("pglog: prune: %w", err)
 	}
 	return kept, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/internal/format"
 	"github.com/tomkit/tomkit/crypto/kms"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Context is an encryption context: non-secret key-value pairs (tenant,
@@ -102,7 +103,7 @@ func New(kek kms.KEK, cfg Config) (*Envelope, error) {
 		return nil, audit.ErrNoLogger
 	}
 	if kek == nil {
-		return nil, fmt.Errorf("envelope: %w: nil KEK", kms.ErrUnknownKey)
+		return nil, errtext.Errorf("envelope: %w: nil KEK", kms.ErrUnknownKey)
 	}
 	e := &Envelope{kek: kek, cfg: cfg, seg: cfg.SegmentSize}
 	e.rev, _ = kek.(kms.Revocable)
@@ -225,7 +226,7 @@ func (s *scratch) setAD(hdr []byte) {
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
+		return nil, errtext.Errorf("envelope: %w", err)
 	}
 	return cipher.NewGCM(b)
 }
@@ -252,15 +253,15 @@ func (e *Envelope) sealKey(ctx context.Context, s *scratch, size int64, h *forma
 		}
 	}
 	if _, err := rand.Read(s.rnd[:]); err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
+		return nil, errtext.Errorf("envelope: %w", err)
 	}
 	s.dek = append(s.dek[:0], s.rnd[:]...)
 	id, w, err := e.kek.Wrap(ctx, s.wrapped[:0], s.dek, s.wrapAD)
 	if err != nil {
-		return nil, fmt.Errorf("envelope: wrap: %w", err)
+		return nil, errtext.Errorf("envelope: wrap: %w", err)
 	}
 	if len(w) == 0 || len(w) > format.MaxWrappedLen {
-		return nil, fmt.Errorf("envelope: wrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
+		return nil, errtext.Errorf("envelope: wrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
 	}
 	s.wrapped = w
 	pre := headerPrefix(h)
@@ -292,7 +293,7 @@ func putMessage(h *format.Header, m uint64) {
 func (e *Envelope) Seal(ctx context.Context, dst, plaintext []byte, ec Context) ([]byte, error) {
 	segs := uint64(len(plaintext))/uint64(e.seg) + 1
 	if segs > 1<<32 {
-		return nil, fmt.Errorf("envelope: seal: %w: %d bytes", ErrTooLarge, len(plaintext))
+		return nil, errtext.Errorf("envelope: seal: %w: %d bytes", ErrTooLarge, len(plaintext))
 	}
 	s := getScratch()
 	defer putScratch(s)
@@ -392,12 +393,12 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 	start := len(dst)
 	for i := uint64(0); ; i++ {
 		if i >= 1<<32 {
-			return nil, fmt.Errorf("envelope: open: %w: too many segments", ErrTooLarge)
+			return nil, errtext.Errorf("envelope: open: %w: too many segments", ErrTooLarge)
 		}
 		last := len(body) < seg
 		if last && len(body) < format.TagLen {
 			clear(dst[start:cap(dst)])
-			return nil, fmt.Errorf("envelope: open: %w: segment %d", ErrTruncated, i)
+			return nil, errtext.Errorf("envelope: open: %w: segment %d", ErrTruncated, i)
 		}
 		m := seg
 		if last {
@@ -407,7 +408,7 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 		out, err := aead.Open(dst, s.nonce[:], body[:m], s.segAD)
 		if err != nil { // out is nil: clear what earlier segments wrote to dst
 			clear(dst[start:cap(dst)])
-			return nil, fmt.Errorf("envelope: open: %w: segment %d", ErrAuthentication, i)
+			return nil, errtext.Errorf("envelope: open: %w: segment %d", ErrAuthentication, i)
 		}
 		dst = out
 		body = body[m:]
@@ -420,7 +421,7 @@ func (e *Envelope) open(ctx context.Context, dst, ciphertext []byte, ec Context)
 // parseHeader parses a header and maps parser errors to the package's.
 func parseHeader(b []byte) (format.Header, int, error) {
 	if len(b) == 0 {
-		return format.Header{}, 0, fmt.Errorf("envelope: %w: empty ciphertext", ErrTruncated)
+		return format.Header{}, 0, errtext.Errorf("envelope: %w: empty ciphertext", ErrTruncated)
 	}
 	h, n, err := format.Parse(b)
 	if err != nil {
@@ -432,13 +433,13 @@ func parseHeader(b []byte) (format.Header, int, error) {
 func mapFormatErr(err error) error {
 	switch {
 	case errors.Is(err, format.ErrShort):
-		return fmt.Errorf("envelope: %w: %v", ErrTruncated, err)
+		return errtext.Errorf("envelope: %w: %v", ErrTruncated, err)
 	case errors.Is(err, format.ErrVersion):
-		return fmt.Errorf("envelope: %w: %v", ErrUnsupportedVersion, err)
+		return errtext.Errorf("envelope: %w: %v", ErrUnsupportedVersion, err)
 	case errors.Is(err, format.ErrTooLarge):
-		return fmt.Errorf("envelope: %w: %v", ErrTooLarge, err)
+		return errtext.Errorf("envelope: %w: %v", ErrTooLarge, err)
 	default:
-		return fmt.Errorf("envelope: %w: %v", ErrMalformed, err)
+		return errtext.Errorf("envelope: %w: %v", ErrMalformed, err)
 	}
 }
 
@@ -457,7 +458,7 @@ func (e *Envelope) unlock(ctx context.Context, s *scratch, h *format.Header, hdr
 		aead, commit, ok := e.cache.getOpen(s, id, h.Wrapped, hdr, e.rev)
 		if ok && suite2 {
 			if subtle.ConstantTimeCompare(commit[:], h.Commitment[:]) != 1 {
-				return nil, fmt.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)
+				return nil, errtext.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)
 			}
 			s.setAD(hdr)
 			return aead, nil
@@ -479,10 +480,10 @@ func (e *Envelope) unlock(ctx context.Context, s *scratch, h *format.Header, hdr
 		aead, err = s.derive(s.dek, hdr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
+		return nil, errtext.Errorf("envelope: %w", err)
 	}
 	if subtle.ConstantTimeCompare(s.okm[32:], h.Commitment[:]) != 1 {
-		return nil, fmt.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)
+		return nil, errtext.Errorf("envelope: %w: key commitment mismatch", ErrAuthentication)
 	}
 	if e.cache != nil && !hit {
 		// Suite 1 derives a payload key per message: cache the DEK only.
@@ -499,13 +500,13 @@ func (e *Envelope) unwrap(ctx context.Context, s *scratch, id kms.KeyID, wrapped
 	dek, err := e.kek.Unwrap(ctx, s.dek[:0], id, wrapped, s.wrapAD)
 	if err != nil {
 		if errors.Is(err, kms.ErrUnwrap) {
-			return fmt.Errorf("envelope: %w: %w", ErrAuthentication, err)
+			return errtext.Errorf("envelope: %w: %w", ErrAuthentication, err)
 		}
-		return fmt.Errorf("envelope: %w", err)
+		return errtext.Errorf("envelope: %w", err)
 	}
 	if len(dek) != dekLen {
 		clear(dek)
-		return fmt.Errorf("envelope: %w: unwrapped key of %d bytes", ErrMalformed, len(dek))
+		return errtext.Errorf("envelope: %w: unwrapped key of %d bytes", ErrMalformed, len(dek))
 	}
 	s.dek = dek
 	return nil
@@ -531,7 +532,7 @@ func (e *Envelope) Rewrap(ctx context.Context, dst, ciphertext []byte, ec Contex
 	ev := audit.Event{Action: "crypto.rewrap", Outcome: audit.OutcomeAllow, Resource: "kek/" + to.String(),
 		Attributes: []audit.Attr{audit.String("from_key", from.String()), audit.String("to_key", to.String())}}
 	if err := e.cfg.Logger.Log(ctx, ev); err != nil {
-		return nil, fmt.Errorf("envelope: audit rewrap: %w", err)
+		return nil, errtext.Errorf("envelope: audit rewrap: %w", err)
 	}
 	return out, nil
 }
@@ -552,10 +553,10 @@ func (e *Envelope) rewrap(ctx context.Context, dst, ciphertext []byte, ec Contex
 	}
 	to, w, err := e.kek.Wrap(ctx, s.wrapped[:0], s.dek, s.wrapAD)
 	if err != nil {
-		return nil, from, to, fmt.Errorf("envelope: rewrap: %w", err)
+		return nil, from, to, errtext.Errorf("envelope: rewrap: %w", err)
 	}
 	if len(w) == 0 || len(w) > format.MaxWrappedLen {
-		return nil, from, to, fmt.Errorf("envelope: rewrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
+		return nil, from, to, errtext.Errorf("envelope: rewrap: %w: wrapped key of %d bytes", ErrTooLarge, len(w))
 	}
 	s.wrapped = w
 	h.Ring, h.Key, h.Wrapped = to.Ring, to.Key, w
@@ -580,7 +581,7 @@ func KeyIDOf(ciphertext []byte) (kms.KeyID, error) {
 func (e *Envelope) fail(ctx context.Context, action string, err error) error {
 	ev := audit.Event{Action: action, Outcome: audit.OutcomeDeny, Reason: err.Error(), Severity: audit.SeverityWarning, Resource: "envelope"}
 	if lerr := e.cfg.Logger.Log(ctx, ev); lerr != nil {
-		return errors.Join(err, fmt.Errorf("envelope: audit: %w", lerr))
+		return errors.Join(err, errtext.Errorf("envelope: audit: %w", lerr))
 	}
 	return err
 }

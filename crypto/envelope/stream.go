@@ -10,6 +10,7 @@ import (
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/internal/format"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Encrypt returns a stream that encrypts what is written to it under a
@@ -31,7 +32,7 @@ func (e *Envelope) Encrypt(ctx context.Context, dst io.Writer, ec Context) (io.W
 	hdr := h.Append(make([]byte, 0, h.Len()))
 	s.setAD(hdr)
 	if _, err := dst.Write(hdr); err != nil {
-		return nil, fmt.Errorf("envelope: encrypt: %w", err)
+		return nil, errtext.Errorf("envelope: encrypt: %w", err)
 	}
 	return &writer{w: dst, aead: aead, ad: append([]byte(nil), s.segAD...), seg: e.seg, msg: format.Header{Suite: h.Suite, Nonce: h.Nonce},
 		buf: make([]byte, 0, e.seg), out: make([]byte, 0, e.seg+format.TagLen)}, nil
@@ -75,7 +76,7 @@ func (w *writer) Write(p []byte) (int, error) {
 func (w *writer) flush(last bool) error {
 	if w.i >= 1<<32 {
 		clear(w.buf)
-		w.err = fmt.Errorf("envelope: encrypt: %w: more than 2^32 segments", ErrTooLarge)
+		w.err = errtext.Errorf("envelope: encrypt: %w: more than 2^32 segments", ErrTooLarge)
 		return w.err
 	}
 	format.SegmentNonceOf(&w.nonce, &w.msg, uint32(w.i), last)
@@ -84,7 +85,7 @@ func (w *writer) flush(last bool) error {
 	w.buf = w.buf[:0]
 	w.i++
 	if _, err := w.w.Write(w.out); err != nil {
-		w.err = fmt.Errorf("envelope: encrypt: %w", err)
+		w.err = errtext.Errorf("envelope: encrypt: %w", err)
 		return w.err
 	}
 	return nil
@@ -121,16 +122,16 @@ func (e *Envelope) decrypt(ctx context.Context, src io.Reader, ec Context) (io.R
 	hdr := make([]byte, format.FixedLen, format.MaxLen)
 	if n, err := io.ReadFull(src, hdr); err != nil {
 		if err != io.EOF && err != io.ErrUnexpectedEOF {
-			return nil, fmt.Errorf("envelope: decrypt: %w", err)
+			return nil, errtext.Errorf("envelope: decrypt: %w", err)
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("envelope: %w: empty ciphertext", ErrTruncated)
+			return nil, errtext.Errorf("envelope: %w: empty ciphertext", ErrTruncated)
 		}
 		// A bad magic, version or suite is the better error than "short".
 		if _, _, perr := format.Parse(hdr[:n]); perr != nil && !errors.Is(perr, format.ErrShort) {
 			return nil, mapFormatErr(perr)
 		}
-		return nil, fmt.Errorf("envelope: %w: header", ErrTruncated)
+		return nil, errtext.Errorf("envelope: %w: header", ErrTruncated)
 	}
 	// Validate the fixed part before trusting the wrapped key length.
 	if _, _, err := format.Parse(hdr); err != nil && !errors.Is(err, format.ErrShort) {
@@ -140,9 +141,9 @@ func (e *Envelope) decrypt(ctx context.Context, src io.Reader, ec Context) (io.R
 	hdr = hdr[:format.FixedLen+wl]
 	if _, err := io.ReadFull(src, hdr[format.FixedLen:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, fmt.Errorf("envelope: %w: header", ErrTruncated)
+			return nil, errtext.Errorf("envelope: %w: header", ErrTruncated)
 		}
-		return nil, fmt.Errorf("envelope: decrypt: %w", err)
+		return nil, errtext.Errorf("envelope: decrypt: %w", err)
 	}
 	h, _, err := parseHeader(hdr)
 	if err != nil {
@@ -213,7 +214,7 @@ var errIO = errors.New("envelope: read")
 
 func (r *reader) next() error {
 	if r.i >= 1<<32 {
-		return fmt.Errorf("envelope: decrypt: %w: more than 2^32 segments", ErrTooLarge)
+		return errtext.Errorf("envelope: decrypt: %w: more than 2^32 segments", ErrTooLarge)
 	}
 	n, err := io.ReadFull(r.r, r.buf)
 	last := false
@@ -225,12 +226,12 @@ func (r *reader) next() error {
 		return fmt.Errorf("%w: %w", errIO, err)
 	}
 	if last && n < format.TagLen {
-		return fmt.Errorf("envelope: decrypt: %w: segment %d", ErrTruncated, r.i)
+		return errtext.Errorf("envelope: decrypt: %w: segment %d", ErrTruncated, r.i)
 	}
 	format.SegmentNonceOf(&r.nonce, &r.msg, uint32(r.i), last)
 	pt, oerr := r.aead.Open(r.buf[:0], r.nonce[:], r.buf[:n], r.ad)
 	if oerr != nil {
-		return fmt.Errorf("envelope: decrypt: %w: segment %d", ErrAuthentication, r.i)
+		return errtext.Errorf("envelope: decrypt: %w: segment %d", ErrAuthentication, r.i)
 	}
 	r.pending = pt
 	r.i++

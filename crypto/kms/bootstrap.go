@@ -3,12 +3,13 @@ package kms
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // LoadOrCreateMasterKeyFile returns the master key in the file at path,
@@ -31,11 +32,11 @@ func LoadOrCreateMasterKeyFile(path string) (key tink.AEAD, created bool, err er
 		return nil, false, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, fmt.Errorf("kms: master key: %w", err)
+		return nil, false, errtext.Errorf("kms: master key: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-master-*") // mode 0600
 	if err != nil {
-		return nil, false, fmt.Errorf("kms: master key: %w", err)
+		return nil, false, errtext.Errorf("kms: master key: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.WriteString(text + "\n")
@@ -53,7 +54,7 @@ func LoadOrCreateMasterKeyFile(path string) (key tink.AEAD, created bool, err er
 		}
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("kms: master key: %w", err)
+		return nil, false, errtext.Errorf("kms: master key: %w", err)
 	}
 	return key, true, nil
 }
@@ -70,7 +71,7 @@ func OpenOrCreate(ctx context.Context, path string, cfg Config) (r *Keyring, cre
 		return nil, false, errors.New("kms: open or create: empty path")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, fmt.Errorf("kms: open or create: %w", err)
+		return nil, false, errtext.Errorf("kms: open or create: %w", err)
 	}
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		r, err := Create(ctx, path, cfg)

@@ -11,6 +11,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/kms/internal/backend"
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // encode encodes st as the document of version seq (see
@@ -37,7 +38,7 @@ func (r *Keyring) encode(st *ringState, seq uint64) ([]byte, error) {
 			}
 			var buf bytes.Buffer
 			if err := s.handle.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), r.cfg.Master, ad); err != nil {
-				return nil, fmt.Errorf("kms: encrypt keyset: %w", err)
+				return nil, errtext.Errorf("kms: encrypt keyset: %w", err)
 			}
 			s.sealed = buf.Bytes()
 		}
@@ -52,7 +53,7 @@ func (r *Keyring) encode(st *ringState, seq uint64) ([]byte, error) {
 	sort.Slice(f.Destroyed, func(i, j int) bool { return f.Destroyed[i].Ring < f.Destroyed[j].Ring })
 	b, err := f.Encode(r.cfg.Master)
 	if err != nil {
-		return nil, fmt.Errorf("kms: %w", err)
+		return nil, errtext.Errorf("kms: %w", err)
 	}
 	return b, nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"os"
 
 	"github.com/tomkit/tomkit/crypto/kms/internal/backend"
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // fileStore keeps a keyring in one file, for one instance (and the
@@ -50,7 +50,7 @@ func (f fileStore) Create(_ context.Context, doc []byte) (backend.Version, error
 		if errors.Is(err, keyfile.ErrExist) {
 			return backend.Version{}, backend.ErrExist
 		}
-		return backend.Version{}, fmt.Errorf("kms: save: %w", err)
+		return backend.Version{}, errtext.Errorf("kms: save: %w", err)
 	}
 	return backend.Version{Sum: sha256.Sum256(doc)}, nil
 }
@@ -71,7 +71,7 @@ func (fileStore) Close() error                                  { return nil }
 func (f fileStore) lock() (*os.File, error) {
 	lock, err := keyfile.Lock(f.path)
 	if err != nil {
-		return nil, fmt.Errorf("kms: %w", err)
+		return nil, errtext.Errorf("kms: %w", err)
 	}
 	return lock, nil
 }
@@ -85,7 +85,7 @@ func (f fileTx) Read(_ context.Context, have backend.Version) ([]byte, backend.V
 	}
 	b, err := os.ReadFile(f.path)
 	if err != nil {
-		return nil, have, fmt.Errorf("kms: %w", err)
+		return nil, have, errtext.Errorf("kms: %w", err)
 	}
 	v := backend.Version{Sum: sha256.Sum256(b)}
 	if v == have {
@@ -109,13 +109,13 @@ func (l *lockedFile) Read(ctx context.Context, have backend.Version) ([]byte, ba
 func (l *lockedFile) Write(_ context.Context, have backend.Version, doc []byte) (backend.Version, error) {
 	cur, err := os.ReadFile(l.path)
 	if err != nil {
-		return have, fmt.Errorf("kms: save: %w", err)
+		return have, errtext.Errorf("kms: save: %w", err)
 	}
 	if sha256.Sum256(cur) != have.Sum {
 		return have, backend.ErrConflict
 	}
 	if err := keyfile.Write(l.path, doc, false); err != nil {
-		return have, fmt.Errorf("kms: save: %w", err)
+		return have, errtext.Errorf("kms: save: %w", err)
 	}
 	return backend.Version{Sum: sha256.Sum256(doc)}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/kms/internal/backend"
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Config configures a [Keyring]. Master and Logger are required; every
@@ -183,16 +184,16 @@ func openStore(ctx context.Context, s backend.Store, cfg Config, mode openMode) 
 		case strings.HasPrefix(err.Error(), "kms: "):
 			return nil, false, err
 		default:
-			return nil, false, fmt.Errorf("kms: create: %w", err)
+			return nil, false, errtext.Errorf("kms: create: %w", err)
 		}
 	}
 	b, v, err := s.Read(ctx, backend.Version{})
 	if err != nil {
 		if errors.Is(err, backend.ErrNotExist) {
-			return nil, false, fmt.Errorf("kms: open: %s: %w", s.Name(), err)
+			return nil, false, errtext.Errorf("kms: open: %s: %w", s.Name(), err)
 		}
 		if !strings.HasPrefix(err.Error(), "kms: ") {
-			err = fmt.Errorf("kms: open: %w", err)
+			err = errtext.Errorf("kms: open: %w", err)
 		}
 		return nil, false, err
 	}
@@ -372,7 +373,7 @@ func (r *Keyring) change(ctx context.Context, build func(old *ringState) (edit, 
 	// Outside r.mu, so that this instance keeps applying the changes of
 	// others while it waits for them to apply its own.
 	if err := r.store.Settle(ctx, v); err != nil {
-		return fmt.Errorf("kms: the change is saved, but not every instance has applied it yet: %w", err)
+		return errtext.Errorf("kms: the change is saved, but not every instance has applied it yet: %w", err)
 	}
 	return nil
 }
@@ -385,7 +386,7 @@ func (r *Keyring) changeLocked(ctx context.Context, build func(old *ringState) (
 		var err error
 		if tx, err = r.store.Begin(ctx); err != nil {
 			if !strings.HasPrefix(err.Error(), "kms: ") {
-				err = fmt.Errorf("kms: %w", err)
+				err = errtext.Errorf("kms: %w", err)
 			}
 			return false, r.ver, err
 		}
@@ -428,7 +429,7 @@ func (r *Keyring) refresh(ctx context.Context, from backend.Reader) (bool, error
 	b, v, err := from.Read(ctx, r.ver)
 	if err != nil {
 		if !strings.HasPrefix(err.Error(), "kms: ") {
-			err = fmt.Errorf("kms: %w", err)
+			err = errtext.Errorf("kms: %w", err)
 		}
 		return false, err
 	}
@@ -461,7 +462,7 @@ func (r *Keyring) save(ctx context.Context, tx backend.Tx, st *ringState) error 
 			return fmt.Errorf("%w: %s", ErrConflict, r.store.Name())
 		}
 		if !strings.HasPrefix(err.Error(), "kms: ") {
-			err = fmt.Errorf("kms: save: %w", err)
+			err = errtext.Errorf("kms: save: %w", err)
 		}
 		return err
 	}
@@ -491,9 +492,9 @@ func (r *Keyring) log(ctx context.Context, action string, outcome audit.Outcome,
 	}
 	if err := r.cfg.Logger.Log(ctx, e); err != nil {
 		if s != nil && outcome == audit.OutcomeAllow {
-			return fmt.Errorf("kms: %s is saved, but its audit event failed: %w", action, err)
+			return errtext.Errorf("kms: %s is saved, but its audit event failed: %w", action, err)
 		}
-		return fmt.Errorf("kms: audit %s: %w", action, err)
+		return errtext.Errorf("kms: audit %s: %w", action, err)
 	}
 	return nil
 }

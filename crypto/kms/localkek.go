@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // LocalKEK is the [KEK] of one scope of a [Keyring]. Its Wrap and Unwrap
@@ -67,7 +68,7 @@ func (k *LocalKEK) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte
 	n := len(dst)
 	dst = slices.Grow(dst, nonceLen+len(dek)+tagLen)[:n+nonceLen]
 	if _, err := rand.Read(dst[n:]); err != nil {
-		return KeyID{}, nil, fmt.Errorf("kms: wrap: %w", err)
+		return KeyID{}, nil, errtext.Errorf("kms: wrap: %w", err)
 	}
 	dst = p.aead.Seal(dst, dst[n:n+nonceLen], dek, ad)
 	return KeyID{s.ring, p.id}, dst, nil

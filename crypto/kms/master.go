@@ -10,6 +10,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead/subtle"
 	"github.com/tink-crypto/tink-go/v2/core/registry"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // MasterKeyEnv is the environment variable [MasterKeyFromEnv] reads.
@@ -63,7 +65,7 @@ func MasterKeyFromFile(path string) (tink.AEAD, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("kms: master key: %w", err)
+		return nil, errtext.Errorf("kms: master key: %w", err)
 	}
 	defer clear(b)
 	return ParseMasterKey(string(b))
@@ -79,7 +81,7 @@ func RemoteMasterKey(client registry.KMSClient, keyURI string) (tink.AEAD, error
 	}
 	a, err := client.GetAEAD(keyURI)
 	if err != nil {
-		return nil, fmt.Errorf("kms: master key %q: %w", keyURI, err)
+		return nil, errtext.Errorf("kms: master key %q: %w", keyURI, err)
 	}
 	return a, nil
 }
@@ -89,7 +91,7 @@ func RemoteMasterKey(client registry.KMSClient, keyURI string) (tink.AEAD, error
 func checkPerm(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("kms: %w", err)
+		return errtext.Errorf("kms: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("kms: %s is not a regular file", path)

@@ -10,6 +10,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/tomkit/tomkit/audit"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Remote is a [KEK] held in an external KMS, reached through a Tink
@@ -59,7 +60,7 @@ func NewRemote(ctx context.Context, client registry.KMSClient, keyURI string, lo
 	}
 	a, err := client.GetAEAD(keyURI)
 	if err != nil {
-		return nil, fmt.Errorf("kms: remote %q: %w", keyURI, err)
+		return nil, errtext.Errorf("kms: remote %q: %w", keyURI, err)
 	}
 	r := &Remote{uri: keyURI, aead: a, log: log}
 	sum := sha256.Sum256([]byte("tomkit remote kek\x00" + keyURI))
@@ -77,7 +78,7 @@ func (r *Remote) ID() KeyID { return KeyID{Ring: r.ring} }
 func (r *Remote) Wrap(ctx context.Context, dst, dek, ad []byte) (KeyID, []byte, error) {
 	w, err := r.aead.Encrypt(dek, ad)
 	if err != nil {
-		return KeyID{}, nil, fmt.Errorf("kms: remote wrap: %w", err)
+		return KeyID{}, nil, errtext.Errorf("kms: remote wrap: %w", err)
 	}
 	return r.ID(), append(dst, w...), nil
 }
@@ -109,7 +110,7 @@ func (r *Remote) audit(ctx context.Context, action string, outcome audit.Outcome
 		e.Severity = audit.SeverityWarning
 	}
 	if err := r.log.Log(ctx, e); err != nil {
-		return fmt.Errorf("kms: audit %s: %w", action, err)
+		return errtext.Errorf("kms: audit %s: %w", action, err)
 	}
 	return nil
 }

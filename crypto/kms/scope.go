@@ -10,6 +10,7 @@ import (
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Create gives scope its first key. It does nothing when scope already has
@@ -31,18 +32,18 @@ func (r *Keyring) Create(ctx context.Context, scope audit.Actor) error {
 		m := keyset.NewManager()
 		id, err := m.Add(aead.AES256GCMNoPrefixKeyTemplate())
 		if err != nil {
-			return edit{}, fmt.Errorf("kms: create: %w", err)
+			return edit{}, errtext.Errorf("kms: create: %w", err)
 		}
 		if err := m.SetPrimary(id); err != nil {
-			return edit{}, fmt.Errorf("kms: create: %w", err)
+			return edit{}, errtext.Errorf("kms: create: %w", err)
 		}
 		h, err := m.Handle()
 		if err != nil {
-			return edit{}, fmt.Errorf("kms: create: %w", err)
+			return edit{}, errtext.Errorf("kms: create: %w", err)
 		}
 		s := &scopeState{scope: scope, created: r.cfg.now().UTC(), minVersion: 1, handle: h}
 		if _, err := rand.Read(s.ring[:]); err != nil {
-			return edit{}, fmt.Errorf("kms: create: %w", err)
+			return edit{}, errtext.Errorf("kms: create: %w", err)
 		}
 		if err := s.load([]keyfile.Key{{ID: id, Version: 1, Created: s.created}}); err != nil {
 			return edit{}, err
@@ -78,14 +79,14 @@ func (r *Keyring) rotate(old *ringState, k scopeKey, s *scopeState) (*ringState,
 	m := keyset.NewManagerFromHandle(s.handle)
 	id, err := m.Add(aead.AES256GCMNoPrefixKeyTemplate())
 	if err != nil {
-		return nil, 0, fmt.Errorf("kms: rotate: %w", err)
+		return nil, 0, errtext.Errorf("kms: rotate: %w", err)
 	}
 	if err := m.SetPrimary(id); err != nil {
-		return nil, 0, fmt.Errorf("kms: rotate: %w", err)
+		return nil, 0, errtext.Errorf("kms: rotate: %w", err)
 	}
 	h, err := m.Handle()
 	if err != nil {
-		return nil, 0, fmt.Errorf("kms: rotate: %w", err)
+		return nil, 0, errtext.Errorf("kms: rotate: %w", err)
 	}
 	ns := &scopeState{scope: s.scope, ring: s.ring, created: s.created, minVersion: s.minVersion, handle: h}
 	v := s.keys[len(s.keys)-1].version + 1
@@ -118,12 +119,12 @@ func (r *Keyring) SetMinVersion(ctx context.Context, scope audit.Actor, v uint32
 				err = m.Enable(kv.id)
 			}
 			if err != nil {
-				return edit{}, fmt.Errorf("kms: min version: %w", err)
+				return edit{}, errtext.Errorf("kms: min version: %w", err)
 			}
 		}
 		h, err := m.Handle()
 		if err != nil {
-			return edit{}, fmt.Errorf("kms: min version: %w", err)
+			return edit{}, errtext.Errorf("kms: min version: %w", err)
 		}
 		ns := &scopeState{scope: s.scope, ring: s.ring, created: s.created, minVersion: v, handle: h}
 		if err := ns.load(s.fileKeys()); err != nil {

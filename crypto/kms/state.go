@@ -14,6 +14,7 @@ import (
 
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/kms/internal/keyfile"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // scopeKey is the map key of a scope.
@@ -122,7 +123,7 @@ func (s *scopeState) load(meta []keyfile.Key) error {
 		for i := 0; i < s.handle.Len(); i++ {
 			e, err := s.handle.Entry(i)
 			if err != nil {
-				return fmt.Errorf("kms: keyset: %w", err)
+				return errtext.Errorf("kms: keyset: %w", err)
 			}
 			if e.KeyID() != fk.ID {
 				continue
@@ -141,10 +142,10 @@ func (s *scopeState) load(meta []keyfile.Key) error {
 			b, err := aes.NewCipher(raw)
 			clear(raw)
 			if err != nil {
-				return fmt.Errorf("kms: keyset: %w", err)
+				return errtext.Errorf("kms: keyset: %w", err)
 			}
 			if kv.aead, err = cipher.NewGCM(b); err != nil {
-				return fmt.Errorf("kms: keyset: %w", err)
+				return errtext.Errorf("kms: keyset: %w", err)
 			}
 			if e.IsPrimary() {
 				s.primary = kv

@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/rbac"
 )
 
@@ -78,7 +79,7 @@ CREATE TABLE IF NOT EXISTS `+LogTable+` (seq bigint PRIMARY KEY, body jsonb NOT 
 CREATE TABLE IF NOT EXISTS `+SeqTable+` (one boolean PRIMARY KEY DEFAULT true CHECK (one), n bigint NOT NULL);
 INSERT INTO `+SeqTable+` (n) VALUES (0) ON CONFLICT DO NOTHING`)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: create table: %w", err)
+		return nil, errtext.Errorf("pgstore: create table: %w", err)
 	}
 	return &Store{pool: pool}, nil
 }
@@ -89,17 +90,17 @@ INSERT INTO `+SeqTable+` (n) VALUES (0) ON CONFLICT DO NOTHING`)
 func (s *Store) Load(ctx context.Context) ([]rbac.Row, int64, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+		return nil, 0, errtext.Errorf("pgstore: load: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	var seq int64
 	if err := tx.QueryRow(ctx, `SELECT n FROM `+SeqTable).Scan(&seq); err != nil {
-		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+		return nil, 0, errtext.Errorf("pgstore: load: %w", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT coalesce(ptype, ''), coalesce(v0, ''), coalesce(v1, ''), coalesce(v2, ''),
 	coalesce(v3, ''), coalesce(v4, ''), coalesce(v5, '') FROM `+Table+` ORDER BY id`)
 	if err != nil {
-		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+		return nil, 0, errtext.Errorf("pgstore: load: %w", err)
 	}
 	defer rows.Close()
 	var out []rbac.Row
@@ -107,13 +108,13 @@ func (s *Store) Load(ctx context.Context) ([]rbac.Row, int64, error) {
 		var r rbac.Row
 		var v [maxFields]string
 		if err := rows.Scan(&r.Ptype, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]); err != nil {
-			return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+			return nil, 0, errtext.Errorf("pgstore: load: %w", err)
 		}
 		r.Fields = v[:]
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("pgstore: load: %w", err)
+		return nil, 0, errtext.Errorf("pgstore: load: %w", err)
 	}
 	return out, seq, nil
 }
@@ -147,7 +148,7 @@ func fromLog(rows [][]string) ([]rbac.Row, error) {
 func (s *Store) Changes(ctx context.Context, after int64) ([]rbac.Changed, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, body FROM `+LogTable+` WHERE seq > $1 ORDER BY seq`, after)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: changes: %w", err)
+		return nil, errtext.Errorf("pgstore: changes: %w", err)
 	}
 	defer rows.Close()
 	var out []rbac.Changed
@@ -155,11 +156,11 @@ func (s *Store) Changes(ctx context.Context, after int64) ([]rbac.Changed, error
 		var c rbac.Changed
 		var body []byte
 		if err := rows.Scan(&c.Seq, &body); err != nil {
-			return nil, fmt.Errorf("pgstore: changes: %w", err)
+			return nil, errtext.Errorf("pgstore: changes: %w", err)
 		}
 		var b logBody
 		if err := json.Unmarshal(body, &b); err != nil {
-			return nil, fmt.Errorf("pgstore: change %d: %w", c.Seq, err)
+			return nil, errtext.Errorf("pgstore: change %d: %w", c.Seq, err)
 		}
 		if c.Del, err = fromLog(b.Del); err != nil {
 			return nil, err
@@ -170,7 +171,7 @@ func (s *Store) Changes(ctx context.Context, after int64) ([]rbac.Changed, error
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: changes: %w", err)
+		return nil, errtext.Errorf("pgstore: changes: %w", err)
 	}
 	return out, nil
 }
@@ -194,7 +195,7 @@ func values(r rbac.Row) ([maxFields]string, error) {
 func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, int64, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("pgstore: begin: %w", err)
+		return 0, 0, errtext.Errorf("pgstore: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	deleted := 0
@@ -208,7 +209,7 @@ func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, int64, er
 	AND coalesce(v3, '') = $5 AND coalesce(v4, '') = $6 AND coalesce(v5, '') = $7`,
 			r.Ptype, v[0], v[1], v[2], v[3], v[4], v[5])
 		if err != nil {
-			return 0, 0, fmt.Errorf("pgstore: delete: %w", err)
+			return 0, 0, errtext.Errorf("pgstore: delete: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
 			return 0, 0, nil // rolled back by the deferred Rollback
@@ -226,18 +227,18 @@ func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, int64, er
 				r.Ptype, v[0], v[1], v[2], v[3], v[4], v[5])
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return 0, 0, fmt.Errorf("pgstore: insert: %w", err)
+			return 0, 0, errtext.Errorf("pgstore: insert: %w", err)
 		}
 	}
 	// Number the change last: the counter's row lock orders concurrent
 	// changes from here to their commit.
 	var seq int64
 	if err := tx.QueryRow(ctx, `UPDATE `+SeqTable+` SET n = n + 1 RETURNING n`).Scan(&seq); err != nil {
-		return 0, 0, fmt.Errorf("pgstore: sequence: %w", err)
+		return 0, 0, errtext.Errorf("pgstore: sequence: %w", err)
 	}
 	body, err := json.Marshal(logBody{Del: logRows(del), Add: logRows(add)})
 	if err != nil {
-		return 0, 0, fmt.Errorf("pgstore: log: %w", err)
+		return 0, 0, errtext.Errorf("pgstore: log: %w", err)
 	}
 	lb := &pgx.Batch{}
 	lb.Queue(`INSERT INTO `+LogTable+` (seq, body) VALUES ($1, $2)`, seq, body)
@@ -246,10 +247,10 @@ func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, int64, er
 	}
 	lb.Queue(`SELECT pg_notify($1, $2)`, Channel, strconv.FormatInt(seq, 10))
 	if err := tx.SendBatch(ctx, lb).Close(); err != nil {
-		return 0, 0, fmt.Errorf("pgstore: log: %w", err)
+		return 0, 0, errtext.Errorf("pgstore: log: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, 0, fmt.Errorf("pgstore: commit: %w", err)
+		return 0, 0, errtext.Errorf("pgstore: commit: %w", err)
 	}
 	return deleted, seq, nil
 }
@@ -259,11 +260,11 @@ func (s *Store) Change(ctx context.Context, del, add []rbac.Row) (int, int64, er
 func (s *Store) Listen(ctx context.Context, ready func(), fn func(seq int64)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("pgstore: listen: %w", err)
+		return errtext.Errorf("pgstore: listen: %w", err)
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return fmt.Errorf("pgstore: listen: %w", err)
+		return errtext.Errorf("pgstore: listen: %w", err)
 	}
 	defer func() {
 		// The connection goes back to the pool: stop listening on it, or
@@ -278,7 +279,7 @@ func (s *Store) Listen(ctx context.Context, ready func(), fn func(seq int64)) er
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("pgstore: listen: %w", err)
+			return errtext.Errorf("pgstore: listen: %w", err)
 		}
 		seq, err := strconv.ParseInt(n.Payload, 10, 64)
 		if err != nil || seq < 1 {

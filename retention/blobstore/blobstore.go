@@ -42,6 +42,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/retention"
 	"github.com/tomkit/tomkit/retention/internal/backendkit"
 )
@@ -99,7 +100,7 @@ type partition struct {
 // Partition implements [retention.Backend].
 func (s *Store) Partition(tenant string) (retention.Partition, error) {
 	if err := retention.CheckTenant(tenant); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
+		return nil, errtext.Errorf("blobstore: %w", err)
 	}
 	return &partition{s: s, tenant: tenant, prefix: tenantsPrefix + tenant + "/"}, nil
 }
@@ -117,7 +118,7 @@ func (s *Store) Tenants(ctx context.Context, after string, limit int) ([]string,
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("blobstore: tenants: %w", err)
+			return nil, errtext.Errorf("blobstore: tenants: %w", err)
 		}
 		t := strings.TrimSuffix(strings.TrimPrefix(o.Key, tenantsPrefix), "/")
 		if o.IsDir && t > after && retention.CheckTenant(t) == nil {
@@ -140,7 +141,7 @@ func (p *partition) lock(key string) *sync.RWMutex {
 
 func (p *partition) encode(m retention.Meta) (map[string]string, error) {
 	if p.tenant != "" && m.Tenant != p.tenant {
-		return nil, fmt.Errorf("blobstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
+		return nil, errtext.Errorf("blobstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
 	}
 	rec, err := backendkit.EncodeMeta(m)
 	if err != nil {
@@ -156,10 +157,10 @@ func (p *partition) encode(m retention.Meta) (map[string]string, error) {
 func decode(key string, md map[string]string) (retention.Meta, error) {
 	m, err := backendkit.ParseMeta([]byte(md[MetaRecord]))
 	if err != nil {
-		return retention.Meta{}, fmt.Errorf("blobstore: %q: %w", key, err)
+		return retention.Meta{}, errtext.Errorf("blobstore: %q: %w", key, err)
 	}
 	if md[MetaClass] != string(m.Class) || md[MetaUntil] != m.RetainUntil.UTC().Format(time.RFC3339Nano) {
-		return retention.Meta{}, fmt.Errorf("blobstore: %q: %w: plain metadata disagrees with record", key, retention.ErrCorruptMeta)
+		return retention.Meta{}, errtext.Errorf("blobstore: %q: %w: plain metadata disagrees with record", key, retention.ErrCorruptMeta)
 	}
 	return m, nil
 }
@@ -168,7 +169,7 @@ func wrap(op, key string, err error) error {
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return fmt.Errorf("%w: %q", retention.ErrNotFound, key)
 	}
-	return fmt.Errorf("blobstore: %s %q: %w", op, key, err)
+	return errtext.Errorf("blobstore: %s %q: %w", op, key, err)
 }
 
 // Put implements [retention.Partition]. The bucket commits content and
@@ -197,7 +198,7 @@ func (p *partition) write(ctx context.Context, key string, r io.Reader, md map[s
 	if _, err := io.Copy(w, r); err != nil {
 		cancel() // aborts the write: the old object stays
 		w.Close()
-		return fmt.Errorf("blobstore: put %q: %w", key, err)
+		return errtext.Errorf("blobstore: put %q: %w", key, err)
 	}
 	if err := w.Close(); err != nil {
 		return wrap("put", key, err)
@@ -314,7 +315,7 @@ func (p *partition) list(ctx context.Context, after string, limit int, keep func
 		ks, err = p.keys(ctx, after)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: list: %w", err)
+		return nil, errtext.Errorf("blobstore: list: %w", err)
 	}
 	var out []retention.Entry
 	for _, k := range ks {

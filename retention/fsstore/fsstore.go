@@ -38,6 +38,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/retention"
 	"github.com/tomkit/tomkit/retention/internal/backendkit"
 )
@@ -72,7 +73,7 @@ type partition struct {
 func Open(ctx context.Context, dir string) (*Store, error) {
 	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("fsstore: %w", err)
+			return nil, errtext.Errorf("fsstore: %w", err)
 		}
 	}
 	s := &Store{dir: dir}
@@ -95,7 +96,7 @@ func OpenReadOnly(ctx context.Context, dir string) (*Store, error) {
 	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "tmp")} {
 		fi, err := os.Stat(d)
 		if err != nil {
-			return nil, fmt.Errorf("fsstore: not a store: %w", err)
+			return nil, errtext.Errorf("fsstore: not a store: %w", err)
 		}
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("fsstore: not a store: %s is not a directory", d)
@@ -114,7 +115,7 @@ func (s *Store) writable() error {
 // Partition implements [retention.Backend].
 func (s *Store) Partition(tenant string) (retention.Partition, error) {
 	if err := retention.CheckTenant(tenant); err != nil {
-		return nil, fmt.Errorf("fsstore: %w", err)
+		return nil, errtext.Errorf("fsstore: %w", err)
 	}
 	return &partition{s: s, tenant: tenant, root: filepath.Join(s.dir, "tenants", tenant)}, nil
 }
@@ -131,7 +132,7 @@ func (s *Store) Tenants(ctx context.Context, after string, limit int) ([]string,
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fsstore: %w", err)
+		return nil, errtext.Errorf("fsstore: %w", err)
 	}
 	var out []string
 	for _, d := range ds { // ReadDir sorts by name
@@ -185,7 +186,7 @@ func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retentio
 
 func (p *partition) write(ctx context.Context, key string, r io.Reader, m retention.Meta) error {
 	if p.tenant != "" && m.Tenant != p.tenant {
-		return fmt.Errorf("fsstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
+		return errtext.Errorf("fsstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
 	}
 	rec, err := backendkit.EncodeMeta(m)
 	if err != nil {
@@ -194,7 +195,7 @@ func (p *partition) write(ctx context.Context, key string, r io.Reader, m retent
 	tmp := p.s.tmpName("put-")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -207,23 +208,23 @@ func (p *partition) write(ctx context.Context, key string, r io.Reader, m retent
 	copy(hdr[:4], magic)
 	binary.BigEndian.PutUint32(hdr[4:], uint32(len(rec)))
 	if _, err := f.Write(append(hdr[:], rec...)); err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
-		return fmt.Errorf("fsstore: write %q: %w", key, err)
+		return errtext.Errorf("fsstore: write %q: %w", key, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	fp := p.path(key)
 	if err := os.MkdirAll(filepath.Dir(fp), 0o700); err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	if err := os.Rename(tmp, fp); err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	ok = true
 	return syncDir(filepath.Dir(fp))
@@ -244,11 +245,11 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func syncDir(d string) error {
 	f, err := os.Open(d)
 	if err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	return nil
 }
@@ -279,12 +280,12 @@ func (p *partition) open(key string) (*os.File, retention.Meta, error) {
 		return nil, retention.Meta{}, fmt.Errorf("%w: %q", retention.ErrNotFound, key)
 	}
 	if err != nil {
-		return nil, retention.Meta{}, fmt.Errorf("fsstore: %w", err)
+		return nil, retention.Meta{}, errtext.Errorf("fsstore: %w", err)
 	}
 	m, err := readHeader(f)
 	if err != nil {
 		f.Close()
-		return nil, retention.Meta{}, fmt.Errorf("fsstore: %q: %w", key, err)
+		return nil, retention.Meta{}, errtext.Errorf("fsstore: %q: %w", key, err)
 	}
 	return f, m, nil
 }
@@ -336,7 +337,7 @@ func (p *partition) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(fp); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %q", retention.ErrNotFound, key)
 	} else if err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	return syncDir(filepath.Dir(fp))
 }
@@ -361,7 +362,7 @@ func (p *partition) list(ctx context.Context, after string, limit int, keep func
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fsstore: %w", err)
+		return nil, errtext.Errorf("fsstore: %w", err)
 	}
 	hexAfter := hex.EncodeToString([]byte(after))
 	var out []retention.Entry
@@ -371,7 +372,7 @@ func (p *partition) list(ctx context.Context, after string, limit int, keep func
 		}
 		files, err := os.ReadDir(filepath.Join(root, sh.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("fsstore: %w", err)
+			return nil, errtext.Errorf("fsstore: %w", err)
 		}
 		names := make([]string, 0, len(files))
 		for _, f := range files {
@@ -458,24 +459,24 @@ func (p *partition) deleteOne(key string, cut retention.Cutoff) (bool, error) {
 	if err := os.Rename(fp, tomb); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	} else if err != nil {
-		return false, fmt.Errorf("fsstore: %w", err)
+		return false, errtext.Errorf("fsstore: %w", err)
 	}
 	f, err := os.Open(tomb)
 	if err != nil {
-		return false, fmt.Errorf("fsstore: %w", err)
+		return false, errtext.Errorf("fsstore: %w", err)
 	}
 	m, err := readHeader(f)
 	f.Close()
 	if err == nil && cut.Deletable(m) {
 		if err := os.Remove(tomb); err != nil {
-			return false, fmt.Errorf("fsstore: %w", err)
+			return false, errtext.Errorf("fsstore: %w", err)
 		}
 		return true, nil
 	}
 	// Not deletable (or unreadable): put it back without clobbering a
 	// newer object written meanwhile.
 	if lerr := os.Link(tomb, fp); lerr != nil && !errors.Is(lerr, fs.ErrExist) {
-		return false, fmt.Errorf("fsstore: restore %q: %w", key, lerr)
+		return false, errtext.Errorf("fsstore: restore %q: %w", key, lerr)
 	}
 	os.Remove(tomb)
 	return false, nil
@@ -488,7 +489,7 @@ func (s *Store) recover(ctx context.Context) error {
 	tmp := filepath.Join(s.dir, "tmp")
 	files, err := os.ReadDir(tmp)
 	if err != nil {
-		return fmt.Errorf("fsstore: %w", err)
+		return errtext.Errorf("fsstore: %w", err)
 	}
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
@@ -510,10 +511,10 @@ func (s *Store) recover(ctx context.Context) error {
 			if kb, err := hex.DecodeString(hk); err == nil && backendkit.CheckKey(string(kb)) == nil {
 				dst := part.path(string(kb))
 				if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-					return fmt.Errorf("fsstore: %w", err)
+					return errtext.Errorf("fsstore: %w", err)
 				}
 				if err := os.Link(p, dst); err != nil && !errors.Is(err, fs.ErrExist) {
-					return fmt.Errorf("fsstore: recover %q: %w", kb, err)
+					return errtext.Errorf("fsstore: recover %q: %w", kb, err)
 				}
 			}
 		}

@@ -46,6 +46,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tomkit/tomkit/retention"
 
+	"github.com/tomkit/tomkit/internal/errtext"
 	"github.com/tomkit/tomkit/retention/internal/backendkit"
 )
 
@@ -89,11 +90,11 @@ var (
 // they do not exist yet.
 func Open(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	if _, err := pool.Exec(ctx, schema); err != nil {
-		return nil, fmt.Errorf("pgstore: migrate: %w", err)
+		return nil, errtext.Errorf("pgstore: migrate: %w", err)
 	}
 	s := &Store{pool: pool}
 	if err := pool.QueryRow(ctx, `SELECT to_regclass('retention_objects') IS NOT NULL`).Scan(&s.legacy); err != nil {
-		return nil, fmt.Errorf("pgstore: open: %w", err)
+		return nil, errtext.Errorf("pgstore: open: %w", err)
 	}
 	return s, nil
 }
@@ -114,7 +115,7 @@ type partition struct {
 // Partition implements [retention.Backend].
 func (s *Store) Partition(tenant string) (retention.Partition, error) {
 	if err := retention.CheckTenant(tenant); err != nil {
-		return nil, fmt.Errorf("pgstore: %w", err)
+		return nil, errtext.Errorf("pgstore: %w", err)
 	}
 	return &partition{s: s, tenant: tenant, table: "retention_tenant_objects", cond: "tenant = $1"}, nil
 }
@@ -134,11 +135,11 @@ func (s *Store) Tenants(ctx context.Context, after string, limit int) ([]string,
 		FROM t WHERE t.tenant IS NOT NULL
 	) SELECT tenant FROM t WHERE tenant IS NOT NULL LIMIT $2`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: tenants: %w", err)
+		return nil, errtext.Errorf("pgstore: tenants: %w", err)
 	}
 	ts, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: tenants: %w", err)
+		return nil, errtext.Errorf("pgstore: tenants: %w", err)
 	}
 	return ts, nil
 }
@@ -152,7 +153,7 @@ func (p *partition) checkMeta(m retention.Meta) error {
 		return err
 	}
 	if p.tenant != "" && m.Tenant != p.tenant {
-		return fmt.Errorf("pgstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
+		return errtext.Errorf("pgstore: %w: record names tenant %q in the partition of %q", retention.ErrInvalidTenant, m.Tenant, p.tenant)
 	}
 	return nil
 }
@@ -205,7 +206,7 @@ func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retentio
 	}
 	data, err := io.ReadAll(io.LimitReader(r, MaxObjectSize+1))
 	if err != nil {
-		return fmt.Errorf("pgstore: put %q: %w", key, err)
+		return errtext.Errorf("pgstore: put %q: %w", key, err)
 	}
 	if len(data) > MaxObjectSize {
 		return fmt.Errorf("%w: %q", ErrTooLarge, key)
@@ -221,7 +222,7 @@ func (p *partition) Put(ctx context.Context, key string, r io.Reader, m retentio
 			legal_hold = EXCLUDED.legal_hold, tenant = EXCLUDED.tenant, subject = EXCLUDED.subject, data = EXCLUDED.data`,
 		p.putArgs(key, m, data)...)
 	if err != nil {
-		return fmt.Errorf("pgstore: put %q: %w", key, err)
+		return errtext.Errorf("pgstore: put %q: %w", key, err)
 	}
 	return nil
 }
@@ -256,9 +257,9 @@ func wrap(key string, err error) error {
 		return fmt.Errorf("%w: %q", retention.ErrNotFound, key)
 	}
 	if errors.Is(err, retention.ErrCorruptMeta) {
-		return fmt.Errorf("pgstore: %q: %w", key, err)
+		return errtext.Errorf("pgstore: %q: %w", key, err)
 	}
-	return fmt.Errorf("pgstore: %q: %w", key, err)
+	return errtext.Errorf("pgstore: %q: %w", key, err)
 }
 
 // SetMeta implements [retention.Partition].
@@ -274,7 +275,7 @@ func (p *partition) SetMeta(ctx context.Context, key string, m retention.Meta) e
 	tag, err := p.s.pool.Exec(ctx, `UPDATE `+p.table+` SET class = $3, created = $4, retain_until = $5,
 		lock_until = $6, mode = $7, legal_hold = $8, subject = $9 WHERE `+p.cond+` AND key = $2`, a[:9]...)
 	if err != nil {
-		return fmt.Errorf("pgstore: set meta %q: %w", key, err)
+		return errtext.Errorf("pgstore: set meta %q: %w", key, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("%w: %q", retention.ErrNotFound, key)
@@ -289,7 +290,7 @@ func (p *partition) Delete(ctx context.Context, key string) error {
 	}
 	tag, err := p.s.pool.Exec(ctx, `DELETE FROM `+p.table+` WHERE `+p.cond+` AND key = $2`, p.tenant, key)
 	if err != nil {
-		return fmt.Errorf("pgstore: delete %q: %w", key, err)
+		return errtext.Errorf("pgstore: delete %q: %w", key, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("%w: %q", retention.ErrNotFound, key)
@@ -335,7 +336,7 @@ func (p *partition) list(ctx context.Context, pred string, a []any) ([]retention
 	rows, err := p.s.pool.Query(ctx, `SELECT key, `+cols+` FROM `+p.table+`
 		WHERE `+p.cond+` AND key > $2 AND `+pred+` ORDER BY key LIMIT $3`, a...)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: list: %w", err)
+		return nil, errtext.Errorf("pgstore: list: %w", err)
 	}
 	defer rows.Close()
 	var out []retention.Entry
@@ -343,16 +344,16 @@ func (p *partition) list(ctx context.Context, pred string, a []any) ([]retention
 		var key string
 		m, err := scanMeta(rowScanner{rows, &key})
 		if errors.Is(err, retention.ErrCorruptMeta) {
-			out = append(out, retention.Entry{Key: key, Err: fmt.Errorf("pgstore: %q: %w", key, err)})
+			out = append(out, retention.Entry{Key: key, Err: errtext.Errorf("pgstore: %q: %w", key, err)})
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pgstore: list %q: %w", key, err)
+			return nil, errtext.Errorf("pgstore: list %q: %w", key, err)
 		}
 		out = append(out, retention.Entry{Key: key, Meta: m})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgstore: list: %w", err)
+		return nil, errtext.Errorf("pgstore: list: %w", err)
 	}
 	return out, nil
 }
@@ -380,11 +381,11 @@ func (p *partition) DeleteExpired(ctx context.Context, cut retention.Cutoff, key
 		WHERE `+p.cond+` AND key = ANY($2) AND `+pred+` AND NOT legal_hold AND (lock_until IS NULL OR lock_until <= $3)
 		RETURNING key`, append([]any{p.tenant, keys}, a...)...)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: delete expired: %w", err)
+		return nil, errtext.Errorf("pgstore: delete expired: %w", err)
 	}
 	deleted, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: delete expired: %w", err)
+		return nil, errtext.Errorf("pgstore: delete expired: %w", err)
 	}
 	sort.Strings(deleted)
 	return deleted, nil
@@ -435,7 +436,7 @@ func (p *partition) PurgeBatch(ctx context.Context, cut retention.Cutoff, after 
 	pred, a := expiredPred(cut, 4)
 	rows, err := p.s.pool.Query(ctx, p.purgeSQL(pred), append([]any{p.tenant, after, limit}, a...)...)
 	if err != nil {
-		return retention.PurgedBatch{}, fmt.Errorf("pgstore: purge batch: %w", err)
+		return retention.PurgedBatch{}, errtext.Errorf("pgstore: purge batch: %w", err)
 	}
 	defer rows.Close()
 	var (
@@ -457,16 +458,16 @@ func (p *partition) PurgeBatch(ctx context.Context, cut retention.Cutoff, after 
 		key := string(k)
 		m, err := scanMeta(rowScanner{rows, new(string)})
 		if errors.Is(err, retention.ErrCorruptMeta) {
-			pb.Kept = append(pb.Kept, retention.Entry{Key: key, Err: fmt.Errorf("pgstore: %q: %w", key, err)})
+			pb.Kept = append(pb.Kept, retention.Entry{Key: key, Err: errtext.Errorf("pgstore: %q: %w", key, err)})
 			continue
 		}
 		if err != nil {
-			return retention.PurgedBatch{}, fmt.Errorf("pgstore: purge batch %q: %w", key, err)
+			return retention.PurgedBatch{}, errtext.Errorf("pgstore: purge batch %q: %w", key, err)
 		}
 		pb.Kept = append(pb.Kept, retention.Entry{Key: key, Meta: m})
 	}
 	if err := rows.Err(); err != nil {
-		return retention.PurgedBatch{}, fmt.Errorf("pgstore: purge batch: %w", err)
+		return retention.PurgedBatch{}, errtext.Errorf("pgstore: purge batch: %w", err)
 	}
 	pb.Last = string(last)
 	return pb, nil

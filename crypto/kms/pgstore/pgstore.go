@@ -59,6 +59,7 @@ import (
 	"github.com/tomkit/tomkit/audit"
 	"github.com/tomkit/tomkit/crypto/kms"
 	"github.com/tomkit/tomkit/crypto/kms/internal/backend"
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // channel is the LISTEN/NOTIFY channel of every keyring in a database.
@@ -135,7 +136,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg kms.Config, opts ...Optio
 	}
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		return nil, fmt.Errorf("pgstore: %w", err)
+		return nil, errtext.Errorf("pgstore: %w", err)
 	}
 	s := &store{pool: pool, name: o.name, id: hex.EncodeToString(id[:]), lease: o.lease, now: time.Now, log: cfg.Logger,
 		acked: make(chan struct{}), done: make(chan struct{})}
@@ -162,7 +163,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg kms.Config, opts ...Optio
 	}
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("pgstore: follow keyring changes: %w", err)
+		return nil, errtext.Errorf("pgstore: follow keyring changes: %w", err)
 	}
 	return r, nil
 }
@@ -170,18 +171,18 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg kms.Config, opts ...Optio
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("pgstore: %w", err)
+		return errtext.Errorf("pgstore: %w", err)
 	}
 	defer tx.Rollback(ctx)
 	// Two instances starting at once would race on CREATE TABLE.
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('tomkit_kms_schema'))"); err != nil {
-		return fmt.Errorf("pgstore: %w", err)
+		return errtext.Errorf("pgstore: %w", err)
 	}
 	if _, err := tx.Exec(ctx, schema); err != nil {
-		return fmt.Errorf("pgstore: create tables: %w", err)
+		return errtext.Errorf("pgstore: create tables: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("pgstore: %w", err)
+		return errtext.Errorf("pgstore: %w", err)
 	}
 	return nil
 }
@@ -291,7 +292,7 @@ func (c *change) Write(ctx context.Context, have backend.Version, doc []byte) (b
 		return have, fmt.Errorf("write keyring: %w", err)
 	}
 	if _, err := c.tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, "v "+strconv.FormatInt(seq, 10)+" "+c.s.name); err != nil {
-		return have, fmt.Errorf("notify: %w", err)
+		return have, errtext.Errorf("notify: %w", err)
 	}
 	if err := c.tx.Commit(ctx); err != nil {
 		return have, fmt.Errorf("commit keyring: %w", err)
@@ -504,7 +505,7 @@ func (s *store) catchUp(ctx context.Context, conn *pgx.Conn) error {
 			if have != s.renewed {
 				s.renewed = have
 				if _, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", channel, "a "+s.name); err != nil {
-					return fmt.Errorf("acknowledge: %w", err)
+					return errtext.Errorf("acknowledge: %w", err)
 				}
 			}
 			if cur == have {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // ErrExist reports a file that Write with create found in place.
@@ -17,11 +19,11 @@ var ErrExist = fs.ErrExist
 func Lock(path string) (*os.File, error) {
 	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, errtext.Errorf("lock: %w", err)
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, errtext.Errorf("lock: %w", err)
 	}
 	return lock, nil
 }

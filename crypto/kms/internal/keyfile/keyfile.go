@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tomkit/tomkit/internal/errtext"
 )
 
 // Format names. V1 is read (and rewritten as V2 at the next change); V2
@@ -122,7 +124,7 @@ func (f *File) Encode(master tink.AEAD) ([]byte, error) {
 		return nil, err
 	}
 	if f.Auth, err = master.Encrypt(nil, ad); err != nil {
-		return nil, fmt.Errorf("keyfile: authenticate: %w", err)
+		return nil, errtext.Errorf("keyfile: authenticate: %w", err)
 	}
 	return json.MarshalIndent(f, "", "  ")
 }
