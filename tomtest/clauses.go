@@ -167,7 +167,8 @@ var clauses = []Clause{
 	{ID: "000-6.1", Document: "000", Section: "6. Monitoring & Logging", Technical: true,
 		Text: "Prometheus-Metriken und OpenTelemetry-Traces mit Alerting (PagerDuty/Signal).",
 		Parts: []Part{
-			unchecked("metrics-traces-alerting", "Prometheus metrics and OpenTelemetry traces with alert routing", "metrics, traces and alert routing are exported to infrastructure that no external check can see"),
+			checked("prometheus-counters", "Prometheus counters of authentication failures and rate-limit violations that rise after a provoked failure", "metrics-counters"),
+			unchecked("traces-alerting", "OpenTelemetry traces and alert routing (PagerDuty/Signal)", "traces and alert routing are exported to infrastructure that no external check can see"),
 		}},
 	{ID: "000-6.2", Document: "000", Section: "6. Monitoring & Logging", Technical: true,
 		Text: "Loguru-basierte strukturierte Logs mit zentralem Log-Storage (SigNoz).",
@@ -181,6 +182,7 @@ var clauses = []Clause{
 			checked("auth-failures-detected", "authentication failures are detected and refused (401)", "authentication-required"),
 			checked("auth-failure-alert", "a burst of authentication failures raises an alert in the audit trail", "auth-failure-alert"),
 			checked("rate-limit-alert", "requests over the rate limit raise an alert in the audit trail", "rate-limit-alert"),
+			checked("alert-counters", "authentication failures and rate-limit violations are counted where Prometheus alerting rules can use them", "metrics-counters"),
 			unchecked("anomaly-alert", "anomalies raise an alert", "the document does not define an anomaly, so no check can provoke one"),
 		}},
 	// 000 §7

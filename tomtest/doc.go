@@ -36,7 +36,9 @@
 // [Service.HTTPAuditPseudonyms] (client addresses only as pseudonyms),
 // [Service.HTTPAuthFailureAlert] and [Service.HTTPRateLimitAlert] (a burst
 // of authentication failures, or of requests over the rate limit, raises
-// an alert).
+// an alert). Given its Prometheus endpoint ([Metrics]),
+// [Service.HTTPMetricsCounters] checks that the authentication-failure and
+// rate-limit counters rise after failures it provokes.
 //
 // # Pass, partial, fail, not covered
 //
@@ -49,7 +51,7 @@
 // others were not checked; it fails when any check behind it failed,
 // however many parts passed; otherwise it is not covered. A report's
 // verdict ([Report.Verdict]) never says more: "no check failed; 5 clauses
-// proven, 16 partly, 27 not covered".
+// proven, 17 partly, 26 not covered".
 //
 // From go test, [Require] runs checks and fails the test for each broken
 // promise:

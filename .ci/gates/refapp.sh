@@ -44,6 +44,7 @@ for _ in $(seq 300); do
 done
 [ -n "$url" ] || { echo "refapp did not start"; cat "$tmp/err"; exit 1; }
 port=${url##*:}
+metrics=$(sed -n 's|^refapp: metrics on \(http://[^ ]*\)$|\1|p' "$tmp/out")
 echo "refapp at $url"
 
 echo "--- testssl.sh scan of 127.0.0.1:$port"
@@ -61,6 +62,7 @@ set +e
   --s203-token "$(token lena)" --s203-tenant kanzlei-mueller --eu-model mistral-large-eu \
   --audit-log "$data/audit" --audit-key "$data/audit.pub" \
   --policy "$data/policy.csv" \
+  --metrics "$metrics" \
   --out "$evidence"
 code=$?
 set -e

@@ -37,6 +37,7 @@ type checkOptions struct {
 	s203Token, s203Tenant, nonEU, euMd string
 	auditLog, auditKey                 string
 	policy                             string
+	metrics                            string
 	retention                          bool
 	out                                string
 	timeout                            time.Duration
@@ -92,6 +93,7 @@ func runCheck(ctx context.Context, e env, args []string) int {
 	fs.BoolVar(&o.retention, "retention", true, "check that tomkit's retention store with the default policy purges content, and its default backup set rotates snapshots out, after 30 days")
 	fs.StringVar(&o.out, "out", "tomkit-evidence", "`directory` for report.json, report.md and junit.xml")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "overall time limit")
+	metricsFlags(fs, &o)
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
@@ -276,6 +278,7 @@ func buildChecks(ctx context.Context, o checkOptions) ([]tomtest.Check, error) {
 	if o.retention {
 		checks = append(checks, retentionCheck(), backupCheck())
 	}
+	checks = append(checks, metricsCheck(svc, o))
 	return checks, nil
 }
 

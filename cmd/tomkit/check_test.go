@@ -199,7 +199,7 @@ func TestCheckReport(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("\nclauses: %d pass, %d partial, 0 fail, %d not covered; report in %s\n", n.Pass, n.Partial, n.NotCovered, out),
 		"\nverdict: " + verdict + "\n",
-		"\nPART TOM 000-6.3                not checked: rate-limit-alert, anomaly-alert\n",
+		"\nPART TOM 000-6.3                not checked: rate-limit-alert, alert-counters, anomaly-alert\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
