@@ -123,7 +123,7 @@ type Config struct {
 	// tenant "-".
 	KnownTenant func(tenant string) bool
 	// Errors maps handler errors to responses, checked in order before
-	// the defaults (see the package documentation); each needs an Err, a
+	// the defaults (see docs/HTTPGUARD.md); each needs an Err, a
 	// 4xx or 5xx Status and a Code. Nil means defaults only.
 	Errors []Mapping
 	// Alert, if set, is called once per AlertWindow and kind of alert
@@ -364,7 +364,7 @@ func AuditEvent(ctx context.Context) *audit.Event {
 	return &audit.Event{}
 }
 
-// ServeHTTP runs the chain described in the package documentation.
+// ServeHTTP runs the chain described in docs/HTTPGUARD.md.
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := g.now()
 	g.mon.flushDue(now)

@@ -156,7 +156,7 @@ func (e *Enforcer) decide(a, ctxActor audit.Actor, obj, act string, mfaAt, now t
 // for an allow. A deny is an error that wraps [ErrDenied] and says why;
 // it also wraps [ErrMFARequired] when a privileged permission would allow
 // with fresh MFA (answer with a step-up), [ErrObject] when the object is
-// not canonical (see the package documentation), [ErrUnavailable] when no
+// not canonical (see docs/RBAC.md), [ErrUnavailable] when no
 // valid policy is loaded, and the audit error when the decision could not
 // be logged, so handlers can branch with errors.Is.
 func (e *Enforcer) Check(ctx context.Context, object, action string) error {

@@ -30,7 +30,7 @@ var modelText string
 // deny-override effect, and MFA-marked permissions that match only a
 // request whose MFA is fresh. A plain casbin.Enforcer built on it, with
 // role names kept apart from user names, decides as tomkit does, except
-// where tomkit is deliberately stricter (see the package documentation).
+// where tomkit is deliberately stricter (see docs/RBAC.md).
 func Model() string { return modelText }
 
 // Defaults for the zero values of [Config].
@@ -57,7 +57,7 @@ type Config struct {
 	// [audit.ErrNoLogger] without one.
 	Logger audit.Logger
 
-	// Policy is the policy text (see the package documentation for its
+	// Policy is the policy text (see docs/RBAC.md for its
 	// format), typically embedded in the binary with go:embed. Without
 	// a Store it is the whole policy, held in memory; with a Store it
 	// seeds an empty store and is otherwise ignored. Nil means an empty
@@ -207,7 +207,7 @@ type Enforcer struct {
 }
 
 // New loads the policy and returns an Enforcer. A policy that breaks a
-// rule of the package documentation is refused with a *[PolicyError]
+// rule of docs/RBAC.md is refused with a *[PolicyError]
 // naming the line.
 func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	if cfg.Logger == nil {

@@ -88,7 +88,7 @@ type IsolationConfig struct {
 //
 // Isolation is the building block for a separate backend per tenant (a
 // directory, bucket or database each). For one backend shared by all
-// tenants, use the path the package documentation shows under "Storing
+// tenants, use the path docs/SECTION203.md shows under "Storing
 // tenant data": a [retention.Store] over [retention.NewEncrypted], whose
 // partitions and keys are per tenant already, with [ZeroRetention].
 type Isolation struct {

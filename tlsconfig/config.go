@@ -41,7 +41,7 @@ var (
 	// ErrPostQuantumDisabled reports that crypto/tls would silently drop
 	// X25519MLKEM768 because GODEBUG tlsmlkem=0 is in effect, usually
 	// because the main module's go.mod declares go 1.23 or older. See "The
-	// go directive trap" in the package documentation and
+	// go directive trap" in docs/TLSCONFIG.md and
 	// [Config.InsecureNoPostQuantum].
 	ErrPostQuantumDisabled = errors.New("tlsconfig: post-quantum key exchange disabled by GODEBUG tlsmlkem=0 (go.mod declares go < 1.24?)")
 	// ErrInvalidConfig reports a Config whose fields contradict each other,
@@ -128,7 +128,7 @@ type Config struct {
 	InsecureNoPostQuantum bool
 
 	// SessionTickets enables TLS session resumption with tickets. The
-	// zero value disables it: see the package documentation for why.
+	// zero value disables it: see "Session tickets" in docs/TLSCONFIG.md for why.
 	SessionTickets bool
 
 	// Logger, when non-nil, receives an audit event "tlsconfig.reload" for

@@ -21,21 +21,6 @@
 // signed prune note. Errors, reports and proofs are package audit's
 // types.
 //
-// # One log, one key
-//
-// Open records the signer's verifier key when it creates the log, and
-// refuses any other signer with [audit.ErrWrongSigner], so a second
-// instance started with a fresh key cannot append records that verify
-// under neither key. [Log.Rotate] changes the key with a note signed by
-// the old key; [Verify] follows it. Open also refuses a log whose
-// append-only triggers were disabled ([ErrNotAppendOnly]).
-//
-// # Threat model
-//
-// As for the file log: an attacker with write access to the database can
-// destroy records, but cannot change, delete, reorder or insert records
-// covered by a checkpoint without [Verify] naming the first affected
-// record. Triggers make the tables append-only for everyone who cannot
-// disable them; a superuser who can is still caught by verification.
-// Keep the signer key out of the database.
+// The guide, docs/PGLOG.md in the repository, has the sections "One log, one
+// key", "Threat model".
 package pglog

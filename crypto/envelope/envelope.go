@@ -79,7 +79,7 @@ type Config struct {
 	// so any Envelope opens any ciphertext.
 	SegmentSize int
 	// Cache enables the DEK cache (see [Cache] and "Choosing a mode" in
-	// the package documentation). Nil, the default, means every message
+	// docs/ENVELOPE.md). Nil, the default, means every message
 	// gets a fresh DEK and a KEK call.
 	Cache *Cache
 	// Clock gives the time of the cache's age limit. Nil means the system

@@ -34,8 +34,8 @@ type Config struct {
 	// system clock.
 	Clock audit.Clock
 	// RotateAfter is how many DEKs one key version may wrap before the
-	// keyring rotates its scope by itself (see "Key wrap limit" in the
-	// package documentation). Zero means [DefaultRotateAfter]; larger
+	// keyring rotates its scope by itself (see "Key wrap limit" in
+	// docs/KMS.md). Zero means [DefaultRotateAfter]; larger
 	// values are capped at it. Lower it to rotate sooner.
 	RotateAfter uint64
 }
