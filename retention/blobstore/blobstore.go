@@ -47,11 +47,11 @@ import (
 	"github.com/tomkit/tomkit/retention/internal/backendkit"
 )
 
-// Metadata keys.
+// The metadata keys, named in the package documentation.
 const (
-	MetaClass  = "retention-class"
-	MetaUntil  = "retention-until"
-	MetaRecord = "retention-record"
+	metaClass  = "retention-class"
+	metaUntil  = "retention-until"
+	metaRecord = "retention-record"
 )
 
 // Store is a bucket-backed [retention.Backend].
@@ -148,18 +148,18 @@ func (p *partition) encode(m retention.Meta) (map[string]string, error) {
 		return nil, err
 	}
 	return map[string]string{
-		MetaClass:  string(m.Class),
-		MetaUntil:  m.RetainUntil.UTC().Format(time.RFC3339Nano),
-		MetaRecord: string(rec),
+		metaClass:  string(m.Class),
+		metaUntil:  m.RetainUntil.UTC().Format(time.RFC3339Nano),
+		metaRecord: string(rec),
 	}, nil
 }
 
 func decode(key string, md map[string]string) (retention.Meta, error) {
-	m, err := backendkit.ParseMeta([]byte(md[MetaRecord]))
+	m, err := backendkit.ParseMeta([]byte(md[metaRecord]))
 	if err != nil {
 		return retention.Meta{}, errtext.Errorf("blobstore: %q: %w", key, err)
 	}
-	if md[MetaClass] != string(m.Class) || md[MetaUntil] != m.RetainUntil.UTC().Format(time.RFC3339Nano) {
+	if md[metaClass] != string(m.Class) || md[metaUntil] != m.RetainUntil.UTC().Format(time.RFC3339Nano) {
 		return retention.Meta{}, errtext.Errorf("blobstore: %q: %w: plain metadata disagrees with record", key, retention.ErrCorruptMeta)
 	}
 	return m, nil

@@ -1,0 +1,8 @@
+package blobstore
+
+// The metadata keys, for the tests.
+const (
+	MetaClass  = metaClass
+	MetaUntil  = metaUntil
+	MetaRecord = metaRecord
+)
